@@ -1,0 +1,199 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/docker/go-plugins-helpers/authorization"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-fleet/fleet/daemonplugin/criucheck"
+	"github.com/docker-fleet/fleet/daemonplugin/metrics"
+	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/labels"
+	"github.com/docker-fleet/fleet/shared/version"
+)
+
+// criuTTL bounds how long a CRIU check is reused: installing or upgrading
+// CRIU on the host shows up without restarting the agent.
+const criuTTL = time.Minute
+
+// Agent serves one node.
+type Agent struct {
+	cfg     Config
+	engine  client.APIClient
+	sampler *metrics.Sampler
+
+	criuMu      sync.Mutex
+	criu        api.CRIUInfo
+	criuVersion int
+	criuAt      time.Time
+}
+
+// New connects the agent to its engine.
+func New(cfg Config) (*Agent, error) {
+	engine, err := client.New(client.WithHost(cfg.EngineHost), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("engine client: %w", err)
+	}
+	return &Agent{cfg: cfg, engine: engine, sampler: metrics.NewSampler(cfg.Proc, time.Second)}, nil
+}
+
+// Run serves the engine hooks on the plugin socket and, once init has given
+// the agent its certificates, the fleet API on the TCP port. It returns when
+// ctx ends or a listener fails.
+func (a *Agent) Run(ctx context.Context) error {
+	go a.sampler.Run(ctx.Done())
+	go a.criuInfo() // warm the cache; CRIU takes a moment to start
+
+	errc := make(chan error, 2)
+	authz := authorization.NewHandler(allowAll{})
+	go func() { errc <- fmt.Errorf("plugin socket: %w", authz.ServeUnix(a.cfg.AuthzSocket, 0)) }()
+
+	if !a.cfg.HasTLS() {
+		log.Printf("no fleet certificates set (%s, %s, %s): not listening on TCP", api.EnvTLSCA, api.EnvTLSCert, api.EnvTLSKey)
+	} else {
+		tlsCfg, err := a.cfg.TLS.ServerConfig()
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(a.cfg.Port)))
+		if err != nil {
+			return fmt.Errorf("agent port: %w", err)
+		}
+		srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- srv.Serve(tls.NewListener(ln, tlsCfg)) }()
+		go func() { <-ctx.Done(); _ = srv.Close() }()
+		log.Printf("fleet agent %s for node %q listening on :%d (mutual TLS)", version.Version, a.cfg.Node, a.cfg.Port)
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+// Handler is the fleet API. Callers are already authenticated by mutual TLS.
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET "+api.PathInfo, getJSON(a.Info))
+	mux.Handle("GET "+api.PathMetrics, getJSON(a.Metrics))
+	return mux
+}
+
+// getJSON serves what fn returns as JSON, or its error as an api.Error.
+func getJSON[T any](fn func(context.Context) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := fn(r.Context())
+		reply(w, v, err)
+	}
+}
+
+func reply(w http.ResponseWriter, v any, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		_ = json.NewEncoder(w).Encode(api.Error{Message: err.Error()})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Info reports the node's engine, CRIU and migration readiness.
+func (a *Agent) Info(ctx context.Context) (api.Info, error) {
+	sys, err := a.engine.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return api.Info{}, fmt.Errorf("engine: %w", err)
+	}
+	ver, err := a.engine.ServerVersion(ctx, client.ServerVersionOptions{})
+	if err != nil {
+		return api.Info{}, fmt.Errorf("engine: %w", err)
+	}
+	in := sys.Info
+	engine := api.EngineInfo{
+		Version:      in.ServerVersion,
+		APIVersion:   ver.APIVersion,
+		Experimental: in.ExperimentalBuild,
+		DataRoot:     in.DockerRootDir,
+		SwarmNodeID:  in.Swarm.NodeID,
+	}
+	criu, criuVersion := a.criuInfo()
+	node := a.cfg.Node
+	if node == "" {
+		node = in.Name
+	}
+	return api.Info{
+		Node:         node,
+		AgentVersion: version.Version,
+		Kernel:       in.KernelVersion,
+		NCPU:         in.NCPU,
+		MemTotal:     in.MemTotal,
+		Engine:       engine,
+		CRIU:         criu,
+		Migration:    Readiness(engine, criu, criuVersion),
+	}, nil
+}
+
+// Metrics reports the node's current figures and containers.
+func (a *Agent) Metrics(ctx context.Context) (api.Metrics, error) {
+	mem, ifaces, uptime, err := metrics.Host(a.cfg.Proc)
+	if err != nil {
+		return api.Metrics{}, err
+	}
+	list, err := a.engine.ContainerList(ctx, client.ContainerListOptions{All: true})
+	if err != nil {
+		return api.Metrics{}, fmt.Errorf("engine: %w", err)
+	}
+	m := api.Metrics{
+		Time:    time.Now(),
+		Uptime:  uptime,
+		CPU:     a.sampler.CPU(2 * time.Second),
+		Memory:  mem,
+		Network: ifaces,
+	}
+	for _, c := range list.Items {
+		name := c.ID[:12]
+		if len(c.Names) > 0 {
+			name = c.Names[0][1:]
+		}
+		m.Containers = append(m.Containers, api.Container{
+			ID: c.ID, Name: name, Image: c.Image, State: string(c.State),
+			Service: c.Labels[labels.Service],
+		})
+	}
+	return m, nil
+}
+
+func (a *Agent) criuInfo() (api.CRIUInfo, int) {
+	a.criuMu.Lock()
+	defer a.criuMu.Unlock()
+	if a.criuAt.IsZero() || time.Since(a.criuAt) > criuTTL {
+		a.criu, a.criuVersion = criucheck.Check(a.cfg.CRIUPath)
+		a.criuAt = time.Now()
+	}
+	return a.criu, a.criuVersion
+}
+
+// allowAll is the docker.authz/1.0 hook. It is consulted only on engines
+// that list the agent in authorization-plugins; the fleet's rules arrive
+// with the features they protect.
+type allowAll struct{}
+
+func (allowAll) AuthZReq(authorization.Request) authorization.Response {
+	return authorization.Response{Allow: true}
+}
+
+func (allowAll) AuthZRes(authorization.Request) authorization.Response {
+	return authorization.Response{Allow: true}
+}
+
+

@@ -1,0 +1,38 @@
+// Command fleet-agent is the docker fleet node agent, run by each engine as
+// a managed plugin (see manifest/config.json).
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/docker-fleet/fleet/daemonplugin/agent"
+	"github.com/docker-fleet/fleet/daemonplugin/hostexec"
+)
+
+func main() {
+	if hostexec.IsLauncher(os.Args[0]) {
+		err := hostexec.Exec(os.Args)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(127)
+	}
+	log.SetFlags(log.LstdFlags | log.Lmsgprefix)
+	log.SetPrefix("fleet-agent: ")
+	cfg, err := agent.ConfigFromEnv()
+	if err != nil {
+		log.Fatal(err)
+	}
+	a, err := agent.New(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := a.Run(ctx); err != nil {
+		log.Fatal(err)
+	}
+}

@@ -1,0 +1,135 @@
+// Package api is the wire protocol between the CLI and the agents (and
+// between agents): the HTTP paths the agent serves over mutual TLS and the
+// JSON documents it returns.
+package api
+
+import "time"
+
+// DefaultPort is the agent's TCP port unless init is told otherwise.
+const DefaultPort = 7477
+
+// Paths served by the agent.
+const (
+	PathInfo    = "/v1/info"
+	PathMetrics = "/v1/metrics"
+)
+
+// Plugin settings (environment of the managed plugin) that init sets.
+const (
+	EnvPort    = "FLEET_PORT"
+	EnvNode    = "FLEET_NODE"
+	EnvTLSCA   = "FLEET_TLS_CA"
+	EnvTLSCert = "FLEET_TLS_CERT"
+	EnvTLSKey  = "FLEET_TLS_KEY"
+)
+
+// Mount names of the managed plugin whose sources init sets per engine.
+const (
+	MountSocket   = "sock"
+	MountDataRoot = "root"
+	MountHostRoot = "hostfs"
+)
+
+// MinCRIU is the oldest CRIU that migrates on the kernels we support
+// (3.17 fails on the vDSO, 4.1 on any TCP socket).
+const (
+	MinCRIU       = 40200
+	MinCRIUString = "4.2"
+)
+
+// Info describes a node: what runs there and whether it can migrate.
+type Info struct {
+	Node         string     `json:"node"`
+	AgentVersion string     `json:"agentVersion"`
+	Kernel       string     `json:"kernel"`
+	NCPU         int        `json:"ncpu"`
+	MemTotal     int64      `json:"memTotal"`
+	Engine       EngineInfo `json:"engine"`
+	CRIU         CRIUInfo   `json:"criu"`
+	Migration    Readiness  `json:"migration"`
+}
+
+// EngineInfo is what the node's Docker engine reports of itself.
+type EngineInfo struct {
+	Version      string `json:"version"`
+	APIVersion   string `json:"apiVersion"`
+	Experimental bool   `json:"experimental"`
+	DataRoot     string `json:"dataRoot"`
+	SwarmNodeID  string `json:"swarmNodeID"`
+}
+
+// CRIUInfo is the host's CRIU as go-criu found it.
+type CRIUInfo struct {
+	Version string `json:"version,omitempty"`
+	// Error says why CRIU could not be used (not installed, fails to run).
+	Error    string       `json:"error,omitempty"`
+	Features CRIUFeatures `json:"features"`
+}
+
+// CRIUFeatures are the kernel features that decide which migration
+// strategies a node supports.
+type CRIUFeatures struct {
+	// MemTrack (soft-dirty tracking) allows pre-copy.
+	MemTrack bool `json:"memTrack"`
+	// LazyPages (userfaultfd) allows post-copy.
+	LazyPages bool `json:"lazyPages"`
+}
+
+// Readiness says whether live migration will work on the node, and if not
+// what to do about it.
+type Readiness struct {
+	Ready    bool     `json:"ready"`
+	Problems []string `json:"problems,omitempty"`
+}
+
+// Metrics are a node's current figures.
+type Metrics struct {
+	Time       time.Time   `json:"time"`
+	Uptime     float64     `json:"uptimeSeconds"`
+	CPU        CPU         `json:"cpu"`
+	Memory     Memory      `json:"memory"`
+	Network    []Interface `json:"network"`
+	Containers []Container `json:"containers"`
+}
+
+// CPU is usage over the agent's last sampling interval, in percent.
+type CPU struct {
+	Percent float64 `json:"percent"`
+	Cores   []Core  `json:"cores"`
+}
+
+// Core is one logical CPU's usage.
+type Core struct {
+	ID      int     `json:"id"`
+	Percent float64 `json:"percent"`
+}
+
+// Memory of the host, in bytes.
+type Memory struct {
+	Total     int64 `json:"total"`
+	Used      int64 `json:"used"`
+	Available int64 `json:"available"`
+}
+
+// Interface is one network interface's counters since boot.
+type Interface struct {
+	Name      string `json:"name"`
+	RxBytes   uint64 `json:"rxBytes"`
+	TxBytes   uint64 `json:"txBytes"`
+	RxPackets uint64 `json:"rxPackets"`
+	TxPackets uint64 `json:"txPackets"`
+}
+
+// Container is a container on the node's engine.
+type Container struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Image   string `json:"image"`
+	State   string `json:"state"`
+	Service string `json:"service,omitempty"`
+}
+
+// Error is the body of a failed request.
+type Error struct {
+	Message string `json:"message"`
+}

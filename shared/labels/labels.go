@@ -1,0 +1,28 @@
+// Package labels names the labels and swarm objects through which the fleet
+// keeps its state in the swarm and marks what it owns on each engine.
+package labels
+
+const (
+	// Prefix of every label the fleet sets.
+	Prefix = "com.docker.fleet"
+
+	// Network marks the fleet's overlay network.
+	Network = Prefix + ".network"
+	// CA marks the swarm config holding the fleet CA.
+	CA = Prefix + ".ca"
+	// AgentPort is the node label recording the port its agent listens on.
+	AgentPort = Prefix + ".agent-port"
+	// Service and Replica mark fleet containers.
+	Service = Prefix + ".service"
+	Replica = Prefix + ".replica"
+)
+
+const (
+	// CAConfigName is the swarm config that stores the fleet CA (certificate
+	// and key, PEM). Swarm configs live in the raft store and are readable
+	// by anyone who can reach the manager's API, who already controls the
+	// fleet.
+	CAConfigName = "docker-fleet-ca"
+	// AgentPlugin is the managed plugin's name on every engine.
+	AgentPlugin = "fleet-agent:latest"
+)

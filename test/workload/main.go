@@ -1,0 +1,143 @@
+// Command workload is the simulator's stateful test workload: a counter in
+// memory, memory ballast of a configurable size, a file written into its own
+// filesystem at first start, and an HTTP endpoint that reports all of it, so
+// that a test can tell whether a migration kept the container's state.
+//
+// Settings (environment): BALLAST_MB (default 16), PORT (8080), BIRTH_FILE
+// (/var/lib/workload/birth), MPTCP=1 to listen with multipath TCP (which CRIU
+// cannot checkpoint).
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// State is what GET / returns.
+type State struct {
+	Hostname      string    `json:"hostname"`
+	PID           int       `json:"pid"`
+	Started       time.Time `json:"started"`
+	Counter       uint64    `json:"counter"`
+	Requests      uint64    `json:"requests"`
+	BallastMB     int       `json:"ballastMB"`
+	BallastSHA256 string    `json:"ballastSHA256"`
+	// BallastOK is set on ?verify=1: the ballast still hashes to BallastSHA256.
+	BallastOK *bool  `json:"ballastOK,omitempty"`
+	Birth     string `json:"birth"`
+}
+
+var (
+	counter, requests atomic.Uint64
+	ballast           []uint64
+	ballastSum        string
+)
+
+func main() {
+	mb := envInt("BALLAST_MB", 16)
+	port := envInt("PORT", 8080)
+	birthFile := env("BIRTH_FILE", "/var/lib/workload/birth")
+
+	birth, err := readOrWriteBirth(birthFile)
+	if err != nil {
+		log.Fatalf("birth file: %v", err)
+	}
+	fillBallast(mb, birth)
+	ballastSum = hashBallast()
+
+	go func() {
+		for range time.Tick(10 * time.Millisecond) {
+			counter.Add(1)
+		}
+	}()
+
+	host, _ := os.Hostname()
+	started := time.Now().UTC()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s := State{
+			Hostname: host, PID: os.Getpid(), Started: started,
+			Counter: counter.Load(), Requests: requests.Add(1),
+			BallastMB: mb, BallastSHA256: ballastSum, Birth: birth,
+		}
+		if r.URL.Query().Get("verify") == "1" {
+			ok := hashBallast() == ballastSum
+			s.BallastOK = &ok
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s)
+	})
+
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(os.Getenv("MPTCP") == "1")
+	ln, err := lc.Listen(context.Background(), "tcp", ":"+strconv.Itoa(port))
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("workload: %d MB ballast, listening on :%d", mb, port)
+	log.Fatal(http.Serve(ln, mux))
+}
+
+func readOrWriteBirth(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return string(b), nil
+	}
+	var tok [8]byte
+	_, _ = rand.Read(tok[:])
+	s := hex.EncodeToString(tok[:]) + " " + time.Now().UTC().Format(time.RFC3339Nano)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", err
+	}
+	return s, os.WriteFile(path, []byte(s), 0o644)
+}
+
+// fillBallast writes pseudo-random words (xorshift, seeded from the birth
+// token) so that every page is touched and distinct.
+func fillBallast(mb int, seed string) {
+	ballast = make([]uint64, mb<<20/8)
+	sum := sha256.Sum256([]byte(seed))
+	x := binary.LittleEndian.Uint64(sum[:]) | 1
+	for i := range ballast {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		ballast[i] = x
+	}
+}
+
+func hashBallast() string {
+	if len(ballast) == 0 {
+		return ""
+	}
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&ballast[0])), len(ballast)*8)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func env(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(k string, def int) int {
+	v, err := strconv.Atoi(env(k, strconv.Itoa(def)))
+	if err != nil || v < 0 {
+		log.Fatalf("%s: not a non-negative integer", k)
+	}
+	return v
+}
