@@ -195,5 +195,3 @@ func (allowAll) AuthZReq(authorization.Request) authorization.Response {
 func (allowAll) AuthZRes(authorization.Request) authorization.Response {
 	return authorization.Response{Allow: true}
 }
-
-
