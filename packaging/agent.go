@@ -19,14 +19,16 @@ const pluginTar = "dist/fleet-agent-plugin.tar.gz"
 // ErrNoAgent means the binary was built without running packaging first.
 var ErrNoAgent = errors.New("this docker-fleet was built without the agent plugin: build it with `make build`")
 
-// AgentPlugin returns the plugin tarball (config.json + rootfs/), uncompressed.
-func AgentPlugin() (io.Reader, error) {
+// AgentPluginGz returns the gzipped plugin tarball (config.json + rootfs/).
+func AgentPluginGz() ([]byte, error) {
 	b, err := dist.ReadFile(pluginTar)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNoAgent
 	}
-	if err != nil {
-		return nil, err
-	}
-	return gzip.NewReader(bytes.NewReader(b))
+	return b, err
+}
+
+// Uncompress opens a gzipped tarball for the Engine API, which takes it plain.
+func Uncompress(gz []byte) (io.Reader, error) {
+	return gzip.NewReader(bytes.NewReader(gz))
 }

@@ -1,0 +1,66 @@
+# docker fleet: see README.md.
+SHELL := /bin/bash
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/docker-fleet/fleet/shared/version.Version=$(VERSION)
+GO ?= go
+export CGO_ENABLED := 0
+# Where the docker CLI looks for plugins of the current user.
+PLUGIN_DIR ?= $(HOME)/.docker/cli-plugins
+SIM_HOSTS ?= 3
+PLUGIN_TAR := packaging/dist/fleet-agent-plugin.tar.gz
+GOFILES := $(shell find . -name '*.go' -not -path './.git/*')
+
+.PHONY: all build install test unit e2e demo sim-up sim-down lint clean
+
+all: build
+
+bin/fleet-agent: $(GOFILES) go.mod go.sum
+	$(GO) build -tags nosystemd -trimpath -ldflags '$(LDFLAGS)' -o $@ ./daemonplugin
+
+$(PLUGIN_TAR): bin/fleet-agent manifest/config.json packaging/build-plugin.sh
+	packaging/build-plugin.sh bin/fleet-agent bin/plugin $@
+
+bin/docker-fleet: $(PLUGIN_TAR) $(GOFILES) go.mod go.sum
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cliplugin
+
+bin/workload: test/workload/main.go
+	$(GO) build -trimpath -o $@ ./test/workload
+
+## build: the docker-fleet CLI plugin (with the agent plugin inside) and the agent plugin package
+build: bin/docker-fleet bin/workload
+
+## install: put docker-fleet where the docker CLI finds plugins
+install: build
+	install -D -m 0755 bin/docker-fleet $(PLUGIN_DIR)/docker-fleet
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./test/...
+
+## unit: unit tests
+unit:
+	$(GO) test ./...
+
+## sim-up / sim-down: the multi-host simulator (SIM_HOSTS hosts, default 3)
+sim-up: bin/workload
+	SIM_WORKLOAD=$(CURDIR)/bin/workload test/sim/sim.sh up $(SIM_HOSTS)
+
+sim-down:
+	test/sim/sim.sh down
+
+## e2e: end-to-end tests on a fresh simulator
+e2e: install bin/workload
+	SIM_WORKLOAD=$(CURDIR)/bin/workload test/sim/sim.sh reset $(SIM_HOSTS)
+	SIM_WORKLOAD=$(CURDIR)/bin/workload $(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/
+
+## test: everything CI runs
+test: lint unit e2e
+
+## demo: the main job on the local simulator
+demo: install sim-up
+	test/demo.sh
+
+clean:
+	rm -rf bin $(PLUGIN_TAR)

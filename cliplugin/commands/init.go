@@ -1,0 +1,152 @@
+package commands
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"regexp"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-fleet/fleet/cliplugin/internal/bootstrap"
+	"github.com/docker-fleet/fleet/cliplugin/internal/describe"
+	"github.com/docker-fleet/fleet/cliplugin/internal/engines"
+	"github.com/docker-fleet/fleet/shared/api"
+)
+
+type initOptions struct {
+	network       string
+	subnet        string
+	advertiseAddr string
+	workers       []string
+	agentPort     int
+	format        string
+}
+
+// networkName is what the engine accepts as a network name.
+var networkName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+func newInitCommand(dockerCli command.Cli) *cobra.Command {
+	var opts initOptions
+	cmd := &cobra.Command{
+		Use:   "init [OPTIONS]",
+		Short: "Make the current engine a fleet manager and add workers",
+		Long: `Makes the current engine a swarm manager (or reuses its swarm), creates the
+attachable overlay network and the fleet CA, installs the agent plugin on the
+manager and on every --worker engine (named by docker context) and joins those
+to the swarm. Running it again changes nothing; with new --worker flags it adds
+those nodes. It ends with each node's readiness for live migration.`,
+		Example: `  docker fleet init
+  docker --context h1 fleet init --worker h2 --worker h3 --subnet 10.215.0.0/24
+  docker fleet init --worker h4           # add a node later`,
+		Args: cli.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runInit(cmd, dockerCli, opts)
+		},
+	}
+	flags := cmd.Flags()
+	flags.StringVar(&opts.network, "network", "fleet", "Name of the fleet's overlay network")
+	flags.StringVar(&opts.subnet, "subnet", "", "Subnet of the overlay network in CIDR form (default: the swarm chooses)")
+	flags.StringVar(&opts.advertiseAddr, "advertise-addr", "", "Address the new swarm manager advertises (default: the engine chooses)")
+	flags.StringArrayVar(&opts.workers, "worker", nil, "Docker context of an engine to add as a worker (repeatable)")
+	flags.IntVar(&opts.agentPort, "agent-port", api.DefaultPort, "TCP port of the agents' mutual-TLS API")
+	flags.StringVar(&opts.format, "format", "", formatHelp)
+	return cmd
+}
+
+func runInit(cmd *cobra.Command, dockerCli command.Cli, opts initOptions) error {
+	bopts, err := opts.validate()
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	manager := &engines.Engine{Context: dockerCli.CurrentContext(), Host: dockerCli.DockerEndpoint().Host, Client: dockerCli.Client()}
+	var workers []*engines.Engine
+	seen := map[string]bool{}
+	for _, name := range opts.workers {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		w, err := engines.FromContext(dockerCli.ContextStore(), name)
+		if err != nil {
+			return fmt.Errorf("--worker %s: %w", name, err)
+		}
+		workers = append(workers, w)
+	}
+	report, err := bootstrap.Init(ctx, manager, workers, bopts, dockerCli.Err())
+	if err != nil {
+		return err
+	}
+	return writeFormatted(dockerCli.Out(), opts.format, report, func(out io.Writer) error {
+		return renderInit(out, report)
+	})
+}
+
+func (opts initOptions) validate() (bootstrap.Options, error) {
+	b := bootstrap.Options{Network: opts.network, AdvertiseAddr: opts.advertiseAddr, AgentPort: opts.agentPort}
+	if !networkName.MatchString(opts.network) {
+		return b, fmt.Errorf("--network %q: not a valid network name", opts.network)
+	}
+	if opts.subnet != "" {
+		p, err := netip.ParsePrefix(opts.subnet)
+		if err != nil || !p.Addr().Is4() {
+			return b, fmt.Errorf("--subnet %q: not an IPv4 CIDR such as 10.215.0.0/24", opts.subnet)
+		}
+		if p.Masked() != p {
+			return b, fmt.Errorf("--subnet %q: host bits set; did you mean %s?", opts.subnet, p.Masked())
+		}
+		if p.Bits() > 29 {
+			return b, fmt.Errorf("--subnet %q: too small for a fleet (at most /29)", opts.subnet)
+		}
+		b.Subnet = p
+	}
+	if opts.agentPort < 1 || opts.agentPort > 65535 {
+		return b, fmt.Errorf("--agent-port %d: not a TCP port", opts.agentPort)
+	}
+	return b, nil
+}
+
+func renderInit(out io.Writer, r *bootstrap.Report) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NODE\tROLE\tADDRESS\tAGENT\tENGINE\tEXPERIMENTAL\tCRIU\tMIGRATION")
+	for _, n := range r.Nodes {
+		engine, exp, criu := "-", "-", "-"
+		if i := n.Info; i != nil {
+			engine = i.Engine.Version
+			exp = fmt.Sprint(i.Engine.Experimental)
+			criu = i.CRIU.Version
+			if criu == "" {
+				criu = "none"
+			}
+		}
+		agent := "unreachable"
+		if n.Info != nil {
+			agent = fmt.Sprintf(":%d", n.AgentPort)
+		}
+		ready := "no"
+		if n.Info != nil && n.Info.Migration.Ready {
+			ready = "ready"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Hostname, n.Role, n.Addr, agent, engine, exp, criu, ready)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	problems := r.Problems()
+	ready := 0
+	for _, n := range r.Nodes {
+		if describe.Migration(n.Info, n.Error) == "ready" {
+			ready++
+		}
+	}
+	fmt.Fprintf(out, "\nfleet ready: %d nodes (%d ready to migrate), network %s (%s)\n", len(r.Nodes), ready, r.Network.Name, r.Network.Subnet)
+	if len(problems) > 0 {
+		fmt.Fprintf(out, "Live migration will not work until this is fixed:\n  %s\n", strings.Join(problems, "\n  "))
+	}
+	return nil
+}

@@ -1,0 +1,180 @@
+// Package agentinstall creates, configures and enables the agent as a managed
+// plugin on an engine through the Engine API, with no registry: the plugin
+// tarball travels inside the CLI (see packaging).
+package agentinstall
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/plugin"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-fleet/fleet/packaging"
+	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/labels"
+	"github.com/docker-fleet/fleet/shared/pki"
+)
+
+// envBuild records which plugin tarball a plugin was created from, so that
+// init replaces an agent that another build installed.
+const envBuild = "FLEET_BUILD"
+
+// Settings are what init sets on the plugin of one node.
+type Settings struct {
+	Node  string
+	Port  int
+	Creds pki.Pair
+	// Socket, DataRoot and HostRoot are paths on the node's host.
+	Socket   string
+	DataRoot string
+	HostRoot string
+}
+
+// Result says what Ensure did.
+type Result int
+
+const (
+	Unchanged Result = iota
+	Installed
+	Reconfigured
+)
+
+func (r Result) String() string {
+	return [...]string{"unchanged", "installed", "reconfigured"}[r]
+}
+
+// Ensure makes the engine run the agent plugin with these settings. A plugin
+// that already runs from this build with the same CA, node, port and mounts
+// is left alone. On failure, a plugin this call created is removed again.
+func Ensure(ctx context.Context, c client.APIClient, s Settings) (Result, error) {
+	tarball, build, err := pluginTarball()
+	if err != nil {
+		return Unchanged, err
+	}
+	res, err := c.PluginInspect(ctx, labels.AgentPlugin, client.PluginInspectOptions{})
+	switch {
+	case errdefs.IsNotFound(err):
+		return Installed, install(ctx, c, tarball, s.args(build))
+	case err != nil:
+		return Unchanged, fmt.Errorf("inspecting plugin %s: %w", labels.AgentPlugin, err)
+	}
+	p := res.Plugin
+	want := s.args(build)
+	if current(p, envBuild) != build {
+		if err := Remove(ctx, c); err != nil {
+			return Unchanged, err
+		}
+		return Installed, install(ctx, c, tarball, want)
+	}
+	if p.Enabled && sameSettings(p, s) {
+		return Unchanged, nil
+	}
+	if p.Enabled {
+		if _, err := c.PluginDisable(ctx, labels.AgentPlugin, client.PluginDisableOptions{Force: true}); err != nil {
+			return Unchanged, fmt.Errorf("disabling plugin %s: %w", labels.AgentPlugin, err)
+		}
+	}
+	if err := configure(ctx, c, want); err != nil {
+		return Unchanged, err
+	}
+	return Reconfigured, nil
+}
+
+// Remove disables and removes the agent plugin; a missing plugin is fine.
+func Remove(ctx context.Context, c client.APIClient) error {
+	_, err := c.PluginRemove(ctx, labels.AgentPlugin, client.PluginRemoveOptions{Force: true})
+	if err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("removing plugin %s: %w", labels.AgentPlugin, err)
+	}
+	return nil
+}
+
+func install(ctx context.Context, c client.APIClient, tarball []byte, args []string) error {
+	tr, err := packaging.Uncompress(tarball)
+	if err != nil {
+		return err
+	}
+	if _, err := c.PluginCreate(ctx, tr, client.PluginCreateOptions{RepoName: labels.AgentPlugin}); err != nil {
+		return fmt.Errorf("creating plugin %s: %w", labels.AgentPlugin, err)
+	}
+	if err := configure(ctx, c, args); err != nil {
+		_ = Remove(context.WithoutCancel(ctx), c)
+		return err
+	}
+	return nil
+}
+
+// configure sets the settings on a disabled plugin and enables it.
+func configure(ctx context.Context, c client.APIClient, args []string) error {
+	if _, err := c.PluginSet(ctx, labels.AgentPlugin, client.PluginSetOptions{Args: args}); err != nil {
+		return fmt.Errorf("configuring plugin %s: %w", labels.AgentPlugin, err)
+	}
+	if _, err := c.PluginEnable(ctx, labels.AgentPlugin, client.PluginEnableOptions{Timeout: 30}); err != nil {
+		return fmt.Errorf("enabling plugin %s: %w", labels.AgentPlugin, err)
+	}
+	return nil
+}
+
+// args are the `docker plugin set` arguments for s. Certificates travel
+// base64-encoded: plugin settings are single-line values.
+func (s Settings) args(build string) []string {
+	b64 := base64.StdEncoding.EncodeToString
+	return []string{
+		api.EnvPort + "=" + strconv.Itoa(s.Port),
+		api.EnvNode + "=" + s.Node,
+		api.EnvTLSCA + "=" + b64(s.Creds.CA),
+		api.EnvTLSCert + "=" + b64(s.Creds.Cert),
+		api.EnvTLSKey + "=" + b64(s.Creds.Key),
+		envBuild + "=" + build,
+		api.MountSocket + ".source=" + s.Socket,
+		api.MountDataRoot + ".source=" + s.DataRoot,
+		api.MountHostRoot + ".source=" + s.HostRoot,
+	}
+}
+
+// sameSettings compares what matters: a node certificate is issued anew on
+// every init, so it counts as the same when it comes from the same CA.
+func sameSettings(p plugin.Plugin, s Settings) bool {
+	mounts := map[string]string{}
+	for _, m := range p.Settings.Mounts {
+		if m.Source != nil {
+			mounts[m.Name] = *m.Source
+		}
+	}
+	return current(p, api.EnvPort) == strconv.Itoa(s.Port) &&
+		current(p, api.EnvNode) == s.Node &&
+		current(p, api.EnvTLSCA) == base64.StdEncoding.EncodeToString(s.Creds.CA) &&
+		current(p, api.EnvTLSCert) != "" && current(p, api.EnvTLSKey) != "" &&
+		mounts[api.MountSocket] == s.Socket &&
+		mounts[api.MountDataRoot] == s.DataRoot &&
+		mounts[api.MountHostRoot] == s.HostRoot
+}
+
+// current is the value of env variable name in the plugin's settings.
+func current(p plugin.Plugin, name string) string {
+	i := slices.IndexFunc(p.Settings.Env, func(kv string) bool { return strings.HasPrefix(kv, name+"=") })
+	if i < 0 {
+		return ""
+	}
+	return strings.TrimPrefix(p.Settings.Env[i], name+"=")
+}
+
+// pluginTarball returns the embedded plugin and its build identity (a digest
+// of the tarball: it changes whenever the agent or its manifest does).
+func pluginTarball() ([]byte, string, error) {
+	b, err := packaging.AgentPluginGz()
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(b)
+	return b, hex.EncodeToString(sum[:8]), nil
+}
+

@@ -1,0 +1,382 @@
+// Package bootstrap is what `docker fleet init` does: make the engine a swarm
+// manager, create the CA and the overlay network, and put the agent on the
+// manager and on every worker, joining those to the swarm. It checks every
+// engine before it changes any, and undoes its changes on a worker that
+// fails half-way.
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/api/types/system"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-fleet/fleet/cliplugin/internal/agentinstall"
+	"github.com/docker-fleet/fleet/cliplugin/internal/engines"
+	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
+	"github.com/docker-fleet/fleet/shared/api"
+)
+
+// How long a new node or agent may take to come up.
+var (
+	JoinTimeout  = 60 * time.Second
+	AgentTimeout = 30 * time.Second
+)
+
+// Options are init's flags.
+type Options struct {
+	Network       string
+	Subnet        netip.Prefix // zero: the swarm picks one
+	AdvertiseAddr string
+	AgentPort     int
+}
+
+// Report is what init did and found.
+type Report struct {
+	ClusterID      string        `json:"clusterID"`
+	SwarmCreated   bool          `json:"swarmCreated"`
+	CACreated      bool          `json:"caCreated"`
+	Network        fleet.Network `json:"network"`
+	NetworkCreated bool          `json:"networkCreated"`
+	Nodes          []NodeReport  `json:"nodes"`
+}
+
+// NodeReport is one node's line of init's table.
+type NodeReport struct {
+	fleet.Node
+	Context string    `json:"context,omitempty"`
+	Joined  bool      `json:"joined,omitempty"`
+	Agent   string    `json:"agent,omitempty"`
+	Info    *api.Info `json:"info,omitempty"`
+	Error   string    `json:"error,omitempty"`
+}
+
+type initializer struct {
+	opts     Options
+	manager  *engines.Engine
+	workers  []*engines.Engine
+	progress io.Writer
+
+	mgrInfo system.Info
+	fleet   *fleet.Fleet
+	report  Report
+	touched map[string]NodeReport // by node ID: what this run did
+}
+
+// Init brings the fleet to the state opts and the worker list describe.
+// Running it again changes nothing; with new workers, it adds them.
+func Init(ctx context.Context, manager *engines.Engine, workers []*engines.Engine, opts Options, progress io.Writer) (*Report, error) {
+	in := &initializer{opts: opts, manager: manager, workers: workers, progress: progress, touched: map[string]NodeReport{}}
+	if err := in.precheck(ctx); err != nil {
+		return nil, err
+	}
+	if err := in.ensureSwarm(ctx); err != nil {
+		return nil, err
+	}
+	ca, created, err := fleet.EnsureCA(ctx, manager.Client)
+	if err != nil {
+		return nil, err
+	}
+	in.report.CACreated = created
+	in.fleet = &fleet.Fleet{Manager: manager.Client, CA: ca}
+	in.report.Network, in.report.NetworkCreated, err = fleet.EnsureNetwork(ctx, manager.Client, opts.Network, opts.Subnet)
+	if err != nil {
+		return nil, err
+	}
+	if in.report.NetworkCreated {
+		in.say("created overlay network %s (%s)", in.report.Network.Name, in.report.Network.Subnet)
+	}
+	if err := in.ensureAgent(ctx, manager, in.mgrInfo); err != nil {
+		return nil, fmt.Errorf("manager (docker context %q): %w", manager.Context, err)
+	}
+	for _, w := range workers {
+		if err := in.addWorker(ctx, w); err != nil {
+			return nil, fmt.Errorf("--worker %s: %w", w.Context, err)
+		}
+	}
+	return &in.report, in.collect(ctx)
+}
+
+// precheck looks at every engine and every flag before anything changes.
+func (in *initializer) precheck(ctx context.Context) error {
+	if err := in.manager.Check(ctx); err != nil {
+		return err
+	}
+	for _, w := range in.workers {
+		if w.Context == in.manager.Context {
+			return fmt.Errorf("--worker %s: that is the manager's own context", w.Context)
+		}
+		if err := w.Check(ctx); err != nil {
+			return fmt.Errorf("--worker %s: %w", w.Context, err)
+		}
+	}
+	info, err := in.manager.Client.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return err
+	}
+	in.mgrInfo = info.Info
+	sw := info.Info.Swarm
+	switch sw.LocalNodeState {
+	case swarm.LocalNodeStateInactive:
+	case swarm.LocalNodeStateActive:
+		if !sw.ControlAvailable {
+			return fmt.Errorf("docker context %q is a swarm worker, not a manager: run init against a manager's context", in.manager.Context)
+		}
+	default:
+		return fmt.Errorf("docker context %q: the engine's swarm is %s (%s): fix the swarm first", in.manager.Context, sw.LocalNodeState, sw.Error)
+	}
+	for _, w := range in.workers {
+		wi, err := w.Client.Info(ctx, client.InfoOptions{})
+		if err != nil {
+			return fmt.Errorf("--worker %s: %w", w.Context, err)
+		}
+		ws := wi.Info.Swarm
+		switch {
+		case ws.LocalNodeState == swarm.LocalNodeStateInactive:
+		case ws.LocalNodeState == swarm.LocalNodeStateActive && in.isMember(ctx, ws.NodeID):
+		case ws.LocalNodeState == swarm.LocalNodeStateActive:
+			return fmt.Errorf("--worker %s: the engine is in another swarm: run `docker --context %s swarm leave` first", w.Context, w.Context)
+		default:
+			return fmt.Errorf("--worker %s: the engine's swarm is %s (%s): fix it first", w.Context, ws.LocalNodeState, ws.Error)
+		}
+	}
+	return fleet.ValidateNetwork(ctx, in.manager.Client, in.opts.Network, in.opts.Subnet)
+}
+
+// isMember reports whether the manager's swarm has the node: a worker does
+// not see its cluster's ID, so membership is asked of the manager.
+func (in *initializer) isMember(ctx context.Context, nodeID string) bool {
+	if in.mgrInfo.Swarm.LocalNodeState != swarm.LocalNodeStateActive {
+		return false
+	}
+	_, err := in.manager.Client.NodeInspect(ctx, nodeID, client.NodeInspectOptions{})
+	return err == nil
+}
+
+func (in *initializer) ensureSwarm(ctx context.Context) error {
+	if in.mgrInfo.Swarm.LocalNodeState == swarm.LocalNodeStateActive {
+		in.report.ClusterID = in.mgrInfo.Swarm.Cluster.ID
+		return nil
+	}
+	_, err := in.manager.Client.SwarmInit(ctx, client.SwarmInitOptions{
+		ListenAddr:    "0.0.0.0:2377",
+		AdvertiseAddr: in.opts.AdvertiseAddr,
+	})
+	if err != nil {
+		if strings.Contains(err.Error(), "advertise") {
+			return fmt.Errorf("swarm init: %w (pass --advertise-addr)", err)
+		}
+		return fmt.Errorf("swarm init: %w", err)
+	}
+	info, err := in.manager.Client.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return err
+	}
+	in.mgrInfo = info.Info
+	in.report.SwarmCreated = true
+	in.report.ClusterID = info.Info.Swarm.Cluster.ID
+	in.say("docker context %q is now a swarm manager", in.manager.Context)
+	return nil
+}
+
+// addWorker joins the worker's engine to the swarm and installs its agent;
+// if that fails, it undoes what it did on that engine.
+func (in *initializer) addWorker(ctx context.Context, w *engines.Engine) (err error) {
+	info, err := w.Client.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return err
+	}
+	joined := false
+	if info.Info.Swarm.LocalNodeState == swarm.LocalNodeStateInactive {
+		if err := in.join(ctx, w); err != nil {
+			return err
+		}
+		joined = true
+		if info, err = w.Client.Info(ctx, client.InfoOptions{}); err != nil {
+			return in.undoJoin(ctx, w, "", err)
+		}
+		in.say("%s joined the swarm", info.Info.Name)
+	}
+	nodeID := info.Info.Swarm.NodeID
+	if err := in.waitReady(ctx, nodeID); err != nil {
+		if joined {
+			return in.undoJoin(ctx, w, nodeID, err)
+		}
+		return err
+	}
+	if err := in.ensureAgent(ctx, w, info.Info); err != nil {
+		if joined {
+			return in.undoJoin(ctx, w, nodeID, err)
+		}
+		return err
+	}
+	r := in.touched[nodeID]
+	r.Joined = joined
+	in.touched[nodeID] = r
+	return nil
+}
+
+func (in *initializer) join(ctx context.Context, w *engines.Engine) error {
+	sw, err := in.manager.Client.SwarmInspect(ctx, client.SwarmInspectOptions{})
+	if err != nil {
+		return err
+	}
+	var remotes []string
+	for _, p := range in.mgrInfo.Swarm.RemoteManagers {
+		remotes = append(remotes, p.Addr)
+	}
+	_, err = w.Client.SwarmJoin(ctx, client.SwarmJoinOptions{
+		ListenAddr:  "0.0.0.0:2377",
+		RemoteAddrs: remotes,
+		JoinToken:   sw.Swarm.JoinTokens.Worker,
+	})
+	if err != nil {
+		return fmt.Errorf("joining the swarm at %v: %w", remotes, err)
+	}
+	return nil
+}
+
+// undoJoin takes a worker that this run joined back out of the swarm.
+func (in *initializer) undoJoin(ctx context.Context, w *engines.Engine, nodeID string, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	var errs []error
+	errs = append(errs, agentinstall.Remove(ctx, w.Client))
+	if _, err := w.Client.SwarmLeave(ctx, client.SwarmLeaveOptions{Force: true}); err != nil {
+		errs = append(errs, fmt.Errorf("leaving the swarm: %w", err))
+	}
+	if nodeID != "" {
+		_, _ = in.manager.Client.NodeRemove(ctx, nodeID, client.NodeRemoveOptions{Force: true})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w (and undoing the join failed: %v)", cause, err)
+	}
+	return fmt.Errorf("%w (the engine was taken back out of the swarm)", cause)
+}
+
+func (in *initializer) waitReady(ctx context.Context, nodeID string) error {
+	deadline := time.Now().Add(JoinTimeout)
+	for {
+		n, err := in.manager.Client.NodeInspect(ctx, nodeID, client.NodeInspectOptions{})
+		if err == nil && n.Node.Status.State == swarm.NodeStateReady {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = fmt.Errorf("node is %s: %s", n.Node.Status.State, n.Node.Status.Message)
+			}
+			return fmt.Errorf("node did not become ready in %s: %w", JoinTimeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// ensureAgent installs (or keeps) the agent on e's engine, records its port
+// on the swarm node and waits until it answers over mutual TLS.
+func (in *initializer) ensureAgent(ctx context.Context, e *engines.Engine, info system.Info) error {
+	nodes, err := fleet.Nodes(ctx, in.manager.Client)
+	if err != nil {
+		return err
+	}
+	node, err := fleet.FindNode(nodes, info.Swarm.NodeID)
+	if err != nil {
+		return err
+	}
+	creds, err := in.fleet.CA.Issue(node.Hostname)
+	if err != nil {
+		return err
+	}
+	res, err := agentinstall.Ensure(ctx, e.Client, agentinstall.Settings{
+		Node:     node.Hostname,
+		Port:     in.opts.AgentPort,
+		Creds:    creds,
+		Socket:   e.SocketOnHost(),
+		DataRoot: info.DockerRootDir,
+		HostRoot: "/",
+	})
+	if err != nil {
+		return err
+	}
+	if err := fleet.SetAgentPort(ctx, in.manager.Client, node.ID, in.opts.AgentPort); err != nil {
+		return err
+	}
+	node.AgentPort = in.opts.AgentPort
+	agent, err := in.fleet.Agent(node)
+	if err != nil {
+		return err
+	}
+	if _, err := agent.WaitInfo(ctx, AgentTimeout); err != nil {
+		if res == agentinstall.Installed {
+			_ = agentinstall.Remove(context.WithoutCancel(ctx), e.Client)
+		}
+		return fmt.Errorf("the agent on %s does not answer at %s: %w", node.Hostname, agent.Addr, err)
+	}
+	if res != agentinstall.Unchanged {
+		in.say("%s: agent %s", node.Hostname, res)
+	}
+	in.touched[node.ID] = NodeReport{Context: e.Context, Agent: res.String()}
+	return nil
+}
+
+// collect asks every node's agent for its readiness, for the table.
+func (in *initializer) collect(ctx context.Context) error {
+	nodes, err := fleet.Nodes(ctx, in.manager.Client)
+	if err != nil {
+		return err
+	}
+	reports := make([]NodeReport, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		reports[i] = in.touched[n.ID]
+		reports[i].Node = n
+		wg.Go(func() {
+			agent, err := in.fleet.Agent(n)
+			if err == nil {
+				var info api.Info
+				if info, err = agent.WaitInfo(ctx, 5*time.Second); err == nil {
+					reports[i].Info = &info
+				}
+			}
+			if err != nil {
+				reports[i].Error = err.Error()
+			}
+		})
+	}
+	wg.Wait()
+	in.report.Nodes = reports
+	return nil
+}
+
+func (in *initializer) say(format string, args ...any) {
+	if in.progress != nil {
+		fmt.Fprintf(in.progress, format+"\n", args...)
+	}
+}
+
+// Problems lists, per node, what stands in the way of migration there.
+func (r *Report) Problems() []string {
+	var out []string
+	for _, n := range r.Nodes {
+		switch {
+		case n.Error != "":
+			out = append(out, n.Hostname+": "+n.Error)
+		case n.Info != nil:
+			for _, p := range n.Info.Migration.Problems {
+				out = append(out, n.Hostname+": "+p)
+			}
+		}
+	}
+	return slices.Clip(out)
+}

@@ -1,0 +1,146 @@
+package describe
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	units "github.com/docker/go-units"
+
+	"github.com/docker-fleet/fleet/shared/api"
+)
+
+// RenderFleet writes the fleet view as text.
+func RenderFleet(out io.Writer, v *FleetView) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "Manager:\t%s\n", v.Manager)
+	fmt.Fprintf(w, "Network:\t%s (%s, %s)\n", v.Network.Name, v.Network.Driver, v.Network.Subnet)
+	fmt.Fprintf(w, "Up:\t%s (since %s)\n", units.HumanDuration(time.Duration(v.Totals.Uptime*float64(time.Second))), v.Created.Local().Format(time.RFC3339))
+	fmt.Fprintf(w, "Totals:\t%d nodes (%d ready to migrate), %d CPUs, %s memory, %d containers, %d migrations\n",
+		v.Totals.Nodes, v.Totals.ReadyNodes, v.Totals.CPUs, units.BytesSize(float64(v.Totals.Memory)), v.Totals.Containers, v.Totals.Migrations)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "NODE\tROLE\tSTATE\tADDRESS\tCPUS\tCPU %\tMEMORY\tCONTAINERS\tMIGRATION")
+	for _, n := range v.Nodes {
+		role := n.Role
+		if n.Leader {
+			role += " (leader)"
+		}
+		cpus, cpu, mem, ctrs := "-", "-", "-", "-"
+		if n.Info != nil {
+			cpus = fmt.Sprint(n.Info.NCPU)
+		}
+		if m := n.Metrics; m != nil {
+			cpu = fmt.Sprintf("%.1f%%", m.CPU.Percent)
+			mem = units.BytesSize(float64(m.Memory.Used)) + " / " + units.BytesSize(float64(m.Memory.Total))
+			ctrs = fmt.Sprint(len(m.Containers))
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Hostname, role, n.State, n.Addr, cpus, cpu, mem, ctrs, Migration(n.Info, n.Error))
+	}
+	fmt.Fprintln(w)
+	if len(v.Services) == 0 {
+		fmt.Fprintln(w, "Services:\tnone")
+	} else {
+		fmt.Fprintln(w, "SERVICE\tREPLICAS\tRUNNING")
+		for _, s := range v.Services {
+			fmt.Fprintf(w, "%s\t%d\t%d\n", s.Name, s.Replicas, s.Running)
+		}
+	}
+	return w.Flush()
+}
+
+// RenderNode writes one node's view as text.
+func RenderNode(out io.Writer, v NodeView) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	role := v.Role
+	if v.Leader {
+		role += ", leader"
+	}
+	fmt.Fprintf(w, "Node:\t%s (%s, %s, %s, %s)\n", v.Hostname, role, v.State, v.Availability, v.Addr)
+	fmt.Fprintf(w, "ID:\t%s\n", v.ID)
+	if v.Error != "" {
+		fmt.Fprintf(w, "Agent:\tunreachable: %s\n", v.Error)
+	}
+	if i := v.Info; i != nil {
+		exp := "experimental off"
+		if i.Engine.Experimental {
+			exp = "experimental"
+		}
+		fmt.Fprintf(w, "Engine:\t%s (API %s, %s, data root %s)\n", i.Engine.Version, i.Engine.APIVersion, exp, i.Engine.DataRoot)
+		fmt.Fprintf(w, "CRIU:\t%s\n", criuLine(i.CRIU))
+		fmt.Fprintf(w, "Agent:\t%s at %s:%d\n", i.AgentVersion, v.Addr, v.AgentPort)
+		fmt.Fprintf(w, "Kernel:\t%s\n", i.Kernel)
+		fmt.Fprintf(w, "Migration:\t%s\n", Migration(i, ""))
+		for _, p := range i.Migration.Problems {
+			fmt.Fprintf(w, "\t- %s\n", p)
+		}
+	}
+	if m := v.Metrics; m != nil {
+		fmt.Fprintf(w, "Uptime:\t%s\n", units.HumanDuration(time.Duration(m.Uptime*float64(time.Second))))
+		fmt.Fprintf(w, "Memory:\t%s used of %s (%s available)\n", units.BytesSize(float64(m.Memory.Used)), units.BytesSize(float64(m.Memory.Total)), units.BytesSize(float64(m.Memory.Available)))
+		fmt.Fprintf(w, "CPU:\t%.1f%% of %d cores\n", m.CPU.Percent, len(m.CPU.Cores))
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "CORE\tUSAGE\tHELD BY")
+		for _, c := range m.CPU.Cores {
+			fmt.Fprintf(w, "%d\t%.1f%%\t%s\n", c.ID, c.Percent, "-")
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "INTERFACE\tRX\tTX\tRX PACKETS\tTX PACKETS")
+		ifs := append([]api.Interface(nil), m.Network...)
+		sort.Slice(ifs, func(a, b int) bool { return ifs[a].Name < ifs[b].Name })
+		for _, i := range ifs {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\n", i.Name, units.BytesSize(float64(i.RxBytes)), units.BytesSize(float64(i.TxBytes)), i.RxPackets, i.TxPackets)
+		}
+		fmt.Fprintln(w)
+		if len(m.Containers) == 0 {
+			fmt.Fprintln(w, "Containers:\tnone")
+		} else {
+			fmt.Fprintln(w, "CONTAINER\tIMAGE\tSTATE\tSERVICE")
+			for _, c := range m.Containers {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", c.Name, c.Image, c.State, orDash(c.Service))
+			}
+		}
+	}
+	return w.Flush()
+}
+
+// Migration is the MIGRATION column: "ready", or what is missing.
+func Migration(info *api.Info, agentErr string) string {
+	switch {
+	case info == nil && agentErr != "":
+		return "no: agent unreachable"
+	case info == nil:
+		return "-"
+	case info.Migration.Ready:
+		return "ready"
+	default:
+		return "no: " + strings.Join(info.Migration.Problems, "; ")
+	}
+}
+
+func criuLine(c api.CRIUInfo) string {
+	if c.Version == "" {
+		return "none: " + c.Error
+	}
+	s := fmt.Sprintf("%s (post-copy/lazy-pages %s, pre-copy/mem-track %s)", c.Version, yesNo(c.Features.LazyPages), yesNo(c.Features.MemTrack))
+	if c.Error != "" {
+		s += ": " + c.Error
+	}
+	return s
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

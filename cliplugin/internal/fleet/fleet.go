@@ -1,0 +1,54 @@
+// Package fleet is the fleet as the CLI finds it in the manager's swarm: the
+// CA and credentials, the overlay network, the nodes and their agents.
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/docker-fleet/fleet/cliplugin/internal/agentclient"
+	"github.com/docker-fleet/fleet/shared/pki"
+)
+
+// Fleet is a connection to a fleet through its manager engine.
+type Fleet struct {
+	Manager client.APIClient
+	CA      *pki.CA
+	Created time.Time
+
+	credsOnce sync.Once
+	creds     pki.Pair
+	credsErr  error
+}
+
+// Open finds the fleet kept in the manager engine's swarm.
+func Open(ctx context.Context, manager client.APIClient) (*Fleet, error) {
+	ca, created, err := LoadCA(ctx, manager)
+	if err != nil {
+		return nil, err
+	}
+	return &Fleet{Manager: manager, CA: ca, Created: created}, nil
+}
+
+// Credentials are this CLI process's client certificate: issued on demand
+// from the fleet CA and never written anywhere.
+func (f *Fleet) Credentials() (pki.Pair, error) {
+	f.credsOnce.Do(func() { f.creds, f.credsErr = f.CA.Issue("docker-fleet-cli") })
+	return f.creds, f.credsErr
+}
+
+// Agent returns a client for the node's agent.
+func (f *Fleet) Agent(n Node) (*agentclient.Client, error) {
+	if n.AgentPort == 0 {
+		return nil, fmt.Errorf("node %s has no fleet agent: run `docker fleet init` again", n.Hostname)
+	}
+	creds, err := f.Credentials()
+	if err != nil {
+		return nil, err
+	}
+	return agentclient.New(creds, n.Hostname, n.Addr, n.AgentPort)
+}

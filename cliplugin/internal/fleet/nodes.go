@@ -1,0 +1,103 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-fleet/fleet/shared/labels"
+)
+
+// Node is a swarm node as the fleet sees it.
+type Node struct {
+	ID           string `json:"id"`
+	Hostname     string `json:"hostname"`
+	Role         string `json:"role"`
+	Leader       bool   `json:"leader,omitempty"`
+	State        string `json:"state"`
+	Availability string `json:"availability"`
+	Addr         string `json:"addr"`
+	// AgentPort is 0 on a node where init has not installed the agent.
+	AgentPort int `json:"agentPort,omitempty"`
+}
+
+// Nodes lists the swarm's nodes, sorted by hostname.
+func Nodes(ctx context.Context, c client.APIClient) ([]Node, error) {
+	res, err := c.NodeList(ctx, client.NodeListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing swarm nodes: %w", err)
+	}
+	out := make([]Node, 0, len(res.Items))
+	for _, n := range res.Items {
+		out = append(out, fromSwarmNode(n))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Hostname < out[j].Hostname })
+	return out, nil
+}
+
+// FindNode picks the node named by hostname or by a prefix of its ID.
+func FindNode(nodes []Node, name string) (Node, error) {
+	var match []Node
+	for _, n := range nodes {
+		if n.Hostname == name || n.ID == name {
+			return n, nil
+		}
+		if len(name) >= 3 && len(n.ID) >= len(name) && n.ID[:len(name)] == name {
+			match = append(match, n)
+		}
+	}
+	switch len(match) {
+	case 1:
+		return match[0], nil
+	case 0:
+		return Node{}, fmt.Errorf("no node named %q in the fleet", name)
+	default:
+		return Node{}, fmt.Errorf("node ID prefix %q is ambiguous", name)
+	}
+}
+
+// SetAgentPort records on the swarm node where its agent listens.
+func SetAgentPort(ctx context.Context, c client.APIClient, nodeID string, port int) error {
+	res, err := c.NodeInspect(ctx, nodeID, client.NodeInspectOptions{})
+	if err != nil {
+		return err
+	}
+	spec := res.Node.Spec
+	if spec.Labels[labels.AgentPort] == strconv.Itoa(port) {
+		return nil
+	}
+	if spec.Labels == nil {
+		spec.Labels = map[string]string{}
+	}
+	spec.Labels[labels.AgentPort] = strconv.Itoa(port)
+	_, err = c.NodeUpdate(ctx, nodeID, client.NodeUpdateOptions{Version: res.Node.Version, Spec: spec})
+	return err
+}
+
+func fromSwarmNode(n swarm.Node) Node {
+	out := Node{
+		ID:           n.ID,
+		Hostname:     n.Description.Hostname,
+		Role:         string(n.Spec.Role),
+		State:        string(n.Status.State),
+		Availability: string(n.Spec.Availability),
+		Addr:         n.Status.Addr,
+	}
+	if m := n.ManagerStatus; m != nil {
+		out.Leader = m.Leader
+		// Some engines report a manager's Status.Addr as 0.0.0.0.
+		if host, _, err := net.SplitHostPort(m.Addr); err == nil && (out.Addr == "" || out.Addr == "0.0.0.0") {
+			out.Addr = host
+		}
+	}
+	if p, err := strconv.Atoi(n.Spec.Labels[labels.AgentPort]); err == nil {
+		out.AgentPort = p
+	}
+	return out
+}
+
