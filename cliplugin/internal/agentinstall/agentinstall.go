@@ -177,4 +177,3 @@ func pluginTarball() ([]byte, string, error) {
 	sum := sha256.Sum256(b)
 	return b, hex.EncodeToString(sum[:8]), nil
 }
-

@@ -100,4 +100,3 @@ func fromSwarmNode(n swarm.Node) Node {
 	}
 	return out
 }
-
