@@ -5,7 +5,7 @@ LDFLAGS := -s -w -X github.com/docker-fleet/fleet/shared/version.Version=$(VERSI
 GO ?= go
 export CGO_ENABLED := 0
 # Where the docker CLI looks for plugins of the current user.
-PLUGIN_DIR ?= $(HOME)/.docker/cli-plugins
+PLUGIN_DIR ?= $(or $(DOCKER_CONFIG),$(if $(HOME),$(HOME)/.docker,/root/.docker))/cli-plugins
 SIM_HOSTS ?= 3
 PLUGIN_TAR := packaging/dist/fleet-agent-plugin.tar.gz
 GOFILES := $(shell find . -name '*.go' -not -path './.git/*')

@@ -4,6 +4,7 @@
 package pki
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -73,6 +74,21 @@ func NewCA(name string) (*CA, error) {
 		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
 	)
+}
+
+// Bundle is the CA as one PEM document (certificate, then key), the form in
+// which the fleet stores it.
+func (ca *CA) Bundle() []byte {
+	return append(append([]byte{}, ca.CertPEM...), ca.KeyPEM...)
+}
+
+// ParseBundle loads a CA stored with Bundle.
+func ParseBundle(data []byte) (*CA, error) {
+	i := bytes.Index(data, []byte("-----BEGIN EC PRIVATE KEY-----"))
+	if i < 0 {
+		return nil, errors.New("fleet CA bundle: no EC private key")
+	}
+	return ParseCA(data[:i], data[i:])
 }
 
 // ParseCA loads a CA from PEM.

@@ -83,6 +83,12 @@ func TestParseCARoundTrip(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, again.Cert.Equal(ca.Cert))
 
+	fromBundle, err := ParseBundle(ca.Bundle())
+	assert.NilError(t, err)
+	assert.Check(t, fromBundle.Cert.Equal(ca.Cert))
+	_, err = ParseBundle(ca.CertPEM)
+	assert.Check(t, is.ErrorContains(err, "no EC private key"))
+
 	other, err := NewCA("other")
 	assert.NilError(t, err)
 	_, err = ParseCA(ca.CertPEM, other.KeyPEM)

@@ -8,6 +8,8 @@
 #   sim.sh down       remove every simulated host and everything they made
 #   sim.sh reset [N]  down, then up
 #   sim.sh status     one line per host
+#   sim.sh stop-engine H / start-engine H
+#                     stop or start host H's dockerd alone (fault injection)
 #
 # Needs root. Installs what is missing (install-deps.sh). Set SIM_WORKLOAD to
 # the workload binary to have its image imported on every host.
@@ -87,6 +89,38 @@ host_down() {
 	docker context rm -f "$h" >/dev/null 2>&1 || true
 }
 
+# start_engine launches host $1's dockerd (its containerd must be running)
+# and waits until it answers.
+start_engine() {
+	local h=$1
+	# nsenter, not `ip netns exec`, which remounts /sys and hides the cgroups.
+	nsenter --net="/run/netns/$h" setsid unshare --uts sh -c "hostname $h; exec dockerd \
+		--config-file $STATE/$h/daemon.json \
+		--data-root $DATA/$h/docker --exec-root $STATE/$h/exec \
+		--pidfile $STATE/$h/dockerd.pid -H unix://$(sock "$h")" \
+		>>"$STATE/$h/dockerd.log" 2>&1 </dev/null &
+	echo $! >"$STATE/$h/launcher.pid"
+	for _ in $(seq 120); do
+		healthy "$h" && return 0
+		sleep 0.5
+	done
+	tail -20 "$STATE/$h/dockerd.log" >&2
+	die "$h: dockerd did not come up (log: $STATE/$h/dockerd.log)"
+}
+
+# stop_engine stops host $1's dockerd, as a crash or an admin would; the
+# host, its containerd and its data stay.
+stop_engine() {
+	local h=$1 pid
+	pid=$(cat "$STATE/$h/dockerd.pid" 2>/dev/null) || die "$h: no dockerd running"
+	kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq 100); do
+		[ -d "/proc/$pid" ] || return 0
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
 host_up() {
 	local h=$1 i=${1#h} ip
 	ip=$(host_ip "$h")
@@ -120,19 +154,7 @@ JSON
 		--address "$STATE/$h/containerd/containerd.sock" \
 		>"$STATE/$h/containerd.log" 2>&1 </dev/null &
 	echo $! >"$STATE/$h/containerd.pid"
-	# nsenter, not `ip netns exec`, which remounts /sys and hides the cgroups.
-	nsenter --net="/run/netns/$h" setsid unshare --uts sh -c "hostname $h; exec dockerd \
-		--config-file $STATE/$h/daemon.json \
-		--data-root $DATA/$h/docker --exec-root $STATE/$h/exec \
-		--pidfile $STATE/$h/dockerd.pid -H unix://$(sock "$h")" \
-		>"$STATE/$h/dockerd.log" 2>&1 </dev/null &
-	echo $! >"$STATE/$h/launcher.pid"
-
-	for _ in $(seq 120); do
-		healthy "$h" && break
-		sleep 0.5
-	done
-	healthy "$h" || { tail -20 "$STATE/$h/dockerd.log" >&2; die "$h: dockerd did not come up (log: $STATE/$h/dockerd.log)"; }
+	start_engine "$h"
 	docker context create "$h" --description "fleet simulator host $h ($ip)" \
 		--docker "host=unix://$(sock "$h")" >/dev/null
 }
@@ -211,5 +233,7 @@ up) cmd_up "${2:-}" ;;
 down) cmd_down ;;
 reset) cmd_down; cmd_up "${2:-}" ;;
 status) cmd_status ;;
-*) die "usage: sim.sh up [N] | down | reset [N] | status" ;;
+stop-engine) stop_engine "${2:?host}" ;;
+start-engine) healthy "${2:?host}" || start_engine "$2" ;;
+*) die "usage: sim.sh up [N] | down | reset [N] | status | stop-engine H | start-engine H" ;;
 esac

@@ -1,7 +1,6 @@
 package fleet
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -28,7 +27,7 @@ func LoadCA(ctx context.Context, c client.APIClient) (*pki.CA, time.Time, error)
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("reading the fleet CA from the swarm: %w", err)
 	}
-	ca, err := decodeCA(res.Config.Spec.Data)
+	ca, err := pki.ParseBundle(res.Config.Spec.Data)
 	return ca, res.Config.CreatedAt, err
 }
 
@@ -45,7 +44,7 @@ func EnsureCA(ctx context.Context, c client.APIClient) (ca *pki.CA, created bool
 	}
 	_, err = c.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: swarm.ConfigSpec{
 		Annotations: swarm.Annotations{Name: labels.CAConfigName, Labels: map[string]string{labels.CA: "1"}},
-		Data:        append(append([]byte{}, ca.CertPEM...), ca.KeyPEM...),
+		Data:        ca.Bundle(),
 	}})
 	if errdefs.IsConflict(err) {
 		ca, _, err = LoadCA(ctx, c)
@@ -55,13 +54,4 @@ func EnsureCA(ctx context.Context, c client.APIClient) (ca *pki.CA, created bool
 		return nil, false, fmt.Errorf("storing the fleet CA in the swarm: %w", err)
 	}
 	return ca, true, nil
-}
-
-// decodeCA splits the config's data into the certificate and key blocks.
-func decodeCA(data []byte) (*pki.CA, error) {
-	i := bytes.Index(data, []byte("-----BEGIN EC PRIVATE KEY-----"))
-	if i < 0 {
-		return nil, fmt.Errorf("swarm config %s holds no CA key", labels.CAConfigName)
-	}
-	return pki.ParseCA(data[:i], data[i:])
 }

@@ -1,0 +1,61 @@
+package agentinstall
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/moby/moby/api/types/plugin"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/docker-fleet/fleet/shared/pki"
+)
+
+// asInstalled is the plugin as the engine reports it after `plugin set args`.
+func asInstalled(args []string) plugin.Plugin {
+	var p plugin.Plugin
+	for _, a := range args {
+		k, v, _ := strings.Cut(a, "=")
+		if name, ok := strings.CutSuffix(k, ".source"); ok {
+			src := v
+			p.Settings.Mounts = append(p.Settings.Mounts, plugin.Mount{Name: name, Source: &src})
+			continue
+		}
+		p.Settings.Env = append(p.Settings.Env, a)
+	}
+	return p
+}
+
+func TestSameSettings(t *testing.T) {
+	ca, err := pki.NewCA("fleet")
+	assert.NilError(t, err)
+	creds, err := ca.Issue("h1")
+	assert.NilError(t, err)
+	s := Settings{Node: "h1", Port: 7477, Creds: creds, Socket: "/run/docker.sock", DataRoot: "/var/lib/docker", HostRoot: "/"}
+	p := asInstalled(s.args("build1"))
+	assert.Check(t, is.Equal(current(p, envBuild), "build1"))
+	assert.Check(t, sameSettings(p, s))
+
+	// A certificate issued anew from the same CA is the same setting.
+	again, err := ca.Issue("h1")
+	assert.NilError(t, err)
+	s2 := s
+	s2.Creds = again
+	assert.Check(t, sameSettings(p, s2))
+
+	other, err := pki.NewCA("other")
+	assert.NilError(t, err)
+	foreign, err := other.Issue("h1")
+	assert.NilError(t, err)
+	for name, mutate := range map[string]func(*Settings){
+		"CA":        func(s *Settings) { s.Creds = foreign },
+		"port":      func(s *Settings) { s.Port = 7478 },
+		"node":      func(s *Settings) { s.Node = "h2" },
+		"socket":    func(s *Settings) { s.Socket = "/other.sock" },
+		"data root": func(s *Settings) { s.DataRoot = "/data" },
+	} {
+		changed := s
+		mutate(&changed)
+		assert.Check(t, !sameSettings(p, changed), "a different %s must be reconfigured", name)
+	}
+}
