@@ -157,4 +157,3 @@ func listenIn(t *testing.T, h string, port int) net.Listener {
 	t.Cleanup(func() { r.ln.Close() })
 	return r.ln
 }
-
