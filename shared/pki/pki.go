@@ -154,43 +154,39 @@ func (ca *CA) Issue(name string, dnsNames ...string) (Pair, error) {
 // ServerConfig is the agent's TLS configuration: TLS 1.3 only, and a client
 // certificate from the fleet CA is required.
 func (p Pair) ServerConfig() (*tls.Config, error) {
-	cert, pool, err := p.load()
+	cfg, pool, err := p.tlsConfig()
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
-		ClientCAs:    pool,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-	}, nil
+	cfg.ClientCAs = pool
+	cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	return cfg, nil
 }
 
 // ClientConfig dials an agent that must present a fleet certificate for
 // serverName (the node's hostname).
 func (p Pair) ClientConfig(serverName string) (*tls.Config, error) {
-	cert, pool, err := p.load()
+	cfg, pool, err := p.tlsConfig()
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
-		RootCAs:      pool,
-		ServerName:   serverName,
-	}, nil
+	cfg.RootCAs = pool
+	cfg.ServerName = serverName
+	return cfg, nil
 }
 
-func (p Pair) load() (tls.Certificate, *x509.CertPool, error) {
+// tlsConfig is what both ends share: TLS 1.3, this pair's certificate, and
+// a pool holding only the fleet CA.
+func (p Pair) tlsConfig() (*tls.Config, *x509.CertPool, error) {
 	cert, err := tls.X509KeyPair(p.Cert, p.Key)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("fleet certificate: %w", err)
+		return nil, nil, fmt.Errorf("fleet certificate: %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(p.CA) {
-		return tls.Certificate{}, nil, errors.New("fleet CA certificate: no certificate in PEM")
+		return nil, nil, errors.New("fleet CA certificate: no certificate in PEM")
 	}
-	return cert, pool, nil
+	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}, pool, nil
 }
 
 func parseCert(certPEM []byte) (*x509.Certificate, error) {
