@@ -54,10 +54,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	go a.sampler.Run(ctx.Done())
 	go a.criuInfo() // warm the cache; CRIU takes a moment to start
 
+	// The TCP port first: if it cannot be had, the agent exits before its
+	// plugin socket exists, and the engine's enable fails instead of
+	// reporting an agent that cannot be reached.
 	errc := make(chan error, 2)
-	authz := authorization.NewHandler(allowAll{})
-	go func() { errc <- fmt.Errorf("plugin socket: %w", authz.ServeUnix(a.cfg.AuthzSocket, 0)) }()
-
 	if !a.cfg.HasTLS() {
 		log.Printf("no fleet certificates set (%s, %s, %s): not listening on TCP", api.EnvTLSCA, api.EnvTLSCert, api.EnvTLSKey)
 	} else {
@@ -74,6 +74,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() { <-ctx.Done(); _ = srv.Close() }()
 		log.Printf("fleet agent %s for node %q listening on :%d (mutual TLS)", version.Version, a.cfg.Node, a.cfg.Port)
 	}
+	authz := authorization.NewHandler(allowAll{})
+	go func() { errc <- fmt.Errorf("plugin socket: %w", authz.ServeUnix(a.cfg.AuthzSocket, 0)) }()
 	select {
 	case <-ctx.Done():
 		return nil

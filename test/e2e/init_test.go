@@ -142,6 +142,7 @@ func TestInitUndoesWorkerWhoseAgentCannotStart(t *testing.T) {
 	r := docker(t, manager, "fleet", "init", "--worker", "h4")
 	assert.Check(t, is.Equal(r.Code, 1), r.String())
 	assert.Check(t, is.Contains(r.Stderr, "--worker h4"))
+	assert.Check(t, is.Contains(r.Stderr, "is TCP port 7477 already in use on that host?"))
 	assert.Check(t, is.Contains(r.Stderr, "taken back out of the swarm"))
 
 	assert.Check(t, is.DeepEqual(engineState(t, manager), before))

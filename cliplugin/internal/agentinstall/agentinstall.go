@@ -114,11 +114,20 @@ func install(ctx context.Context, c client.APIClient, tarball []byte, args []str
 
 // configure sets the settings on a disabled plugin and enables it.
 func configure(ctx context.Context, c client.APIClient, args []string) error {
+	port := "?"
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, api.EnvPort+"="); ok {
+			port = v
+		}
+	}
 	if _, err := c.PluginSet(ctx, labels.AgentPlugin, client.PluginSetOptions{Args: args}); err != nil {
 		return fmt.Errorf("configuring plugin %s: %w", labels.AgentPlugin, err)
 	}
 	if _, err := c.PluginEnable(ctx, labels.AgentPlugin, client.PluginEnableOptions{Timeout: 30}); err != nil {
-		return fmt.Errorf("enabling plugin %s: %w", labels.AgentPlugin, err)
+		// The engine only sees that the plugin socket never appeared; the
+		// agent's own reason is in the engine's log.
+		return fmt.Errorf("enabling plugin %s: the agent did not start (is TCP port %s already in use on that host? "+
+			"the engine's log has the agent's reason): %w", labels.AgentPlugin, port, err)
 	}
 	return nil
 }
