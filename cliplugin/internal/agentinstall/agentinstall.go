@@ -62,17 +62,16 @@ func Ensure(ctx context.Context, c client.APIClient, s Settings) (Result, error)
 	res, err := c.PluginInspect(ctx, labels.AgentPlugin, client.PluginInspectOptions{})
 	switch {
 	case errdefs.IsNotFound(err):
-		return Installed, install(ctx, c, tarball, s.args(build))
+		return Installed, install(ctx, c, tarball, s, build)
 	case err != nil:
 		return Unchanged, fmt.Errorf("inspecting plugin %s: %w", labels.AgentPlugin, err)
 	}
 	p := res.Plugin
-	want := s.args(build)
 	if current(p, envBuild) != build {
 		if err := Remove(ctx, c); err != nil {
 			return Unchanged, err
 		}
-		return Installed, install(ctx, c, tarball, want)
+		return Installed, install(ctx, c, tarball, s, build)
 	}
 	if p.Enabled && sameSettings(p, s) {
 		return Unchanged, nil
@@ -82,7 +81,7 @@ func Ensure(ctx context.Context, c client.APIClient, s Settings) (Result, error)
 			return Unchanged, fmt.Errorf("disabling plugin %s: %w", labels.AgentPlugin, err)
 		}
 	}
-	if err := configure(ctx, c, want); err != nil {
+	if err := configure(ctx, c, s, build); err != nil {
 		return Unchanged, err
 	}
 	return Reconfigured, nil
@@ -97,7 +96,7 @@ func Remove(ctx context.Context, c client.APIClient) error {
 	return nil
 }
 
-func install(ctx context.Context, c client.APIClient, tarball []byte, args []string) error {
+func install(ctx context.Context, c client.APIClient, tarball []byte, s Settings, build string) error {
 	tr, err := packaging.Uncompress(tarball)
 	if err != nil {
 		return err
@@ -105,7 +104,7 @@ func install(ctx context.Context, c client.APIClient, tarball []byte, args []str
 	if _, err := c.PluginCreate(ctx, tr, client.PluginCreateOptions{RepoName: labels.AgentPlugin}); err != nil {
 		return fmt.Errorf("creating plugin %s: %w", labels.AgentPlugin, err)
 	}
-	if err := configure(ctx, c, args); err != nil {
+	if err := configure(ctx, c, s, build); err != nil {
 		_ = Remove(context.WithoutCancel(ctx), c)
 		return err
 	}
@@ -113,21 +112,15 @@ func install(ctx context.Context, c client.APIClient, tarball []byte, args []str
 }
 
 // configure sets the settings on a disabled plugin and enables it.
-func configure(ctx context.Context, c client.APIClient, args []string) error {
-	port := "?"
-	for _, a := range args {
-		if v, ok := strings.CutPrefix(a, api.EnvPort+"="); ok {
-			port = v
-		}
-	}
-	if _, err := c.PluginSet(ctx, labels.AgentPlugin, client.PluginSetOptions{Args: args}); err != nil {
+func configure(ctx context.Context, c client.APIClient, s Settings, build string) error {
+	if _, err := c.PluginSet(ctx, labels.AgentPlugin, client.PluginSetOptions{Args: s.args(build)}); err != nil {
 		return fmt.Errorf("configuring plugin %s: %w", labels.AgentPlugin, err)
 	}
 	if _, err := c.PluginEnable(ctx, labels.AgentPlugin, client.PluginEnableOptions{Timeout: 30}); err != nil {
 		// The engine only sees that the plugin socket never appeared; the
 		// agent's own reason is in the engine's log.
-		return fmt.Errorf("enabling plugin %s: the agent did not start (is TCP port %s already in use on that host? "+
-			"the engine's log has the agent's reason): %w", labels.AgentPlugin, port, err)
+		return fmt.Errorf("enabling plugin %s: the agent did not start (is TCP port %d already in use on that host? "+
+			"the engine's log has the agent's reason): %w", labels.AgentPlugin, s.Port, err)
 	}
 	return nil
 }
