@@ -17,6 +17,8 @@ import (
 
 	"github.com/docker-fleet/fleet/daemonplugin/criucheck"
 	"github.com/docker-fleet/fleet/daemonplugin/metrics"
+	"github.com/docker-fleet/fleet/daemonplugin/workloads"
+	"github.com/docker-fleet/fleet/shared/cpuset"
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/labels"
 	"github.com/docker-fleet/fleet/shared/version"
@@ -28,9 +30,10 @@ const criuTTL = time.Minute
 
 // Agent serves one node.
 type Agent struct {
-	cfg     Config
-	engine  client.APIClient
-	sampler *metrics.Sampler
+	cfg       Config
+	engine    client.APIClient
+	sampler   *metrics.Sampler
+	workloads *workloads.Manager
 
 	criuMu      sync.Mutex
 	criu        api.CRIUInfo
@@ -44,7 +47,12 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine client: %w", err)
 	}
-	return &Agent{cfg: cfg, engine: engine, sampler: metrics.NewSampler(cfg.Proc, time.Second)}, nil
+	return &Agent{
+		cfg:       cfg,
+		engine:    engine,
+		sampler:   metrics.NewSampler(cfg.Proc, time.Second),
+		workloads: &workloads.Manager{Node: cfg.Node, Engine: engine, Cores: func() (cpuset.Set, error) { return metrics.Cores(cfg.Proc) }},
+	}, nil
 }
 
 // Run serves the engine hooks on the plugin socket and, once init has given
@@ -87,10 +95,31 @@ func (a *Agent) Run(ctx context.Context) error {
 // Handler is the fleet API. Callers are already authenticated by mutual TLS.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
+	wl := a.workloads
 	mux.Handle("GET "+api.PathInfo, getJSON(a.Info))
 	mux.Handle("GET "+api.PathMetrics, getJSON(a.Metrics))
+	mux.Handle("GET "+api.PathLedger, getJSON(wl.Ledger))
+	mux.Handle("POST "+api.PathContainers, postJSON(wl.Create))
+	mux.HandleFunc("GET "+api.PathContainer+"{name}", func(w http.ResponseWriter, r *http.Request) {
+		v, err := wl.Detail(r.Context(), r.PathValue("name"))
+		reply(w, v, err)
+	})
+	mux.HandleFunc("DELETE "+api.PathContainer+"{name}", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, struct{}{}, wl.Remove(r.Context(), r.PathValue("name")))
+	})
+	mux.HandleFunc("POST "+api.PathContainer+"{name}"+api.ResizeSuffix, func(w http.ResponseWriter, r *http.Request) {
+		var req api.ResizeRequest
+		if err := decode(w, r, &req); err != nil {
+			return
+		}
+		v, err := wl.Resize(r.Context(), r.PathValue("name"), req)
+		reply(w, v, err)
+	})
 	return mux
 }
+
+// maxBody bounds a request body: requests are small documents.
+const maxBody = 1 << 20
 
 // getJSON serves what fn returns as JSON, or its error as an api.Error.
 func getJSON[T any](fn func(context.Context) (T, error)) http.HandlerFunc {
@@ -100,10 +129,32 @@ func getJSON[T any](fn func(context.Context) (T, error)) http.HandlerFunc {
 	}
 }
 
+// postJSON decodes the request body for fn and serves its answer.
+func postJSON[Req, Resp any](fn func(context.Context, Req) (Resp, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req Req
+		if err := decode(w, r, &req); err != nil {
+			return
+		}
+		v, err := fn(r.Context(), req)
+		reply(w, v, err)
+	}
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err != nil {
+		reply(w, nil, &workloads.Error{Status: http.StatusBadRequest, Err: fmt.Errorf("bad request: %w", err)})
+	}
+	return err
+}
+
 func reply(w http.ResponseWriter, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
-		w.WriteHeader(http.StatusInternalServerError)
+		w.WriteHeader(workloads.Status(err))
 		_ = json.NewEncoder(w).Encode(api.Error{Message: err.Error()})
 		return
 	}

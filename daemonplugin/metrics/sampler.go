@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/cpuset"
 )
 
 // Sampler keeps the CPU usage of the last interval so that a request is
@@ -88,4 +89,24 @@ func Host(proc string) (mem api.Memory, ifaces []api.Interface, uptime float64, 
 	read("net/dev", func(f *os.File) (e error) { ifaces, e = ParseNetDev(f); return })
 	read("uptime", func(f *os.File) (e error) { uptime, e = ParseUptime(f); return })
 	return mem, ifaces, uptime, err
+}
+
+// Cores lists the node's online cores, as /proc/stat numbers them.
+func Cores(proc string) (cpuset.Set, error) {
+	f, err := os.Open(proc + "/stat")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	times, err := ParseStat(f)
+	if err != nil {
+		return nil, err
+	}
+	var ids []int
+	for _, t := range times {
+		if t.ID >= 0 {
+			ids = append(ids, t.ID)
+		}
+	}
+	return cpuset.Of(ids...), nil
 }

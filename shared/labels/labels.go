@@ -15,6 +15,12 @@ const (
 	// Service and Replica mark fleet containers.
 	Service = Prefix + ".service"
 	Replica = Prefix + ".replica"
+	// Exclusive is "true" on a container whose cpuset the fleet holds for it.
+	Exclusive = Prefix + ".exclusive"
+	// NetworkName names the fleet network a container is attached to.
+	NetworkName = Prefix + ".network-name"
+	// Replicas is the desired replica count on a stored service definition.
+	Replicas = Prefix + ".replicas"
 )
 
 const (
@@ -23,6 +29,9 @@ const (
 	// by anyone who can reach the manager's API, who already controls the
 	// fleet.
 	CAConfigName = "docker-fleet-ca"
+	// ServiceConfigPrefix starts the name of the swarm config that stores a
+	// service's definition.
+	ServiceConfigPrefix = "docker-fleet-service."
 	// AgentPlugin is the managed plugin's name on every engine.
 	AgentPlugin = "fleet-agent:latest"
 )

@@ -1,0 +1,214 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+
+	units "github.com/docker/go-units"
+
+	"github.com/docker-fleet/fleet/cliplugin/internal/agentclient"
+	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
+	"github.com/docker-fleet/fleet/cliplugin/internal/scheduler"
+	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/cpuset"
+	"github.com/docker-fleet/fleet/shared/spec"
+)
+
+// parallel bounds how many containers are created at once.
+const parallel = 8
+
+// Create creates services and their replicas. Every definition is checked
+// and every replica placed before anything is made; if a replica then
+// cannot be created, everything this call made is removed again.
+func (d *Deployer) Create(ctx context.Context, svcs []spec.Service) ([]api.FleetContainer, error) {
+	seen := map[string]bool{}
+	for i := range svcs {
+		s := &svcs[i]
+		if err := s.Validate(); err != nil {
+			return nil, fmt.Errorf("service %s: %w", s.Name, err)
+		}
+		if seen[s.Name] {
+			return nil, fmt.Errorf("service %s is defined twice", s.Name)
+		}
+		seen[s.Name] = true
+		if _, err := fleet.LoadService(ctx, d.Fleet.Manager, s.Name); err == nil {
+			return nil, fmt.Errorf("service %s already exists: scale it with `docker fleet scale %s=N` or remove it with `docker fleet rm %s`", s.Name, s.Name, s.Name)
+		} else if !errors.Is(err, fleet.ErrNoService) {
+			return nil, err
+		}
+	}
+	inv, err := d.inventory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	network, err := fleet.FindNetwork(ctx, d.Fleet.Manager)
+	if err != nil {
+		return nil, err
+	}
+	var work []job
+	sched := inv.schedulerNodes()
+	for _, s := range svcs {
+		if err := checkAgainstFleet(inv, s); err != nil {
+			return nil, fmt.Errorf("service %s: %w", s.Name, err)
+		}
+		jobs, err := plan(sched, inv, s, s.Replicas, network.Name)
+		if err != nil {
+			return nil, err
+		}
+		work = append(work, jobs...)
+	}
+	for i, s := range svcs {
+		if err := fleet.SaveService(ctx, d.Fleet.Manager, s); err != nil {
+			d.undo(ctx, svcs[:i], nil)
+			return nil, err
+		}
+	}
+	made, err := d.run(ctx, work)
+	if err != nil {
+		d.undo(ctx, svcs, made)
+		return nil, err
+	}
+	return made, nil
+}
+
+// job is one replica to create on one node.
+type job struct {
+	node *node
+	req  api.CreateRequest
+}
+
+// plan places n new replicas of s and names them with the lowest free
+// replica numbers.
+func plan(sched []scheduler.Node, inv inventory, s spec.Service, n int, network string) ([]job, error) {
+	set, _ := cpuset.Parse(s.Cpuset)
+	where, err := scheduler.Place(sched, scheduler.Request{Cores: s.Cores, Cpuset: set, Memory: s.Memory, Node: s.Node, Strategy: s.Strategy}, n)
+	if err != nil {
+		return nil, fmt.Errorf("cannot place %d replica(s) of %s: %w", n, s.Name, err)
+	}
+	used := map[int]bool{}
+	for _, c := range inv.containers(s.Name) {
+		used[c.Replica] = true
+	}
+	jobs := make([]job, 0, n)
+	next := 1
+	for _, host := range where {
+		for used[next] {
+			next++
+		}
+		used[next] = true
+		jobs = append(jobs, job{node: inv.byName(host), req: api.CreateRequest{
+			Name: s.Name + "." + strconv.Itoa(next), Replica: next, Network: network, Service: s,
+		}})
+	}
+	return jobs, nil
+}
+
+// run creates the replicas, several at a time. A node that refuses because
+// another command took its cores first gets the replica re-planned once on
+// a fresh reading of the fleet.
+func (d *Deployer) run(ctx context.Context, jobs []job) ([]api.FleetContainer, error) {
+	var (
+		mu   sync.Mutex
+		made []api.FleetContainer
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, parallel)
+	)
+	for _, j := range jobs {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			c, err := d.createOne(ctx, j)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			made = append(made, c)
+			d.say("%s created on %s", c.Name, c.Node)
+		})
+	}
+	wg.Wait()
+	sort.Slice(made, func(i, j int) bool { return made[i].Name < made[j].Name })
+	return made, errors.Join(errs...)
+}
+
+func (d *Deployer) createOne(ctx context.Context, j job) (api.FleetContainer, error) {
+	c, err := j.node.agent.Create(ctx, j.req)
+	var refused *agentclient.Error
+	if !errors.As(err, &refused) || refused.Status != http.StatusConflict {
+		return c, err
+	}
+	// Lost a race for the node's cores or memory: look again.
+	inv, ierr := d.inventory(ctx)
+	if ierr != nil {
+		return c, err
+	}
+	s := j.req.Service
+	where, perr := scheduler.Place(inv.schedulerNodes(), requestOf(s), 1)
+	if perr != nil {
+		return c, fmt.Errorf("%s: %w (and no other node can take it: %v)", j.req.Name, err, perr)
+	}
+	return inv.byName(where[0]).agent.Create(ctx, j.req)
+}
+
+func requestOf(s spec.Service) scheduler.Request {
+	set, _ := cpuset.Parse(s.Cpuset)
+	return scheduler.Request{Cores: s.Cores, Cpuset: set, Memory: s.Memory, Node: s.Node, Strategy: s.Strategy}
+}
+
+// undo removes what a failed create made: its containers and definitions.
+func (d *Deployer) undo(ctx context.Context, svcs []spec.Service, made []api.FleetContainer) {
+	ctx = context.WithoutCancel(ctx)
+	inv, err := d.inventory(ctx)
+	if err == nil {
+		for _, c := range made {
+			if n := inv.byName(c.Node); n != nil && n.agent != nil {
+				_ = n.agent.Remove(ctx, c.Name)
+			}
+		}
+	}
+	for _, s := range svcs {
+		_ = fleet.DeleteService(ctx, d.Fleet.Manager, s.Name)
+	}
+}
+
+// checkAgainstFleet refuses, naming the field, what no node of this fleet
+// could ever give, before the scheduler explains what is merely busy.
+func checkAgainstFleet(inv inventory, s spec.Service) error {
+	var maxCores int
+	var maxMem int64
+	var all cpuset.Set
+	for _, n := range inv {
+		maxCores = max(maxCores, len(n.ledger.Cores))
+		maxMem = max(maxMem, n.ledger.MemTotal)
+		all = cpuset.Of(append(all, n.ledger.Cores...)...)
+	}
+	if s.Node != "" && inv.byName(s.Node) == nil {
+		var names []string
+		for _, n := range inv {
+			names = append(names, n.Hostname)
+		}
+		return fmt.Errorf("node %q: no such node in the fleet (nodes: %v)", s.Node, names)
+	}
+	if s.Cores > maxCores {
+		return fmt.Errorf("cpus %d: no node has that many cores (the largest has %d)", s.Cores, maxCores)
+	}
+	if set, _ := cpuset.Parse(s.Cpuset); len(set.Minus(all)) > 0 {
+		return fmt.Errorf("cpuset-cpus %s: no node has core %s (cores %s)", s.Cpuset, set.Minus(all), all)
+	}
+	if s.Memory > maxMem {
+		return fmt.Errorf("memory %s: no node has that much memory (the largest has %s)", units.BytesSize(float64(s.Memory)), units.BytesSize(float64(maxMem)))
+	}
+	if s.Replicas > 0 && slices.IndexFunc(inv, func(n *node) bool { return n.err == nil }) < 0 {
+		return errors.New("no node's agent answers")
+	}
+	return nil
+}

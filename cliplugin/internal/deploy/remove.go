@@ -1,0 +1,72 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
+	"github.com/docker-fleet/fleet/shared/spec"
+)
+
+// Remove removes services (their containers and stored definitions) and
+// single containers. Every name is looked up before anything is removed.
+func (d *Deployer) Remove(ctx context.Context, names []string) ([]string, error) {
+	inv, err := d.inventory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	type target struct {
+		name    string
+		service *spec.Service
+	}
+	var targets []target
+	for _, name := range names {
+		s, err := fleet.LoadService(ctx, d.Fleet.Manager, name)
+		switch {
+		case err == nil:
+			targets = append(targets, target{name: name, service: &s})
+		case !errors.Is(err, fleet.ErrNoService):
+			return nil, err
+		default:
+			if _, _, ok := inv.find(name); !ok {
+				if uerr := inv.unreachable(); uerr != nil {
+					return nil, fmt.Errorf("no service or container named %q on the nodes that answer (%v)", name, uerr)
+				}
+				return nil, fmt.Errorf("no service or container named %q in the fleet", name)
+			}
+			targets = append(targets, target{name: name})
+		}
+	}
+	var removed []string
+	for _, t := range targets {
+		if t.service == nil {
+			c, n, _ := inv.find(t.name)
+			if err := n.agent.Remove(ctx, c.Name); err != nil {
+				return removed, err
+			}
+			removed = append(removed, c.Name)
+			// One replica fewer wanted, or scale would bring it back.
+			if s, err := fleet.LoadService(ctx, d.Fleet.Manager, c.Service); err == nil && s.Replicas > 0 {
+				if err := fleet.SetReplicas(ctx, d.Fleet.Manager, s.Name, s.Replicas-1); err != nil {
+					return removed, err
+				}
+			}
+			continue
+		}
+		if err := inv.unreachable(); err != nil {
+			return removed, fmt.Errorf("cannot remove every replica of %s: %w", t.name, err)
+		}
+		for _, c := range inv.containers(t.name) {
+			if err := inv.byName(c.Node).agent.Remove(ctx, c.Name); err != nil {
+				return removed, err
+			}
+			removed = append(removed, c.Name)
+		}
+		if err := fleet.DeleteService(ctx, d.Fleet.Manager, t.name); err != nil {
+			return removed, err
+		}
+		removed = append(removed, t.name)
+	}
+	return removed, nil
+}

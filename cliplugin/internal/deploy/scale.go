@@ -1,0 +1,92 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
+	"github.com/docker-fleet/fleet/cliplugin/internal/scheduler"
+	"github.com/docker-fleet/fleet/shared/api"
+)
+
+// ScaleResult is what scale did to one service.
+type ScaleResult struct {
+	Service string               `json:"service"`
+	From    int                  `json:"from"`
+	To      int                  `json:"to"`
+	Created []api.FleetContainer `json:"created,omitempty"`
+	Removed []string             `json:"removed,omitempty"`
+}
+
+// Scale brings each service to its count of replicas: up from its stored
+// definition, down from the busiest nodes first.
+func (d *Deployer) Scale(ctx context.Context, targets []ScaleTarget) ([]ScaleResult, error) {
+	for _, t := range targets {
+		if _, err := fleet.LoadService(ctx, d.Fleet.Manager, t.Service); err != nil {
+			return nil, err
+		}
+	}
+	var out []ScaleResult
+	for _, t := range targets {
+		r, err := d.scaleOne(ctx, t)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// ScaleTarget is one SERVICE=N argument.
+type ScaleTarget struct {
+	Service  string
+	Replicas int
+}
+
+func (d *Deployer) scaleOne(ctx context.Context, t ScaleTarget) (ScaleResult, error) {
+	s, err := fleet.LoadService(ctx, d.Fleet.Manager, t.Service)
+	if err != nil {
+		return ScaleResult{}, err
+	}
+	inv, err := d.inventory(ctx)
+	if err != nil {
+		return ScaleResult{}, err
+	}
+	// Counting replicas on a node that does not answer would be a guess.
+	if err := inv.unreachable(); err != nil {
+		return ScaleResult{}, fmt.Errorf("cannot count the replicas of %s: %w", s.Name, err)
+	}
+	current := inv.containers(s.Name)
+	res := ScaleResult{Service: s.Name, From: len(current), To: t.Replicas}
+	switch {
+	case t.Replicas > len(current):
+		network, err := fleet.FindNetwork(ctx, d.Fleet.Manager)
+		if err != nil {
+			return res, err
+		}
+		jobs, err := plan(inv.schedulerNodes(), inv, s, t.Replicas-len(current), network.Name)
+		if err != nil {
+			return res, err
+		}
+		made, err := d.run(ctx, jobs)
+		res.Created = made
+		if err != nil {
+			d.undo(ctx, nil, made)
+			res.Created = nil
+			return res, err
+		}
+	case t.Replicas < len(current):
+		var reps []scheduler.Replica
+		for _, c := range current {
+			reps = append(reps, scheduler.Replica{Name: c.Name, Node: c.Node, Index: c.Replica})
+		}
+		for _, r := range scheduler.Remove(inv.schedulerNodes(), reps, len(current)-t.Replicas) {
+			if err := inv.byName(r.Node).agent.Remove(ctx, r.Name); err != nil {
+				return res, err
+			}
+			res.Removed = append(res.Removed, r.Name)
+			d.say("%s removed from %s", r.Name, r.Node)
+		}
+	}
+	return res, fleet.SetReplicas(ctx, d.Fleet.Manager, s.Name, t.Replicas)
+}

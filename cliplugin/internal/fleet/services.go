@@ -1,0 +1,123 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-fleet/fleet/shared/labels"
+	"github.com/docker-fleet/fleet/shared/spec"
+)
+
+// ErrServiceExists and ErrNoService are the store's refusals.
+var (
+	ErrServiceExists = errors.New("service already exists")
+	ErrNoService     = errors.New("no such service")
+)
+
+// Service definitions live in swarm configs (the raft store), one per
+// service: the definition in the data, which is immutable, and the desired
+// replica count in a label, which scale may change.
+
+func serviceConfig(name string) string { return labels.ServiceConfigPrefix + name }
+
+// SaveService stores a new service definition.
+func SaveService(ctx context.Context, c client.APIClient, s spec.Service) error {
+	data, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	_, err = c.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: swarm.ConfigSpec{
+		Annotations: swarm.Annotations{Name: serviceConfig(s.Name), Labels: map[string]string{
+			labels.Service:  s.Name,
+			labels.Replicas: strconv.Itoa(s.Replicas),
+		}},
+		Data: data,
+	}})
+	if errdefs.IsConflict(err) {
+		return fmt.Errorf("service %s: %w", s.Name, ErrServiceExists)
+	}
+	return err
+}
+
+// LoadService reads a service definition with its desired replicas.
+func LoadService(ctx context.Context, c client.APIClient, name string) (spec.Service, error) {
+	res, err := c.ConfigInspect(ctx, serviceConfig(name), client.ConfigInspectOptions{})
+	if errdefs.IsNotFound(err) {
+		return spec.Service{}, fmt.Errorf("service %s: %w", name, ErrNoService)
+	}
+	if err != nil {
+		return spec.Service{}, err
+	}
+	return decodeService(res.Config)
+}
+
+// ListServices reads every stored service, sorted by name.
+func ListServices(ctx context.Context, c client.APIClient) ([]spec.Service, error) {
+	res, err := c.ConfigList(ctx, client.ConfigListOptions{Filters: make(client.Filters).Add("label", labels.Service)})
+	if err != nil {
+		return nil, err
+	}
+	var out []spec.Service
+	for _, cfg := range res.Items {
+		// The list leaves the data out on some engines: inspect each.
+		full, err := c.ConfigInspect(ctx, cfg.ID, client.ConfigInspectOptions{})
+		if err != nil {
+			return nil, err
+		}
+		s, err := decodeService(full.Config)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// SetReplicas records a service's desired replica count.
+func SetReplicas(ctx context.Context, c client.APIClient, name string, n int) error {
+	res, err := c.ConfigInspect(ctx, serviceConfig(name), client.ConfigInspectOptions{})
+	if err != nil {
+		return err
+	}
+	spec := res.Config.Spec
+	spec.Labels[labels.Replicas] = strconv.Itoa(n)
+	_, err = c.ConfigUpdate(ctx, res.Config.ID, client.ConfigUpdateOptions{Version: res.Config.Version, Spec: spec})
+	return err
+}
+
+// ReplaceService stores a changed definition in place of the old one.
+func ReplaceService(ctx context.Context, c client.APIClient, s spec.Service) error {
+	if err := DeleteService(ctx, c, s.Name); err != nil {
+		return err
+	}
+	return SaveService(ctx, c, s)
+}
+
+// DeleteService forgets a service definition; a missing one is fine.
+func DeleteService(ctx context.Context, c client.APIClient, name string) error {
+	_, err := c.ConfigRemove(ctx, serviceConfig(name), client.ConfigRemoveOptions{})
+	if err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+func decodeService(cfg swarm.Config) (spec.Service, error) {
+	var s spec.Service
+	if err := json.Unmarshal(cfg.Spec.Data, &s); err != nil {
+		return s, fmt.Errorf("swarm config %s: %w", cfg.Spec.Name, err)
+	}
+	if n, err := strconv.Atoi(cfg.Spec.Labels[labels.Replicas]); err == nil {
+		s.Replicas = n
+	}
+	return s, nil
+}

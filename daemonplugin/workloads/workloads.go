@@ -1,0 +1,450 @@
+// Package workloads is the agent's container work on its own engine: create,
+// resize and remove fleet containers, each under the node's ledger lock, so
+// that this agent is the one authority over which cores its node has given.
+package workloads
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+
+	"github.com/containerd/errdefs"
+	units "github.com/docker/go-units"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-fleet/fleet/daemonplugin/ledger"
+	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/cpuset"
+	"github.com/docker-fleet/fleet/shared/labels"
+	"github.com/docker-fleet/fleet/shared/spec"
+)
+
+// Error is a refusal with the HTTP status the API answers with.
+type Error struct {
+	Status int
+	Err    error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+func refuse(status int, format string, args ...any) error {
+	return &Error{Status: status, Err: fmt.Errorf(format, args...)}
+}
+
+// Manager does the node's container work.
+type Manager struct {
+	Node   string
+	Engine client.APIClient
+	// Cores lists the node's cores (from procfs).
+	Cores func() (cpuset.Set, error)
+
+	// mu is the ledger lock: every change of cores or memory happens under it.
+	mu sync.Mutex
+}
+
+// state is the node as the engine has it now.
+type state struct {
+	book        *ledger.Book
+	containers  []api.FleetContainer
+	memTotal    int64
+	memReserved int64
+}
+
+func (m *Manager) read(ctx context.Context) (*state, error) {
+	cores, err := m.Cores()
+	if err != nil {
+		return nil, err
+	}
+	info, err := m.Engine.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	list, err := m.Engine.ContainerList(ctx, client.ContainerListOptions{All: true})
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	st := &state{memTotal: info.Info.MemTotal}
+	var pinned []ledger.Pinned
+	for _, c := range list.Items {
+		res, err := m.Engine.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
+		if errdefs.IsNotFound(err) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("engine: %w", err)
+		}
+		ctr := res.Container
+		set, _ := cpuset.Parse(ctr.HostConfig.CpusetCpus)
+		_, fleet := ctr.Config.Labels[labels.Service]
+		fc := m.fleetContainer(ctr)
+		pinned = append(pinned, ledger.Pinned{Name: fc.Name, Cpuset: set, Fleet: fleet, Exclusive: fc.Exclusive})
+		if fleet {
+			st.containers = append(st.containers, fc)
+			st.memReserved += fc.Memory
+		}
+	}
+	st.book = ledger.New(m.Node, cores, pinned)
+	return st, nil
+}
+
+// Ledger reports the node's cores, memory and fleet containers.
+func (m *Manager) Ledger(ctx context.Context) (api.Ledger, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st, err := m.read(ctx)
+	if err != nil {
+		return api.Ledger{}, err
+	}
+	return api.Ledger{
+		Node:        m.Node,
+		Cores:       st.book.Cores(),
+		Held:        st.book.Holds(),
+		MemTotal:    st.memTotal,
+		MemReserved: st.memReserved,
+		Containers:  st.containers,
+	}, nil
+}
+
+// Create makes and starts one replica, its cores and memory taken from the
+// ledger in the same critical section.
+func (m *Manager) Create(ctx context.Context, req api.CreateRequest) (api.FleetContainer, error) {
+	svc := req.Service
+	if err := svc.Validate(); err != nil {
+		return api.FleetContainer{}, refuse(http.StatusBadRequest, "%v", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st, err := m.read(ctx)
+	if err != nil {
+		return api.FleetContainer{}, err
+	}
+	if _, err := m.Engine.ContainerInspect(ctx, req.Name, client.ContainerInspectOptions{}); err == nil {
+		return api.FleetContainer{}, refuse(http.StatusConflict, "a container named %s already exists on node %s", req.Name, m.Node)
+	}
+	var cores cpuset.Set
+	switch {
+	case svc.Cpuset != "":
+		want, _ := cpuset.Parse(svc.Cpuset)
+		if err := st.book.Claim(want, req.Name); err != nil {
+			return api.FleetContainer{}, refuse(http.StatusConflict, "%v", err)
+		}
+		cores = want
+	case svc.Cores > 0:
+		if cores, err = st.book.Take(svc.Cores, req.Name); err != nil {
+			return api.FleetContainer{}, refuse(http.StatusConflict, "%v", err)
+		}
+	}
+	if free := st.memTotal - st.memReserved; svc.Memory > free {
+		return api.FleetContainer{}, refuse(http.StatusConflict, "node %s has %s of memory not yet reserved, %s asked",
+			m.Node, units.BytesSize(float64(free)), units.BytesSize(float64(svc.Memory)))
+	}
+	if err := m.ensureImage(ctx, svc.Image); err != nil {
+		return api.FleetContainer{}, err
+	}
+	opts, err := createOptions(req, cores)
+	if err != nil {
+		return api.FleetContainer{}, refuse(http.StatusBadRequest, "%v", err)
+	}
+	created, err := m.Engine.ContainerCreate(ctx, opts)
+	if err != nil {
+		return api.FleetContainer{}, fmt.Errorf("creating %s on %s: %w", req.Name, m.Node, err)
+	}
+	if _, err := m.Engine.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
+		_, _ = m.Engine.ContainerRemove(context.WithoutCancel(ctx), created.ID, client.ContainerRemoveOptions{Force: true})
+		return api.FleetContainer{}, fmt.Errorf("starting %s on %s: %w", req.Name, m.Node, err)
+	}
+	return m.inspect(ctx, created.ID)
+}
+
+func (m *Manager) ensureImage(ctx context.Context, image string) error {
+	if _, err := m.Engine.ImageInspect(ctx, image); err == nil {
+		return nil
+	}
+	pull, err := m.Engine.ImagePull(ctx, image, client.ImagePullOptions{})
+	if err == nil {
+		err = pull.Wait(ctx)
+	}
+	if err != nil {
+		return refuse(http.StatusConflict, "image %s is not on node %s and cannot be pulled: %v", image, m.Node, err)
+	}
+	return nil
+}
+
+func createOptions(req api.CreateRequest, cores cpuset.Set) (client.ContainerCreateOptions, error) {
+	svc := req.Service
+	lbl := map[string]string{}
+	for k, v := range svc.Labels {
+		lbl[k] = v
+	}
+	lbl[labels.Service] = svc.Name
+	lbl[labels.Replica] = strconv.Itoa(req.Replica)
+	lbl[labels.Exclusive] = strconv.FormatBool(len(cores) > 0)
+	lbl[labels.NetworkName] = req.Network
+
+	cfg := &container.Config{
+		Image:        svc.Image,
+		Cmd:          svc.Command,
+		Entrypoint:   svc.Entrypoint,
+		Env:          svc.Env,
+		Labels:       lbl,
+		ExposedPorts: network.PortSet{},
+		Hostname:     req.Name,
+	}
+	host := &container.HostConfig{
+		NetworkMode:  container.NetworkMode(req.Network),
+		PortBindings: network.PortMap{},
+	}
+	host.CpusetCpus = cores.String()
+	host.Memory = svc.Memory
+	host.MemorySwap = svc.MemorySwap
+	for _, p := range svc.Ports {
+		port, err := network.ParsePort(strconv.Itoa(int(p.Container)) + "/" + p.Protocol)
+		if err != nil {
+			return client.ContainerCreateOptions{}, err
+		}
+		cfg.ExposedPorts[port] = struct{}{}
+		b := network.PortBinding{HostIP: netip.IPv4Unspecified()}
+		if p.Host != 0 {
+			b.HostPort = strconv.Itoa(int(p.Host))
+		}
+		host.PortBindings[port] = append(host.PortBindings[port], b)
+	}
+	for _, v := range svc.Volumes {
+		host.Binds = append(host.Binds, v.String())
+	}
+	return client.ContainerCreateOptions{
+		Name:       req.Name,
+		Config:     cfg,
+		HostConfig: host,
+		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			req.Network: {Aliases: []string{svc.Name, req.Name}},
+		}},
+	}, nil
+}
+
+// Remove removes a fleet container; its cores and memory are free again.
+func (m *Manager) Remove(ctx context.Context, name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.fleetInspect(ctx, name); err != nil {
+		return err
+	}
+	if _, err := m.Engine.ContainerRemove(ctx, name, client.ContainerRemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("removing %s on %s: %w", name, m.Node, err)
+	}
+	return nil
+}
+
+// Resize changes a container's cpuset and memory in place (docker update):
+// the process keeps running.
+func (m *Manager) Resize(ctx context.Context, name string, req api.ResizeRequest) (api.FleetContainer, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ctr, err := m.fleetInspect(ctx, name)
+	if err != nil {
+		return api.FleetContainer{}, err
+	}
+	st, err := m.read(ctx)
+	if err != nil {
+		return api.FleetContainer{}, err
+	}
+	cur := m.fleetContainer(ctr)
+	res := container.Resources{CpusetCpus: ctr.HostConfig.CpusetCpus}
+	exclusive := cur.Exclusive
+	switch {
+	case req.Cpuset != nil:
+		want, err := cpuset.Parse(*req.Cpuset)
+		if err != nil || len(want) == 0 {
+			return api.FleetContainer{}, refuse(http.StatusBadRequest, "--cpuset-cpus %q: not a cpu list", *req.Cpuset)
+		}
+		if err := st.book.Claim(want, name); err != nil {
+			return api.FleetContainer{}, refuse(http.StatusConflict, "%v", err)
+		}
+		res.CpusetCpus, exclusive = want.String(), true
+	case req.Cores != nil:
+		if *req.Cores < 1 {
+			return api.FleetContainer{}, refuse(http.StatusBadRequest, "--cpus %d: at least one core", *req.Cores)
+		}
+		set, err := st.book.Take(*req.Cores, name)
+		if err != nil {
+			return api.FleetContainer{}, refuse(http.StatusConflict, "%v", err)
+		}
+		res.CpusetCpus, exclusive = set.String(), true
+	}
+	if exclusive && !cur.Exclusive {
+		// Labels cannot change on a container; an unpinned container is
+		// pinned by create only.
+		return api.FleetContainer{}, refuse(http.StatusBadRequest, "%s was created without exclusive cores; re-create it with --cpus to pin it", name)
+	}
+	memory, swap := cur.Memory, cur.MemorySwap
+	if req.Memory != nil {
+		memory = *req.Memory
+		if memory < spec.MinMemory {
+			return api.FleetContainer{}, refuse(http.StatusBadRequest, "--memory %s: below the engine's minimum of 6MiB", units.BytesSize(float64(memory)))
+		}
+		if free := st.memTotal - st.memReserved + cur.Memory; memory > free {
+			return api.FleetContainer{}, refuse(http.StatusConflict, "--memory %s: node %s has %s for %s", units.BytesSize(float64(memory)), m.Node, units.BytesSize(float64(free)), name)
+		}
+		used, err := m.memoryUsage(ctx, name)
+		if err != nil {
+			return api.FleetContainer{}, err
+		}
+		if memory < used {
+			return api.FleetContainer{}, refuse(http.StatusConflict, "--memory %s is below what %s uses now (%s): the kernel would kill it",
+				units.BytesSize(float64(memory)), name, units.BytesSize(float64(used)))
+		}
+		// The engine keeps swap at twice the memory by default; follow a
+		// larger memory limit unless swap was set.
+		if req.MemorySwap == nil && swap > 0 && swap < memory {
+			swap = 2 * memory
+		}
+	}
+	if req.MemorySwap != nil {
+		swap = *req.MemorySwap
+	}
+	if swap != 0 && swap != -1 && swap < memory {
+		return api.FleetContainer{}, refuse(http.StatusBadRequest, "--memory-swap %s: below the memory limit %s", units.BytesSize(float64(swap)), units.BytesSize(float64(memory)))
+	}
+	res.Memory, res.MemorySwap = memory, swap
+	if _, err := m.Engine.ContainerUpdate(ctx, name, client.ContainerUpdateOptions{Resources: &res}); err != nil {
+		return api.FleetContainer{}, fmt.Errorf("updating %s on %s: %w", name, m.Node, err)
+	}
+	return m.inspect(ctx, name)
+}
+
+// Detail is a container with its current usage (the engine samples CPU over
+// about a second).
+func (m *Manager) Detail(ctx context.Context, name string) (api.ContainerDetail, error) {
+	ctr, err := m.fleetInspect(ctx, name)
+	if err != nil {
+		return api.ContainerDetail{}, err
+	}
+	d := api.ContainerDetail{FleetContainer: m.fleetContainer(ctr)}
+	for _, ep := range ctr.NetworkSettings.Networks {
+		d.Aliases = append(d.Aliases, ep.Aliases...)
+	}
+	if !ctr.State.Running {
+		return d, nil
+	}
+	st, err := m.stats(ctx, name)
+	if err != nil {
+		return api.ContainerDetail{}, err
+	}
+	d.MemoryUsage = workingSet(st.MemoryStats)
+	if cpu := st.CPUStats.CPUUsage.TotalUsage - st.PreCPUStats.CPUUsage.TotalUsage; st.PreCPUStats.SystemUsage != 0 {
+		if sys := st.CPUStats.SystemUsage - st.PreCPUStats.SystemUsage; sys > 0 {
+			d.CPUPercent = float64(cpu) / float64(sys) * float64(st.CPUStats.OnlineCPUs) * 100
+		}
+	}
+	for name, n := range st.Networks {
+		d.Networks = append(d.Networks, api.Interface{Name: name, RxBytes: n.RxBytes, TxBytes: n.TxBytes, RxPackets: n.RxPackets, TxPackets: n.TxPackets})
+	}
+	return d, nil
+}
+
+func (m *Manager) memoryUsage(ctx context.Context, name string) (int64, error) {
+	st, err := m.stats(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	return workingSet(st.MemoryStats), nil
+}
+
+func (m *Manager) stats(ctx context.Context, name string) (container.StatsResponse, error) {
+	res, err := m.Engine.ContainerStats(ctx, name, client.ContainerStatsOptions{})
+	if err != nil {
+		return container.StatsResponse{}, fmt.Errorf("stats of %s: %w", name, err)
+	}
+	defer res.Body.Close()
+	var st container.StatsResponse
+	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+		return st, fmt.Errorf("stats of %s: %w", name, err)
+	}
+	return st, nil
+}
+
+// workingSet is memory use as `docker stats` counts it: the page cache the
+// kernel can drop at once does not count.
+func workingSet(m container.MemoryStats) int64 {
+	used := m.Usage
+	for _, k := range []string{"total_inactive_file", "inactive_file"} {
+		if v, ok := m.Stats[k]; ok && v < used {
+			used -= v
+			break
+		}
+	}
+	return int64(used)
+}
+
+// fleetInspect inspects a container and makes sure it is a fleet one.
+func (m *Manager) fleetInspect(ctx context.Context, name string) (container.InspectResponse, error) {
+	res, err := m.Engine.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
+	if errdefs.IsNotFound(err) {
+		return container.InspectResponse{}, refuse(http.StatusNotFound, "no container %s on node %s", name, m.Node)
+	}
+	if err != nil {
+		return container.InspectResponse{}, fmt.Errorf("engine: %w", err)
+	}
+	if _, ok := res.Container.Config.Labels[labels.Service]; !ok {
+		return container.InspectResponse{}, refuse(http.StatusForbidden, "%s on node %s is not a fleet container", name, m.Node)
+	}
+	return res.Container, nil
+}
+
+func (m *Manager) inspect(ctx context.Context, id string) (api.FleetContainer, error) {
+	res, err := m.Engine.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return api.FleetContainer{}, fmt.Errorf("engine: %w", err)
+	}
+	return m.fleetContainer(res.Container), nil
+}
+
+func (m *Manager) fleetContainer(c container.InspectResponse) api.FleetContainer {
+	l := c.Config.Labels
+	replica, _ := strconv.Atoi(l[labels.Replica])
+	fc := api.FleetContainer{
+		ID:         c.ID,
+		Name:       trimSlash(c.Name),
+		Service:    l[labels.Service],
+		Replica:    replica,
+		Node:       m.Node,
+		Image:      c.Config.Image,
+		State:      string(c.State.Status),
+		Cpuset:     c.HostConfig.CpusetCpus,
+		Exclusive:  l[labels.Exclusive] == "true",
+		Memory:     c.HostConfig.Memory,
+		MemorySwap: c.HostConfig.MemorySwap,
+		Pid:        c.State.Pid,
+		StartedAt:  c.State.StartedAt,
+	}
+	if c.NetworkSettings != nil {
+		if ep, ok := c.NetworkSettings.Networks[l[labels.NetworkName]]; ok && ep != nil && ep.IPAddress.IsValid() {
+			fc.IP = ep.IPAddress.String()
+		}
+	}
+	return fc
+}
+
+func trimSlash(s string) string {
+	if len(s) > 0 && s[0] == '/' {
+		return s[1:]
+	}
+	return s
+}
+
+// Status is the HTTP status for err.
+func Status(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return http.StatusInternalServerError
+}

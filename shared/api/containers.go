@@ -1,0 +1,78 @@
+package api
+
+import "github.com/docker-fleet/fleet/shared/spec"
+
+// Paths of the node's containers and its core ledger.
+const (
+	PathLedger     = "/v1/ledger"
+	PathContainers = "/v1/containers"
+	// PathContainer is followed by the container's name.
+	PathContainer = "/v1/containers/"
+	// ResizeSuffix follows PathContainer + name.
+	ResizeSuffix = "/resize"
+)
+
+// CreateRequest asks an agent to create and start one replica of a service
+// on its node, with its cores taken from the node's ledger atomically.
+type CreateRequest struct {
+	Name    string       `json:"name"`
+	Replica int          `json:"replica"`
+	Network string       `json:"network"`
+	Service spec.Service `json:"service"`
+}
+
+// ResizeRequest changes a container's limits in place; nil fields stay.
+type ResizeRequest struct {
+	Cores      *int    `json:"cores,omitempty"`
+	Cpuset     *string `json:"cpuset,omitempty"`
+	Memory     *int64  `json:"memory,omitempty"`
+	MemorySwap *int64  `json:"memorySwap,omitempty"`
+}
+
+// FleetContainer is a fleet container on a node.
+type FleetContainer struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Service string `json:"service"`
+	Replica int    `json:"replica"`
+	Node    string `json:"node"`
+	Image   string `json:"image"`
+	State   string `json:"state"`
+	// Cpuset is the container's cpuset; Exclusive says whether the fleet
+	// holds those cores for it alone.
+	Cpuset     string `json:"cpuset,omitempty"`
+	Exclusive  bool   `json:"exclusive"`
+	Memory     int64  `json:"memory,omitempty"`
+	MemorySwap int64  `json:"memorySwap,omitempty"`
+	IP         string `json:"ip,omitempty"`
+	Pid        int    `json:"pid,omitempty"`
+	StartedAt  string `json:"startedAt,omitempty"`
+}
+
+// Hold is one core of the ledger and who holds it.
+type Hold struct {
+	Core      int    `json:"core"`
+	Container string `json:"container"`
+	// Fleet is false for a container pinned outside the fleet.
+	Fleet bool `json:"fleet"`
+}
+
+// Ledger is a node's cores and memory, and who holds them.
+type Ledger struct {
+	Node string `json:"node"`
+	// Cores are the node's core numbers; Held those taken.
+	Cores       []int            `json:"cores"`
+	Held        []Hold           `json:"held"`
+	MemTotal    int64            `json:"memTotal"`
+	MemReserved int64            `json:"memReserved"`
+	Containers  []FleetContainer `json:"containers"`
+}
+
+// ContainerDetail is a fleet container with its current usage.
+type ContainerDetail struct {
+	FleetContainer
+	MemoryUsage int64       `json:"memoryUsage"`
+	CPUPercent  float64     `json:"cpuPercent"`
+	Networks    []Interface `json:"networks"`
+	Aliases     []string    `json:"aliases,omitempty"`
+}

@@ -1,0 +1,227 @@
+// Package spec is a fleet service's definition: what create makes, what the
+// fleet stores in the swarm, and what scale creates more of.
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+
+	units "github.com/docker/go-units"
+
+	"github.com/docker-fleet/fleet/shared/cpuset"
+)
+
+// Strategies of the scheduler.
+const (
+	Spread  = "spread"
+	Binpack = "binpack"
+)
+
+// MinMemory is the engine's smallest memory limit.
+const MinMemory = 6 * 1024 * 1024
+
+// Service is a fleet service.
+type Service struct {
+	Name       string            `json:"name"`
+	Image      string            `json:"image"`
+	Command    []string          `json:"command,omitempty"`
+	Entrypoint []string          `json:"entrypoint,omitempty"`
+	Env        []string          `json:"env,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Ports      []Port            `json:"ports,omitempty"`
+	Volumes    []Volume          `json:"volumes,omitempty"`
+	Replicas   int               `json:"replicas"`
+	// Cores is the number of exclusive cores per replica (--cpus).
+	Cores int `json:"cores,omitempty"`
+	// Cpuset names the exclusive cores per replica (--cpuset-cpus).
+	Cpuset     string `json:"cpuset,omitempty"`
+	Memory     int64  `json:"memory,omitempty"`
+	MemorySwap int64  `json:"memorySwap,omitempty"`
+	// Node restricts placement to one node (--node, node.hostname==).
+	Node     string `json:"node,omitempty"`
+	Strategy string `json:"strategy,omitempty"`
+}
+
+// Port is a published port.
+type Port struct {
+	Host      uint16 `json:"host,omitempty"` // 0: the engine picks
+	Container uint16 `json:"container"`
+	Protocol  string `json:"protocol"`
+}
+
+// Volume is a named volume or a host path mounted into the container.
+type Volume struct {
+	Source   string `json:"source"`
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"readOnly,omitempty"`
+}
+
+func (v Volume) String() string {
+	s := v.Source + ":" + v.Target
+	if v.ReadOnly {
+		s += ":ro"
+	}
+	return s
+}
+
+func (p Port) String() string {
+	s := strconv.Itoa(int(p.Container)) + "/" + p.Protocol
+	if p.Host != 0 {
+		s = strconv.Itoa(int(p.Host)) + ":" + s
+	}
+	return s
+}
+
+var (
+	serviceName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$`)
+	volumeName  = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+)
+
+// ExclusiveCores is how many exclusive cores each replica holds.
+func (s *Service) ExclusiveCores() int {
+	if s.Cpuset != "" {
+		set, _ := cpuset.Parse(s.Cpuset)
+		return len(set)
+	}
+	return s.Cores
+}
+
+// Validate checks the definition; its errors name the field at fault with
+// the prefix given (a flag such as "--memory", or a path in a file).
+func (s *Service) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if !serviceName.MatchString(s.Name) {
+		bad("name", "%q is not a valid service name (letters, digits, '_' and '-', at most 63)", s.Name)
+	}
+	if strings.TrimSpace(s.Image) == "" {
+		bad("image", "missing")
+	}
+	if s.Replicas < 0 || s.Replicas > 1000 {
+		bad("replicas", "%d is out of range (0 to 1000)", s.Replicas)
+	}
+	if s.Cores < 0 || s.Cores > cpuset.MaxCPU {
+		bad("cpus", "%d is not a number of cores", s.Cores)
+	}
+	if s.Cpuset != "" {
+		if s.Cores != 0 {
+			bad("cpus", "give either a number of cores or a cpuset, not both")
+		}
+		if set, err := cpuset.Parse(s.Cpuset); err != nil {
+			bad("cpuset-cpus", "%v", err)
+		} else if len(set) == 0 {
+			bad("cpuset-cpus", "empty")
+		}
+	}
+	if s.Memory != 0 && s.Memory < MinMemory {
+		bad("memory", "%s is below the engine's minimum of 6MiB", units.BytesSize(float64(s.Memory)))
+	}
+	if s.MemorySwap != 0 && s.MemorySwap != -1 {
+		if s.Memory == 0 {
+			bad("memory-swap", "needs a memory limit")
+		} else if s.MemorySwap < s.Memory {
+			bad("memory-swap", "must be at least the memory limit (or -1 for unlimited)")
+		}
+	}
+	switch s.Strategy {
+	case "", Spread, Binpack:
+	default:
+		bad("strategy", "%q: use spread or binpack", s.Strategy)
+	}
+	for _, v := range s.Volumes {
+		if err := v.validate(); err != nil {
+			bad("volumes", "%v", err)
+		}
+	}
+	for _, e := range s.Env {
+		if k, _, _ := strings.Cut(e, "="); k == "" {
+			bad("environment", "%q has no variable name", e)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (v Volume) validate() error {
+	switch {
+	case !path.IsAbs(v.Target):
+		return fmt.Errorf("%q: the target must be an absolute path", v.String())
+	case path.IsAbs(v.Source):
+		return nil
+	case !volumeName.MatchString(v.Source):
+		return fmt.Errorf("%q: %q is neither a volume name nor an absolute host path", v.String(), v.Source)
+	}
+	return nil
+}
+
+// ParseMemory reads a size such as "64m" or "1g" (binary units, as docker's
+// --memory); field names the flag or key in errors.
+func ParseMemory(field, v string) (int64, error) {
+	if v == "-1" && field == "memory-swap" {
+		return -1, nil
+	}
+	n, err := units.RAMInBytes(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s: %q is not a size (examples: 64m, 1g)", field, v)
+	}
+	return n, nil
+}
+
+// ParsePort reads docker's -p forms: "8080" (the engine picks the host
+// port), "80:8080", "80:8080/udp".
+func ParsePort(v string) (Port, error) {
+	p := Port{Protocol: "tcp"}
+	rest, proto, hasProto := strings.Cut(v, "/")
+	if hasProto {
+		if proto != "tcp" && proto != "udp" {
+			return p, fmt.Errorf("ports: %q: protocol must be tcp or udp", v)
+		}
+		p.Protocol = proto
+	}
+	host, ctr, hasHost := strings.Cut(rest, ":")
+	if !hasHost {
+		host, ctr = "", rest
+	}
+	c, err := portNumber(ctr)
+	if err != nil {
+		return p, fmt.Errorf("ports: %q: %w", v, err)
+	}
+	p.Container = c
+	if hasHost {
+		if p.Host, err = portNumber(host); err != nil {
+			return p, fmt.Errorf("ports: %q: %w", v, err)
+		}
+	}
+	return p, nil
+}
+
+func portNumber(s string) (uint16, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, fmt.Errorf("%q is not a port number", s)
+	}
+	return uint16(n), nil
+}
+
+// ParseVolume reads docker's -v form "SOURCE:/target[:ro|:rw]".
+func ParseVolume(v string) (Volume, error) {
+	parts := strings.Split(v, ":")
+	var vol Volume
+	switch {
+	case len(parts) == 2:
+	case len(parts) == 3 && (parts[2] == "ro" || parts[2] == "rw"):
+		vol.ReadOnly = parts[2] == "ro"
+	default:
+		return vol, fmt.Errorf("volumes: %q: use SOURCE:/path[:ro]", v)
+	}
+	vol.Source, vol.Target = parts[0], parts[1]
+	if err := vol.validate(); err != nil {
+		return vol, fmt.Errorf("volumes: %w", err)
+	}
+	return vol, nil
+}

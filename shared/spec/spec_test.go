@@ -1,0 +1,103 @@
+package spec
+
+import (
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+func TestValidate(t *testing.T) {
+	ok := Service{Name: "web", Image: "img", Replicas: 3, Cores: 1, Memory: 64 << 20}
+	assert.NilError(t, ok.Validate())
+
+	for want, mutate := range map[string]func(*Service){
+		"name: ":                  func(s *Service) { s.Name = "web.1" },
+		"image: missing":          func(s *Service) { s.Image = "" },
+		"replicas: -1":            func(s *Service) { s.Replicas = -1 },
+		"cpus: give either":       func(s *Service) { s.Cpuset = "0" },
+		"cpuset-cpus: cpuset":     func(s *Service) { s.Cores = 0; s.Cpuset = "x" },
+		"memory: 1KiB is below":   func(s *Service) { s.Memory = 1024 },
+		"memory-swap: must be":    func(s *Service) { s.MemorySwap = 1 << 20 },
+		"strategy: \"pack\"":      func(s *Service) { s.Strategy = "pack" },
+		"volumes: \"a b:/x\"":     func(s *Service) { s.Volumes = []Volume{{Source: "a b", Target: "/x"}} },
+		"environment: \"=x\" has": func(s *Service) { s.Env = []string{"=x"} },
+	} {
+		s := ok
+		mutate(&s)
+		assert.Check(t, is.ErrorContains(s.Validate(), want))
+	}
+	unlimited := ok
+	unlimited.MemorySwap = -1
+	assert.NilError(t, unlimited.Validate())
+}
+
+func TestParseMemory(t *testing.T) {
+	n, err := ParseMemory("memory", "64m")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(n, int64(64<<20)))
+	n, err = ParseMemory("memory", "1g")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(n, int64(1<<30)))
+	_, err = ParseMemory("memory", "12q")
+	assert.Check(t, is.ErrorContains(err, `memory: "12q" is not a size`))
+	_, err = ParseMemory("memory", "-1")
+	assert.Check(t, err != nil)
+	n, err = ParseMemory("memory-swap", "-1")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(n, int64(-1)))
+}
+
+func TestParsePort(t *testing.T) {
+	for in, want := range map[string]Port{
+		"8080":        {Container: 8080, Protocol: "tcp"},
+		"80:8080":     {Host: 80, Container: 8080, Protocol: "tcp"},
+		"53:5353/udp": {Host: 53, Container: 5353, Protocol: "udp"},
+	} {
+		p, err := ParsePort(in)
+		assert.NilError(t, err)
+		assert.Check(t, is.DeepEqual(p, want))
+	}
+	for _, in := range []string{"", "x", "0", "70000", "1:2/sctp", "a:80"} {
+		_, err := ParsePort(in)
+		assert.Check(t, is.ErrorContains(err, "ports:"), in)
+	}
+}
+
+func TestParseVolume(t *testing.T) {
+	v, err := ParseVolume("data:/var/lib/data:ro")
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(v, Volume{Source: "data", Target: "/var/lib/data", ReadOnly: true}))
+	_, err = ParseVolume("/srv:/srv")
+	assert.NilError(t, err)
+	for _, in := range []string{"data", "data:rel", "../x:/y", "a:/b:c", "a:/b:ro:x"} {
+		_, err := ParseVolume(in)
+		assert.Check(t, is.ErrorContains(err, "volumes:"), in)
+	}
+}
+
+func FuzzParseMemory(f *testing.F) {
+	for _, s := range []string{"64m", "1g", "12q", "-1", "1.5g", "9999999999999999999g"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		n, err := ParseMemory("memory", in)
+		if err == nil && n <= 0 {
+			t.Fatalf("%q parsed to %d", in, n)
+		}
+	})
+}
+
+func FuzzParsePortVolume(f *testing.F) {
+	for _, s := range []string{"80:8080/udp", "data:/x:ro", "::", "/a:/b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		if p, err := ParsePort(in); err == nil && p.Container == 0 {
+			t.Fatalf("%q: port 0 accepted", in)
+		}
+		if v, err := ParseVolume(in); err == nil && v.Target[0] != '/' {
+			t.Fatalf("%q: relative target accepted", in)
+		}
+	})
+}
