@@ -30,6 +30,10 @@ docker --context NAME fleet …).`,
 	}
 	cmd.AddCommand(
 		newInitCommand(dockerCli),
+		newCreateCommand(dockerCli),
+		newScaleCommand(dockerCli),
+		newResizeCommand(dockerCli),
+		newRmCommand(dockerCli),
 		newDescribeCommand(dockerCli),
 	)
 	for _, sub := range cmd.Commands() {

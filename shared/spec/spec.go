@@ -159,12 +159,17 @@ func (v Volume) validate() error {
 	return nil
 }
 
+// ParseMemorySwap is ParseMemory that also takes -1, for unlimited swap.
+func ParseMemorySwap(field, v string) (int64, error) {
+	if v == "-1" {
+		return -1, nil
+	}
+	return ParseMemory(field, v)
+}
+
 // ParseMemory reads a size such as "64m" or "1g" (binary units, as docker's
 // --memory); field names the flag or key in errors.
 func ParseMemory(field, v string) (int64, error) {
-	if v == "-1" && field == "memory-swap" {
-		return -1, nil
-	}
 	n, err := units.RAMInBytes(v)
 	if err != nil || n <= 0 {
 		return 0, fmt.Errorf("%s: %q is not a size (examples: 64m, 1g)", field, v)

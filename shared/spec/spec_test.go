@@ -43,7 +43,7 @@ func TestParseMemory(t *testing.T) {
 	assert.Check(t, is.ErrorContains(err, `memory: "12q" is not a size`))
 	_, err = ParseMemory("memory", "-1")
 	assert.Check(t, err != nil)
-	n, err = ParseMemory("memory-swap", "-1")
+	n, err = ParseMemorySwap("memory-swap", "-1")
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(n, int64(-1)))
 }

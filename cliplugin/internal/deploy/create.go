@@ -43,7 +43,7 @@ func (d *Deployer) Create(ctx context.Context, svcs []spec.Service) ([]api.Fleet
 			return nil, err
 		}
 	}
-	inv, err := d.inventory(ctx)
+	inv, err := d.Fleet.Inventory(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +52,7 @@ func (d *Deployer) Create(ctx context.Context, svcs []spec.Service) ([]api.Fleet
 		return nil, err
 	}
 	var work []job
-	sched := inv.schedulerNodes()
+	sched := schedulerNodes(inv)
 	for _, s := range svcs {
 		if err := checkAgainstFleet(inv, s); err != nil {
 			return nil, fmt.Errorf("service %s: %w", s.Name, err)
@@ -79,20 +79,20 @@ func (d *Deployer) Create(ctx context.Context, svcs []spec.Service) ([]api.Fleet
 
 // job is one replica to create on one node.
 type job struct {
-	node *node
+	node *fleet.NodeState
 	req  api.CreateRequest
 }
 
 // plan places n new replicas of s and names them with the lowest free
 // replica numbers.
-func plan(sched []scheduler.Node, inv inventory, s spec.Service, n int, network string) ([]job, error) {
+func plan(sched []scheduler.Node, inv fleet.Inventory, s spec.Service, n int, network string) ([]job, error) {
 	set, _ := cpuset.Parse(s.Cpuset)
 	where, err := scheduler.Place(sched, scheduler.Request{Cores: s.Cores, Cpuset: set, Memory: s.Memory, Node: s.Node, Strategy: s.Strategy}, n)
 	if err != nil {
 		return nil, fmt.Errorf("cannot place %d replica(s) of %s: %w", n, s.Name, err)
 	}
 	used := map[int]bool{}
-	for _, c := range inv.containers(s.Name) {
+	for _, c := range inv.Containers(s.Name) {
 		used[c.Replica] = true
 	}
 	jobs := make([]job, 0, n)
@@ -102,7 +102,7 @@ func plan(sched []scheduler.Node, inv inventory, s spec.Service, n int, network 
 			next++
 		}
 		used[next] = true
-		jobs = append(jobs, job{node: inv.byName(host), req: api.CreateRequest{
+		jobs = append(jobs, job{node: inv.ByName(host), req: api.CreateRequest{
 			Name: s.Name + "." + strconv.Itoa(next), Replica: next, Network: network, Service: s,
 		}})
 	}
@@ -141,22 +141,22 @@ func (d *Deployer) run(ctx context.Context, jobs []job) ([]api.FleetContainer, e
 }
 
 func (d *Deployer) createOne(ctx context.Context, j job) (api.FleetContainer, error) {
-	c, err := j.node.agent.Create(ctx, j.req)
+	c, err := j.node.Agent.Create(ctx, j.req)
 	var refused *agentclient.Error
 	if !errors.As(err, &refused) || refused.Status != http.StatusConflict {
 		return c, err
 	}
 	// Lost a race for the node's cores or memory: look again.
-	inv, ierr := d.inventory(ctx)
+	inv, ierr := d.Fleet.Inventory(ctx)
 	if ierr != nil {
 		return c, err
 	}
 	s := j.req.Service
-	where, perr := scheduler.Place(inv.schedulerNodes(), requestOf(s), 1)
+	where, perr := scheduler.Place(schedulerNodes(inv), requestOf(s), 1)
 	if perr != nil {
 		return c, fmt.Errorf("%s: %w (and no other node can take it: %v)", j.req.Name, err, perr)
 	}
-	return inv.byName(where[0]).agent.Create(ctx, j.req)
+	return inv.ByName(where[0]).Agent.Create(ctx, j.req)
 }
 
 func requestOf(s spec.Service) scheduler.Request {
@@ -167,11 +167,11 @@ func requestOf(s spec.Service) scheduler.Request {
 // undo removes what a failed create made: its containers and definitions.
 func (d *Deployer) undo(ctx context.Context, svcs []spec.Service, made []api.FleetContainer) {
 	ctx = context.WithoutCancel(ctx)
-	inv, err := d.inventory(ctx)
+	inv, err := d.Fleet.Inventory(ctx)
 	if err == nil {
 		for _, c := range made {
-			if n := inv.byName(c.Node); n != nil && n.agent != nil {
-				_ = n.agent.Remove(ctx, c.Name)
+			if n := inv.ByName(c.Node); n != nil && n.Agent != nil {
+				_ = n.Agent.Remove(ctx, c.Name)
 			}
 		}
 	}
@@ -182,16 +182,16 @@ func (d *Deployer) undo(ctx context.Context, svcs []spec.Service, made []api.Fle
 
 // checkAgainstFleet refuses, naming the field, what no node of this fleet
 // could ever give, before the scheduler explains what is merely busy.
-func checkAgainstFleet(inv inventory, s spec.Service) error {
+func checkAgainstFleet(inv fleet.Inventory, s spec.Service) error {
 	var maxCores int
 	var maxMem int64
 	var all cpuset.Set
 	for _, n := range inv {
-		maxCores = max(maxCores, len(n.ledger.Cores))
-		maxMem = max(maxMem, n.ledger.MemTotal)
-		all = cpuset.Of(append(all, n.ledger.Cores...)...)
+		maxCores = max(maxCores, len(n.Ledger.Cores))
+		maxMem = max(maxMem, n.Ledger.MemTotal)
+		all = cpuset.Of(append(all, n.Ledger.Cores...)...)
 	}
-	if s.Node != "" && inv.byName(s.Node) == nil {
+	if s.Node != "" && inv.ByName(s.Node) == nil {
 		var names []string
 		for _, n := range inv {
 			names = append(names, n.Hostname)
@@ -207,7 +207,7 @@ func checkAgainstFleet(inv inventory, s spec.Service) error {
 	if s.Memory > maxMem {
 		return fmt.Errorf("memory %s: no node has that much memory (the largest has %s)", units.BytesSize(float64(s.Memory)), units.BytesSize(float64(maxMem)))
 	}
-	if s.Replicas > 0 && slices.IndexFunc(inv, func(n *node) bool { return n.err == nil }) < 0 {
+	if s.Replicas > 0 && slices.IndexFunc(inv, func(n *fleet.NodeState) bool { return n.Err == nil }) < 0 {
 		return errors.New("no node's agent answers")
 	}
 	return nil

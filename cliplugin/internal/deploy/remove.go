@@ -12,7 +12,7 @@ import (
 // Remove removes services (their containers and stored definitions) and
 // single containers. Every name is looked up before anything is removed.
 func (d *Deployer) Remove(ctx context.Context, names []string) ([]string, error) {
-	inv, err := d.inventory(ctx)
+	inv, err := d.Fleet.Inventory(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -29,8 +29,8 @@ func (d *Deployer) Remove(ctx context.Context, names []string) ([]string, error)
 		case !errors.Is(err, fleet.ErrNoService):
 			return nil, err
 		default:
-			if _, _, ok := inv.find(name); !ok {
-				if uerr := inv.unreachable(); uerr != nil {
+			if _, _, ok := inv.Find(name); !ok {
+				if uerr := inv.Unreachable(); uerr != nil {
 					return nil, fmt.Errorf("no service or container named %q on the nodes that answer (%v)", name, uerr)
 				}
 				return nil, fmt.Errorf("no service or container named %q in the fleet", name)
@@ -41,8 +41,8 @@ func (d *Deployer) Remove(ctx context.Context, names []string) ([]string, error)
 	var removed []string
 	for _, t := range targets {
 		if t.service == nil {
-			c, n, _ := inv.find(t.name)
-			if err := n.agent.Remove(ctx, c.Name); err != nil {
+			c, n, _ := inv.Find(t.name)
+			if err := n.Agent.Remove(ctx, c.Name); err != nil {
 				return removed, err
 			}
 			removed = append(removed, c.Name)
@@ -54,11 +54,11 @@ func (d *Deployer) Remove(ctx context.Context, names []string) ([]string, error)
 			}
 			continue
 		}
-		if err := inv.unreachable(); err != nil {
+		if err := inv.Unreachable(); err != nil {
 			return removed, fmt.Errorf("cannot remove every replica of %s: %w", t.name, err)
 		}
-		for _, c := range inv.containers(t.name) {
-			if err := inv.byName(c.Node).agent.Remove(ctx, c.Name); err != nil {
+		for _, c := range inv.Containers(t.name) {
+			if err := inv.ByName(c.Node).Agent.Remove(ctx, c.Name); err != nil {
 				return removed, err
 			}
 			removed = append(removed, c.Name)

@@ -13,7 +13,7 @@ import (
 // of a service (and its stored definition, so that new replicas match), in
 // place. If one replica is refused, those already changed are changed back.
 func (d *Deployer) Resize(ctx context.Context, target string, req api.ResizeRequest) ([]api.FleetContainer, error) {
-	inv, err := d.inventory(ctx)
+	inv, err := d.Fleet.Inventory(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -22,14 +22,14 @@ func (d *Deployer) Resize(ctx context.Context, target string, req api.ResizeRequ
 	isService := err == nil
 	switch {
 	case isService:
-		if err := inv.unreachable(); err != nil {
+		if err := inv.Unreachable(); err != nil {
 			return nil, fmt.Errorf("cannot reach every replica of %s: %w", target, err)
 		}
-		targets = inv.containers(target)
+		targets = inv.Containers(target)
 	case !errors.Is(err, fleet.ErrNoService):
 		return nil, err
 	default:
-		c, _, ok := inv.find(target)
+		c, _, ok := inv.Find(target)
 		if !ok {
 			return nil, fmt.Errorf("no service or container named %q in the fleet", target)
 		}
@@ -38,7 +38,7 @@ func (d *Deployer) Resize(ctx context.Context, target string, req api.ResizeRequ
 
 	var done []api.FleetContainer
 	for _, c := range targets {
-		out, err := inv.byName(c.Node).agent.Resize(ctx, c.Name, req)
+		out, err := inv.ByName(c.Node).Agent.Resize(ctx, c.Name, req)
 		if err != nil {
 			d.restore(ctx, inv, targets[:len(done)])
 			return nil, fmt.Errorf("%s on %s: %w", c.Name, c.Node, err)
@@ -66,7 +66,7 @@ func (d *Deployer) Resize(ctx context.Context, target string, req api.ResizeRequ
 }
 
 // restore puts containers back to the limits they had.
-func (d *Deployer) restore(ctx context.Context, inv inventory, before []api.FleetContainer) {
+func (d *Deployer) restore(ctx context.Context, inv fleet.Inventory, before []api.FleetContainer) {
 	ctx = context.WithoutCancel(ctx)
 	for _, c := range before {
 		cpus, mem, swap := c.Cpuset, c.Memory, c.MemorySwap
@@ -77,6 +77,6 @@ func (d *Deployer) restore(ctx context.Context, inv inventory, before []api.Flee
 		if c.Exclusive {
 			req.Cpuset = &cpus
 		}
-		_, _ = inv.byName(c.Node).agent.Resize(ctx, c.Name, req)
+		_, _ = inv.ByName(c.Node).Agent.Resize(ctx, c.Name, req)
 	}
 }

@@ -48,15 +48,15 @@ func (d *Deployer) scaleOne(ctx context.Context, t ScaleTarget) (ScaleResult, er
 	if err != nil {
 		return ScaleResult{}, err
 	}
-	inv, err := d.inventory(ctx)
+	inv, err := d.Fleet.Inventory(ctx)
 	if err != nil {
 		return ScaleResult{}, err
 	}
 	// Counting replicas on a node that does not answer would be a guess.
-	if err := inv.unreachable(); err != nil {
+	if err := inv.Unreachable(); err != nil {
 		return ScaleResult{}, fmt.Errorf("cannot count the replicas of %s: %w", s.Name, err)
 	}
-	current := inv.containers(s.Name)
+	current := inv.Containers(s.Name)
 	res := ScaleResult{Service: s.Name, From: len(current), To: t.Replicas}
 	switch {
 	case t.Replicas > len(current):
@@ -64,7 +64,7 @@ func (d *Deployer) scaleOne(ctx context.Context, t ScaleTarget) (ScaleResult, er
 		if err != nil {
 			return res, err
 		}
-		jobs, err := plan(inv.schedulerNodes(), inv, s, t.Replicas-len(current), network.Name)
+		jobs, err := plan(schedulerNodes(inv), inv, s, t.Replicas-len(current), network.Name)
 		if err != nil {
 			return res, err
 		}
@@ -80,8 +80,8 @@ func (d *Deployer) scaleOne(ctx context.Context, t ScaleTarget) (ScaleResult, er
 		for _, c := range current {
 			reps = append(reps, scheduler.Replica{Name: c.Name, Node: c.Node, Index: c.Replica})
 		}
-		for _, r := range scheduler.Remove(inv.schedulerNodes(), reps, len(current)-t.Replicas) {
-			if err := inv.byName(r.Node).agent.Remove(ctx, r.Name); err != nil {
+		for _, r := range scheduler.Remove(schedulerNodes(inv), reps, len(current)-t.Replicas) {
+			if err := inv.ByName(r.Node).Agent.Remove(ctx, r.Name); err != nil {
 				return res, err
 			}
 			res.Removed = append(res.Removed, r.Name)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
 	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/spec"
 )
 
 // FleetView is the whole fleet.
@@ -18,15 +19,23 @@ type FleetView struct {
 	Created   time.Time     `json:"created"`
 	Network   fleet.Network `json:"network"`
 	Nodes     []NodeView    `json:"nodes"`
-	Services  []Service     `json:"services"`
+	Services  []ServiceView `json:"services"`
 	Totals    Totals        `json:"totals"`
 }
 
-// Service is a fleet service's summary.
-type Service struct {
-	Name     string `json:"name"`
-	Replicas int    `json:"replicas"`
-	Running  int    `json:"running"`
+// ServiceView is a fleet service: its definition, and its replicas per node.
+type ServiceView struct {
+	Name       string               `json:"name"`
+	Desired    int                  `json:"desired"`
+	Running    int                  `json:"running"`
+	PerNode    map[string]int       `json:"perNode"`
+	Spec       spec.Service         `json:"spec"`
+	Containers []api.FleetContainer `json:"containers"`
+}
+
+// ContainerView is a fleet container with its usage.
+type ContainerView struct {
+	api.ContainerDetail
 }
 
 // Totals sum up the fleet.
@@ -45,6 +54,7 @@ type NodeView struct {
 	fleet.Node
 	Info    *api.Info    `json:"info,omitempty"`
 	Metrics *api.Metrics `json:"metrics,omitempty"`
+	Ledger  *api.Ledger  `json:"ledger,omitempty"`
 	// Error says why the agent could not be asked.
 	Error string `json:"error,omitempty"`
 }
@@ -59,7 +69,11 @@ func Fleet(ctx context.Context, f *fleet.Fleet) (*FleetView, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &FleetView{Created: f.Created, Network: network, Nodes: make([]NodeView, len(nodes)), Services: []Service{}}
+	svcs, err := fleet.ListServices(ctx, f.Manager)
+	if err != nil {
+		return nil, err
+	}
+	v := &FleetView{Created: f.Created, Network: network, Nodes: make([]NodeView, len(nodes)), Services: []ServiceView{}}
 	var wg sync.WaitGroup
 	for i, n := range nodes {
 		wg.Go(func() { v.Nodes[i] = gatherNode(ctx, f, n) })
@@ -68,6 +82,15 @@ func Fleet(ctx context.Context, f *fleet.Fleet) (*FleetView, error) {
 		}
 	}
 	wg.Wait()
+	var inv fleet.Inventory
+	for _, n := range v.Nodes {
+		if n.Ledger != nil {
+			inv = append(inv, &fleet.NodeState{Node: n.Node, Ledger: *n.Ledger})
+		}
+	}
+	for _, s := range svcs {
+		v.Services = append(v.Services, service(s, inv))
+	}
 	v.Totals.Uptime = time.Since(f.Created).Seconds()
 	for _, n := range v.Nodes {
 		v.Totals.Nodes++
@@ -102,12 +125,15 @@ func gatherNode(ctx context.Context, f *fleet.Fleet, n fleet.Node) NodeView {
 	var (
 		info    api.Info
 		metrics api.Metrics
+		ledger  api.Ledger
 		ierr    error
 		merr    error
+		lerr    error
 		wg      sync.WaitGroup
 	)
 	wg.Go(func() { info, ierr = agent.Info(ctx) })
 	wg.Go(func() { metrics, merr = agent.Metrics(ctx) })
+	wg.Go(func() { ledger, lerr = agent.Ledger(ctx) })
 	wg.Wait()
 	if ierr == nil {
 		v.Info = &info
@@ -115,10 +141,54 @@ func gatherNode(ctx context.Context, f *fleet.Fleet, n fleet.Node) NodeView {
 	if merr == nil {
 		v.Metrics = &metrics
 	}
-	if err := firstErr(ierr, merr); err != nil {
+	if lerr == nil {
+		v.Ledger = &ledger
+	}
+	if err := firstErr(ierr, merr, lerr); err != nil {
 		v.Error = err.Error()
 	}
 	return v
+}
+
+// Service gathers one service's view.
+func Service(ctx context.Context, f *fleet.Fleet, s spec.Service) (ServiceView, error) {
+	inv, err := f.Inventory(ctx)
+	if err != nil {
+		return ServiceView{}, err
+	}
+	return service(s, inv), nil
+}
+
+func service(s spec.Service, inv fleet.Inventory) ServiceView {
+	v := ServiceView{Name: s.Name, Desired: s.Replicas, Spec: s, PerNode: map[string]int{}, Containers: inv.Containers(s.Name)}
+	for _, c := range v.Containers {
+		if c.State == "running" {
+			v.Running++
+			v.PerNode[c.Node]++
+		}
+	}
+	if v.Containers == nil {
+		v.Containers = []api.FleetContainer{}
+	}
+	return v
+}
+
+// Container gathers one container's view; ok is false when there is no
+// fleet container of that name.
+func Container(ctx context.Context, f *fleet.Fleet, name string) (ContainerView, bool, error) {
+	inv, err := f.Inventory(ctx)
+	if err != nil {
+		return ContainerView{}, false, err
+	}
+	_, n, ok := inv.Find(name)
+	if !ok {
+		return ContainerView{}, false, inv.Unreachable()
+	}
+	d, err := n.Agent.Detail(ctx, name)
+	if err != nil {
+		return ContainerView{}, true, err
+	}
+	return ContainerView{ContainerDetail: d}, true, nil
 }
 
 func firstErr(errs ...error) error {

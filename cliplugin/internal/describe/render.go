@@ -11,6 +11,7 @@ import (
 	units "github.com/docker/go-units"
 
 	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/spec"
 )
 
 // RenderFleet writes the fleet view as text.
@@ -43,9 +44,9 @@ func RenderFleet(out io.Writer, v *FleetView) error {
 	if len(v.Services) == 0 {
 		fmt.Fprintln(w, "Services:\tnone")
 	} else {
-		fmt.Fprintln(w, "SERVICE\tREPLICAS\tRUNNING")
+		fmt.Fprintln(w, "SERVICE\tIMAGE\tDESIRED\tRUNNING\tCORES\tMEMORY")
 		for _, s := range v.Services {
-			fmt.Fprintf(w, "%s\t%d\t%d\n", s.Name, s.Replicas, s.Running)
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\n", s.Name, s.Spec.Image, s.Desired, s.Running, coresOf(s.Spec), bytesOrDash(s.Spec.Memory))
 		}
 	}
 	return w.Flush()
@@ -82,9 +83,18 @@ func RenderNode(out io.Writer, v NodeView) error {
 		fmt.Fprintf(w, "Memory:\t%s used of %s (%s available)\n", units.BytesSize(float64(m.Memory.Used)), units.BytesSize(float64(m.Memory.Total)), units.BytesSize(float64(m.Memory.Available)))
 		fmt.Fprintf(w, "CPU:\t%.1f%% of %d cores\n", m.CPU.Percent, len(m.CPU.Cores))
 		fmt.Fprintln(w)
+		holder := map[int]string{}
+		if v.Ledger != nil {
+			for _, h := range v.Ledger.Held {
+				holder[h.Core] = h.Container
+				if !h.Fleet {
+					holder[h.Core] += " (outside the fleet)"
+				}
+			}
+		}
 		fmt.Fprintln(w, "CORE\tUSAGE\tHELD BY")
 		for _, c := range m.CPU.Cores {
-			fmt.Fprintf(w, "%d\t%.1f%%\t%s\n", c.ID, c.Percent, "-")
+			fmt.Fprintf(w, "%d\t%.1f%%\t%s\n", c.ID, c.Percent, orDash(holder[c.ID]))
 		}
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "INTERFACE\tRX\tTX\tRX PACKETS\tTX PACKETS")
@@ -143,4 +153,65 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// RenderService writes one service's view as text.
+func RenderService(out io.Writer, s ServiceView) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "Service:\t%s\n", s.Name)
+	fmt.Fprintf(w, "Image:\t%s\n", s.Spec.Image)
+	fmt.Fprintf(w, "Replicas:\t%d desired, %d running\n", s.Desired, s.Running)
+	fmt.Fprintf(w, "Per replica:\t%s exclusive cores, %s memory\n", coresOf(s.Spec), bytesOrDash(s.Spec.Memory))
+	nodes := make([]string, 0, len(s.PerNode))
+	for n := range s.PerNode {
+		nodes = append(nodes, n)
+	}
+	sort.Strings(nodes)
+	for _, n := range nodes {
+		fmt.Fprintf(w, "  %s:\t%d running\n", n, s.PerNode[n])
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "CONTAINER\tNODE\tSTATE\tCPUSET\tMEMORY\tIP")
+	for _, c := range s.Containers {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.Node, c.State, orDash(c.Cpuset), bytesOrDash(c.Memory), orDash(c.IP))
+	}
+	return w.Flush()
+}
+
+// RenderContainer writes one container's view as text.
+func RenderContainer(out io.Writer, c ContainerView) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "Container:\t%s (service %s, replica %d)\n", c.Name, c.Service, c.Replica)
+	fmt.Fprintf(w, "Node:\t%s\n", c.Node)
+	fmt.Fprintf(w, "State:\t%s (pid %d, started %s)\n", c.State, c.Pid, c.StartedAt)
+	fmt.Fprintf(w, "Image:\t%s\n", c.Image)
+	excl := "shared"
+	if c.Exclusive {
+		excl = "exclusive"
+	}
+	fmt.Fprintf(w, "Cpuset:\t%s (%s)\n", orDash(c.Cpuset), excl)
+	fmt.Fprintf(w, "CPU:\t%.1f%%\n", c.CPUPercent)
+	fmt.Fprintf(w, "Memory:\t%s used, limit %s\n", units.BytesSize(float64(c.MemoryUsage)), bytesOrDash(c.Memory))
+	fmt.Fprintf(w, "IP:\t%s (aliases %s)\n", orDash(c.IP), strings.Join(c.Aliases, ", "))
+	for _, n := range c.Networks {
+		fmt.Fprintf(w, "Network %s:\trx %s, tx %s\n", n.Name, units.BytesSize(float64(n.RxBytes)), units.BytesSize(float64(n.TxBytes)))
+	}
+	return w.Flush()
+}
+
+func coresOf(s spec.Service) string {
+	switch {
+	case s.Cpuset != "":
+		return s.Cpuset
+	case s.Cores > 0:
+		return fmt.Sprint(s.Cores)
+	}
+	return "-"
+}
+
+func bytesOrDash(n int64) string {
+	if n <= 0 {
+		return "-"
+	}
+	return units.BytesSize(float64(n))
 }

@@ -1,0 +1,215 @@
+package commands
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-fleet/fleet/cliplugin/internal/deploy"
+	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
+	"github.com/docker-fleet/fleet/cliplugin/internal/specfile"
+	"github.com/docker-fleet/fleet/shared/spec"
+)
+
+type createOptions struct {
+	file       string
+	name       string
+	image      string
+	replicas   int
+	node       string
+	cpus       int
+	cpusetCpus string
+	memory     string
+	memorySwap string
+	env        []string
+	publish    []string
+	volumes    []string
+	strategy   string
+	format     string
+}
+
+func newCreateCommand(dockerCli command.Cli) *cobra.Command {
+	var opts createOptions
+	cmd := &cobra.Command{
+		Use:   "create [OPTIONS] [-- COMMAND [ARG...]]",
+		Short: "Create a service: replicas placed on exclusive cores across the fleet",
+		Long: `Creates a service from flags or from a file, and its replicas, named
+SERVICE.1, SERVICE.2, … and placed by the scheduler over the nodes' free cores
+and memory. --cpus N gives each replica N cores of its own; --cpuset-cpus names
+them. The definition is kept in the swarm, so scale works from any machine.
+
+-f reads a Compose file (x-fleet: {cpus: N} for exclusive cores), a
+RESTfulSwarm task or job, or a Genisys service definition, told apart by
+content; "-f -" reads standard input.`,
+		Example: `  docker fleet create --name web --image fleet-workload --replicas 3 --cpus 1 --memory 64m
+  docker fleet create --name api --image my/api --node h2 --cpuset-cpus 1 -p 8080:80 -- serve --port 80
+  docker fleet create -f compose.yaml`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runCreate(cmd, dockerCli, opts, args)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opts.file, "file", "f", "", `Service file: Compose, RESTfulSwarm task or job, Genisys ("-" for stdin)`)
+	f.StringVar(&opts.name, "name", "", "Service name")
+	f.StringVar(&opts.image, "image", "", "Image")
+	f.IntVar(&opts.replicas, "replicas", 1, "Number of replicas")
+	f.StringVar(&opts.node, "node", "", "Place every replica on this node")
+	f.IntVar(&opts.cpus, "cpus", 0, "Exclusive cores per replica")
+	f.StringVar(&opts.cpusetCpus, "cpuset-cpus", "", "Exclusive cores per replica, by number (0-3, 0,1)")
+	f.StringVar(&opts.memory, "memory", "", "Memory limit per replica (64m, 1g)")
+	f.StringVar(&opts.memorySwap, "memory-swap", "", "Memory plus swap limit per replica (-1: unlimited)")
+	f.StringArrayVarP(&opts.env, "env", "e", nil, "Environment variable KEY=VALUE")
+	f.StringArrayVarP(&opts.publish, "publish", "p", nil, "Publish a port HOST:CONTAINER[/udp]")
+	f.StringArrayVarP(&opts.volumes, "volume", "v", nil, "Mount a volume VOLUME:/path[:ro]")
+	f.StringVar(&opts.strategy, "strategy", spec.Spread, "Placement strategy: spread or binpack")
+	f.StringVar(&opts.format, "format", "", formatHelp)
+	return cmd
+}
+
+func runCreate(cmd *cobra.Command, dockerCli command.Cli, opts createOptions, args []string) error {
+	ctx := cmd.Context()
+	svcs, networks, err := opts.services(cmd, dockerCli.In(), args)
+	if err != nil {
+		return err
+	}
+	f, err := fleet.Open(ctx, dockerCli.Client())
+	if err != nil {
+		return err
+	}
+	if len(networks) > 0 {
+		net, err := fleet.FindNetwork(ctx, f.Manager)
+		if err != nil {
+			return err
+		}
+		for _, n := range networks {
+			if n != net.Name {
+				return fmt.Errorf("%s: network %q: fleet containers join the fleet network %q", opts.file, n, net.Name)
+			}
+		}
+	}
+	d := &deploy.Deployer{Fleet: f, Progress: dockerCli.Err()}
+	made, err := d.Create(ctx, svcs)
+	if err != nil {
+		return err
+	}
+	return writeFormatted(dockerCli.Out(), opts.format, made, func(out io.Writer) error { return renderContainers(out, made) })
+}
+
+// services builds the definitions from the file or the flags.
+func (opts createOptions) services(cmd *cobra.Command, stdin io.Reader, args []string) ([]spec.Service, []string, error) {
+	if opts.file != "" {
+		for _, fl := range []string{"name", "image", "replicas", "node", "cpus", "cpuset-cpus", "memory", "memory-swap", "env", "publish", "volume"} {
+			if cmd.Flags().Changed(fl) {
+				return nil, nil, fmt.Errorf("--%s: give the service in the file or in flags, not both", fl)
+			}
+		}
+		if len(args) > 0 {
+			return nil, nil, errors.New("a command after -- comes with flags, not with -f")
+		}
+		return readFile(opts.file, stdin, opts.strategy)
+	}
+	s := spec.Service{
+		Name: opts.name, Image: opts.image, Replicas: opts.replicas, Node: opts.node,
+		Cores: opts.cpus, Cpuset: opts.cpusetCpus, Env: opts.env, Command: args, Strategy: opts.strategy,
+	}
+	switch {
+	case opts.name == "":
+		return nil, nil, errors.New("--name: missing (or give a service file with -f)")
+	case opts.image == "":
+		return nil, nil, errors.New("--image: missing")
+	case opts.cpus < 0:
+		return nil, nil, fmt.Errorf("--cpus %d: a number of cores", opts.cpus)
+	case opts.cpus > 0 && opts.cpusetCpus != "":
+		return nil, nil, errors.New("--cpus and --cpuset-cpus: give one or the other")
+	}
+	var err error
+	if opts.memory != "" {
+		if s.Memory, err = spec.ParseMemory("--memory", opts.memory); err != nil {
+			return nil, nil, err
+		}
+	}
+	if opts.memorySwap != "" {
+		if s.MemorySwap, err = spec.ParseMemorySwap("--memory-swap", opts.memorySwap); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, p := range opts.publish {
+		port, err := spec.ParsePort(p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--publish %s", strings.TrimPrefix(err.Error(), "ports:"))
+		}
+		s.Ports = append(s.Ports, port)
+	}
+	for _, v := range opts.volumes {
+		vol, err := spec.ParseVolume(v)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--volume %s", strings.TrimPrefix(err.Error(), "volumes:"))
+		}
+		s.Volumes = append(s.Volumes, vol)
+	}
+	if err := s.Validate(); err != nil {
+		return nil, nil, flagErrors(err)
+	}
+	return []spec.Service{s}, nil, nil
+}
+
+// flagOf names the flag that sets each field of a definition.
+var flagOf = map[string]string{
+	"name": "--name", "image": "--image", "replicas": "--replicas", "cpus": "--cpus",
+	"cpuset-cpus": "--cpuset-cpus", "memory": "--memory", "memory-swap": "--memory-swap",
+	"strategy": "--strategy", "volumes": "--volume", "environment": "--env",
+}
+
+// flagErrors turns the definition's field names into the flags that set them.
+func flagErrors(err error) error {
+	var lines []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		field, rest, ok := strings.Cut(l, ":")
+		if flag, known := flagOf[field]; ok && known {
+			l = flag + ":" + rest
+		}
+		lines = append(lines, l)
+	}
+	return errors.New(strings.Join(lines, "\n"))
+}
+
+func readFile(name string, stdin io.Reader, strategy string) ([]spec.Service, []string, error) {
+	var data []byte
+	var err error
+	dir := "."
+	if name == "-" {
+		data, err = io.ReadAll(io.LimitReader(stdin, 16<<20))
+	} else {
+		data, err = os.ReadFile(name)
+		dir = filepath.Dir(name)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("-f %s: %w", name, err)
+	}
+	absDir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	r, err := specfile.Parse(name, data, absDir, env)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range r.Services {
+		if r.Services[i].Strategy == "" {
+			r.Services[i].Strategy = strategy
+		}
+	}
+	return r.Services, r.Networks, nil
+}

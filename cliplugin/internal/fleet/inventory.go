@@ -1,0 +1,99 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/docker-fleet/fleet/cliplugin/internal/agentclient"
+	"github.com/docker-fleet/fleet/shared/api"
+)
+
+// NodeState is a node with its agent and what its ledger said.
+type NodeState struct {
+	Node
+	Agent  *agentclient.Client
+	Ledger api.Ledger
+	// Err says why the agent could not be asked.
+	Err error
+}
+
+// Inventory is the fleet's nodes and their containers, read from every
+// agent at once.
+type Inventory []*NodeState
+
+// Inventory reads every node's ledger.
+func (f *Fleet) Inventory(ctx context.Context) (Inventory, error) {
+	nodes, err := Nodes(ctx, f.Manager)
+	if err != nil {
+		return nil, err
+	}
+	inv := make(Inventory, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		inv[i] = &NodeState{Node: n}
+		wg.Go(func() {
+			nd := inv[i]
+			if nd.Agent, nd.Err = f.Agent(n); nd.Err == nil {
+				nd.Ledger, nd.Err = nd.Agent.Ledger(ctx)
+			}
+		})
+	}
+	wg.Wait()
+	return inv, nil
+}
+
+// ByName is the node with that hostname, or nil.
+func (inv Inventory) ByName(name string) *NodeState {
+	for _, n := range inv {
+		if n.Hostname == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// Containers lists the fleet containers, of one service or ("") all.
+func (inv Inventory) Containers(service string) []api.FleetContainer {
+	var out []api.FleetContainer
+	for _, n := range inv {
+		for _, c := range n.Ledger.Containers {
+			if service == "" || c.Service == service {
+				out = append(out, c)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Service != out[j].Service {
+			return out[i].Service < out[j].Service
+		}
+		return out[i].Replica < out[j].Replica
+	})
+	return out
+}
+
+// Find locates a container by name.
+func (inv Inventory) Find(name string) (api.FleetContainer, *NodeState, bool) {
+	for _, n := range inv {
+		for _, c := range n.Ledger.Containers {
+			if c.Name == name {
+				return c, n, true
+			}
+		}
+	}
+	return api.FleetContainer{}, nil, false
+}
+
+// Unreachable is an error naming the nodes whose agents did not answer, or
+// nil: a command that must see every container refuses to guess.
+func (inv Inventory) Unreachable() error {
+	var errs []error
+	for _, n := range inv {
+		if n.Err != nil {
+			errs = append(errs, fmt.Errorf("node %s: %w", n.Hostname, n.Err))
+		}
+	}
+	return errors.Join(errs...)
+}
