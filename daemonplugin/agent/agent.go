@@ -18,8 +18,8 @@ import (
 	"github.com/docker-fleet/fleet/daemonplugin/criucheck"
 	"github.com/docker-fleet/fleet/daemonplugin/metrics"
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
-	"github.com/docker-fleet/fleet/shared/cpuset"
 	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/cpuset"
 	"github.com/docker-fleet/fleet/shared/labels"
 	"github.com/docker-fleet/fleet/shared/version"
 )
