@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker-fleet/fleet/daemonplugin/agent"
 	"github.com/docker-fleet/fleet/daemonplugin/hostexec"
+	"github.com/docker-fleet/fleet/daemonplugin/workloads"
 )
 
 func main() {
@@ -19,6 +20,13 @@ func main() {
 		err := hostexec.Exec(os.Args)
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(127)
+	}
+	if len(os.Args) > 1 && os.Args[1] == workloads.AnchorArg {
+		// The anchor container's process: idle until stopped.
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+		<-sig
+		return
 	}
 	log.SetFlags(log.LstdFlags | log.Lmsgprefix)
 	log.SetPrefix("fleet-agent: ")

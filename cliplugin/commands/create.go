@@ -142,14 +142,14 @@ func (opts createOptions) services(cmd *cobra.Command, stdin io.Reader, args []s
 	for _, p := range opts.publish {
 		port, err := spec.ParsePort(p)
 		if err != nil {
-			return nil, nil, fmt.Errorf("--publish %s", strings.TrimPrefix(err.Error(), "ports:"))
+			return nil, nil, fmt.Errorf("--publish %s", strings.TrimPrefix(err.Error(), "ports: "))
 		}
 		s.Ports = append(s.Ports, port)
 	}
 	for _, v := range opts.volumes {
 		vol, err := spec.ParseVolume(v)
 		if err != nil {
-			return nil, nil, fmt.Errorf("--volume %s", strings.TrimPrefix(err.Error(), "volumes:"))
+			return nil, nil, fmt.Errorf("--volume %s", strings.TrimPrefix(err.Error(), "volumes: "))
 		}
 		s.Volumes = append(s.Volumes, vol)
 	}

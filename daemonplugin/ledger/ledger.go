@@ -79,7 +79,7 @@ func (b *Book) freeFor(owner string) cpuset.Set {
 func (b *Book) Take(n int, owner string) (cpuset.Set, error) {
 	free := b.freeFor(owner)
 	if len(free) < n {
-		return nil, fmt.Errorf("node %s has %d free of %d cores, %d asked", b.Node, len(free), len(b.cores), n)
+		return nil, fmt.Errorf("node %s has %d of %d cores free, %d asked", b.Node, len(free), len(b.cores), n)
 	}
 	var mine, others cpuset.Set
 	for _, c := range free {

@@ -33,7 +33,7 @@ func TestTake(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(got.String(), "1-2"))
 	_, err = b.Take(1, "api.2")
-	assert.Check(t, is.ErrorContains(err, "node h1 has 0 free of 4 cores, 1 asked"))
+	assert.Check(t, is.ErrorContains(err, "node h1 has 0 of 4 cores free, 1 asked"))
 	// A resize keeps the cores it holds.
 	got, err = b.Take(1, "web.1")
 	assert.NilError(t, err)

@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/containerd/errdefs"
 	units "github.com/docker/go-units"
@@ -149,6 +151,9 @@ func (m *Manager) Create(ctx context.Context, req api.CreateRequest) (api.FleetC
 	if err := m.ensureImage(ctx, svc.Image); err != nil {
 		return api.FleetContainer{}, err
 	}
+	if err := m.ensureAnchor(ctx, req.Network); err != nil {
+		return api.FleetContainer{}, fmt.Errorf("node %s: %w", m.Node, err)
+	}
 	opts, err := createOptions(req, cores)
 	if err != nil {
 		return api.FleetContainer{}, refuse(http.StatusBadRequest, "%v", err)
@@ -157,11 +162,32 @@ func (m *Manager) Create(ctx context.Context, req api.CreateRequest) (api.FleetC
 	if err != nil {
 		return api.FleetContainer{}, fmt.Errorf("creating %s on %s: %w", req.Name, m.Node, err)
 	}
-	if _, err := m.Engine.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
+	if err := m.start(ctx, created.ID); err != nil {
 		_, _ = m.Engine.ContainerRemove(context.WithoutCancel(ctx), created.ID, client.ContainerRemoveOptions{Force: true})
 		return api.FleetContainer{}, fmt.Errorf("starting %s on %s: %w", req.Name, m.Node, err)
 	}
 	return m.inspect(ctx, created.ID)
+}
+
+// start starts a container. The first containers attached to an overlay
+// network on a worker race the engine's setup of that network there ("network
+// … not found"); that passes within moments, so it is tried again.
+func (m *Manager) start(ctx context.Context, id string) error {
+	var err error
+	for attempt := 0; attempt < 10; attempt++ {
+		if _, err = m.Engine.ContainerStart(ctx, id, client.ContainerStartOptions{}); err == nil {
+			return nil
+		}
+		if !strings.Contains(err.Error(), "network") || !strings.Contains(err.Error(), "not found") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
+		}
+	}
+	return err
 }
 
 func (m *Manager) ensureImage(ctx context.Context, image string) error {

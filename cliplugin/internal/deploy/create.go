@@ -141,23 +141,30 @@ func (d *Deployer) run(ctx context.Context, jobs []job) ([]api.FleetContainer, e
 }
 
 func (d *Deployer) createOne(ctx context.Context, j job) (api.FleetContainer, error) {
-	c, err := j.node.Agent.Create(ctx, j.req)
-	var refused *agentclient.Error
-	if !errors.As(err, &refused) || refused.Status != http.StatusConflict {
-		return c, err
+	target := j.node
+	for attempt := 0; ; attempt++ {
+		c, err := target.Agent.Create(ctx, j.req)
+		var refused *agentclient.Error
+		if !errors.As(err, &refused) || refused.Status != http.StatusConflict || attempt == raceRetries {
+			return c, err
+		}
+		// Another command took the node's cores or memory first: look at
+		// the fleet again and place the replica anew.
+		inv, ierr := d.Fleet.Inventory(ctx)
+		if ierr != nil {
+			return c, err
+		}
+		where, perr := scheduler.Place(schedulerNodes(inv), requestOf(j.req.Service), 1)
+		if perr != nil {
+			return c, fmt.Errorf("cannot place %s: %w", j.req.Name, perr)
+		}
+		target = inv.ByName(where[0])
 	}
-	// Lost a race for the node's cores or memory: look again.
-	inv, ierr := d.Fleet.Inventory(ctx)
-	if ierr != nil {
-		return c, err
-	}
-	s := j.req.Service
-	where, perr := scheduler.Place(schedulerNodes(inv), requestOf(s), 1)
-	if perr != nil {
-		return c, fmt.Errorf("%s: %w (and no other node can take it: %v)", j.req.Name, err, perr)
-	}
-	return inv.ByName(where[0]).Agent.Create(ctx, j.req)
 }
+
+// raceRetries bounds how often a replica is placed anew after losing a race
+// for a node's cores to a concurrent command.
+const raceRetries = 5
 
 func requestOf(s spec.Service) scheduler.Request {
 	set, _ := cpuset.Parse(s.Cpuset)

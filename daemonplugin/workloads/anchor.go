@@ -1,0 +1,104 @@
+package workloads
+
+import (
+	"archive/tar"
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-fleet/fleet/shared/labels"
+)
+
+// The anchor is a small idle container on the fleet network on every node
+// that runs fleet containers. It keeps the overlay network set up there: a
+// worker otherwise tears the network down when its last container leaves,
+// and a container started meanwhile fails ("network … not found"); it also
+// spares a migration's destination building the network (≈0.8 s here).
+const (
+	AnchorName  = "fleet-anchor"
+	anchorImage = "docker-fleet/anchor:latest"
+	// AnchorArg makes the agent binary idle as the anchor's process.
+	AnchorArg = "anchor"
+)
+
+// ensureAnchor makes the anchor run on the network, building its image from
+// the agent's own binary when the engine lacks it. Callers hold m.mu.
+func (m *Manager) ensureAnchor(ctx context.Context, net string) error {
+	res, err := m.Engine.ContainerInspect(ctx, AnchorName, client.ContainerInspectOptions{})
+	if err == nil {
+		if res.Container.State.Running {
+			return nil
+		}
+		_, err = m.Engine.ContainerStart(ctx, AnchorName, client.ContainerStartOptions{})
+		return err
+	}
+	if !errdefs.IsNotFound(err) {
+		return err
+	}
+	if _, err := m.Engine.ImageInspect(ctx, anchorImage); err != nil {
+		if err := m.importAnchorImage(ctx); err != nil {
+			return fmt.Errorf("building the anchor image: %w", err)
+		}
+	}
+	_, err = m.Engine.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name: AnchorName,
+		Config: &container.Config{
+			Image:  anchorImage,
+			Labels: map[string]string{labels.Prefix + ".anchor": "true"},
+		},
+		HostConfig: &container.HostConfig{
+			NetworkMode:   container.NetworkMode(net),
+			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+			Resources:     container.Resources{Memory: 16 << 20},
+		},
+		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{net: {}}},
+	})
+	if err != nil {
+		return fmt.Errorf("creating the anchor: %w", err)
+	}
+	return m.start(ctx, AnchorName)
+}
+
+// importAnchorImage imports a one-file image: the agent binary, which idles
+// when given AnchorArg.
+func (m *Manager) importAnchorImage(ctx context.Context) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(self)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		err := tw.WriteHeader(&tar.Header{Name: "anchor", Mode: 0o755, Size: st.Size(), Typeflag: tar.TypeReg})
+		if err == nil {
+			_, err = io.Copy(tw, f)
+		}
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	out, err := m.Engine.ImageImport(ctx, client.ImageImportSource{Source: pr, SourceName: "-"}, anchorImage,
+		client.ImageImportOptions{Changes: []string{`ENTRYPOINT ["/anchor", "` + AnchorArg + `"]`}})
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	_, err = io.Copy(io.Discard, out)
+	return err
+}
