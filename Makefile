@@ -10,7 +10,7 @@ SIM_HOSTS ?= 3
 PLUGIN_TAR := packaging/dist/fleet-agent-plugin.tar.gz
 GOFILES := $(shell find . -name '*.go' -not -path './.git/*')
 
-.PHONY: all build install test unit e2e demo sim-up sim-down lint clean
+.PHONY: all build install test unit e2e fuzz demo sim-up sim-down lint clean
 
 all: build
 
@@ -42,6 +42,15 @@ lint:
 ## unit: unit tests
 unit:
 	$(GO) test ./...
+
+## fuzz: each fuzz target for FUZZTIME (the unit tests already run their seeds)
+FUZZTIME ?= 15s
+fuzz:
+	$(GO) test ./shared/cpuset -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./shared/spec -run '^$$' -fuzz FuzzParseMemory -fuzztime $(FUZZTIME)
+	$(GO) test ./shared/spec -run '^$$' -fuzz FuzzParsePortVolume -fuzztime $(FUZZTIME)
+	$(GO) test ./cliplugin/internal/specfile -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./daemonplugin/metrics -run '^$$' -fuzz FuzzParsers -fuzztime $(FUZZTIME)
 
 ## sim-up / sim-down: the multi-host simulator (SIM_HOSTS hosts, default 3)
 sim-up: bin/workload

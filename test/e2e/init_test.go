@@ -288,5 +288,5 @@ func TestDescribeNode(t *testing.T) {
 
 	r := docker(t, manager, "fleet", "describe", "h9")
 	assert.Check(t, is.Equal(r.Code, 1))
-	assert.Check(t, is.Contains(r.Stderr, `docker fleet describe: no node named "h9"`))
+	assert.Check(t, is.Contains(r.Stderr, `docker fleet describe: no node, service or container named "h9"`))
 }
