@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -161,44 +163,25 @@ func dockerPyPorts(field string, raw json.RawMessage) ([]spec.Port, error) {
 	}
 	var list []string
 	if err := json.Unmarshal(raw, &list); err == nil {
-		var out []spec.Port
-		for _, p := range list {
-			port, err := spec.ParsePort(p)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", field, err)
-			}
-			out = append(out, port)
-		}
-		return out, nil
+		return parseEach(field, list, spec.ParsePort)
 	}
 	var m map[string]any
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("%s: a map of container port to host port, or a list", field)
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var out []spec.Port
-	for _, k := range keys {
-		p := k
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		switch v := m[k].(type) {
 		case nil:
+			list = append(list, k)
 		case float64:
-			p = strconv.Itoa(int(v)) + ":" + k
+			list = append(list, strconv.Itoa(int(v))+":"+k)
 		case string:
-			p = v + ":" + k
+			list = append(list, v+":"+k)
 		default:
 			return nil, fmt.Errorf("%s.%s: host port must be a number", field, k)
 		}
-		port, err := spec.ParsePort(p)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", field, err)
-		}
-		out = append(out, port)
 	}
-	return out, nil
+	return parseEach(field, list, spec.ParsePort)
 }
 
 // dockerPyVolumes reads docker-py's {"src": {"bind": "/p", "mode": "ro"}}
@@ -209,15 +192,7 @@ func dockerPyVolumes(field string, raw json.RawMessage) ([]spec.Volume, error) {
 	}
 	var list []string
 	if err := json.Unmarshal(raw, &list); err == nil {
-		var out []spec.Volume
-		for _, v := range list {
-			vol, err := spec.ParseVolume(v)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", field, err)
-			}
-			out = append(out, vol)
-		}
-		return out, nil
+		return parseEach(field, list, spec.ParseVolume)
 	}
 	var m map[string]struct {
 		Bind string `json:"bind"`
@@ -226,23 +201,25 @@ func dockerPyVolumes(field string, raw json.RawMessage) ([]spec.Volume, error) {
 	if err := strictUnmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("%s: a map of source to {bind, mode}, or a list", field)
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var out []spec.Volume
-	for _, src := range keys {
-		v := m[src]
-		s := src + ":" + v.Bind
-		if v.Mode != "" {
-			s += ":" + v.Mode
+	for _, src := range slices.Sorted(maps.Keys(m)) {
+		v := src + ":" + m[src].Bind
+		if m[src].Mode != "" {
+			v += ":" + m[src].Mode
 		}
-		vol, err := spec.ParseVolume(s)
+		list = append(list, v)
+	}
+	return parseEach(field, list, spec.ParseVolume)
+}
+
+// parseEach parses every item, naming field in errors.
+func parseEach[T any](field string, items []string, parse func(string) (T, error)) ([]T, error) {
+	out := make([]T, 0, len(items))
+	for _, it := range items {
+		v, err := parse(it)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", field, err)
 		}
-		out = append(out, vol)
+		out = append(out, v)
 	}
 	return out, nil
 }
