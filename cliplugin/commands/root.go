@@ -34,6 +34,8 @@ docker --context NAME fleet …).`,
 		newScaleCommand(dockerCli),
 		newResizeCommand(dockerCli),
 		newRmCommand(dockerCli),
+		newMigrateCommand(dockerCli),
+		newLeaveCommand(dockerCli),
 		newDescribeCommand(dockerCli),
 	)
 	for _, sub := range cmd.Commands() {

@@ -16,7 +16,9 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/docker-fleet/fleet/daemonplugin/criucheck"
+	"github.com/docker-fleet/fleet/daemonplugin/hostexec"
 	"github.com/docker-fleet/fleet/daemonplugin/metrics"
+	"github.com/docker-fleet/fleet/daemonplugin/migrate"
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/cpuset"
@@ -34,6 +36,7 @@ type Agent struct {
 	engine    client.APIClient
 	sampler   *metrics.Sampler
 	workloads *workloads.Manager
+	migrator  *migrate.Migrator
 
 	criuMu      sync.Mutex
 	criu        api.CRIUInfo
@@ -47,11 +50,13 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine client: %w", err)
 	}
+	wl := &workloads.Manager{Node: cfg.Node, Engine: engine, Cores: func() (cpuset.Set, error) { return metrics.Cores(cfg.Proc) }}
 	return &Agent{
 		cfg:       cfg,
 		engine:    engine,
 		sampler:   metrics.NewSampler(cfg.Proc, time.Second),
-		workloads: &workloads.Manager{Node: cfg.Node, Engine: engine, Cores: func() (cpuset.Set, error) { return metrics.Cores(cfg.Proc) }},
+		workloads: wl,
+		migrator:  &migrate.Migrator{Node: cfg.Node, Engine: engine, Workloads: wl, Creds: cfg.TLS, HostRoot: hostexec.HostRoot},
 	}, nil
 }
 
@@ -60,6 +65,7 @@ func New(cfg Config) (*Agent, error) {
 // ctx ends or a listener fails.
 func (a *Agent) Run(ctx context.Context) error {
 	go a.sampler.Run(ctx.Done())
+	go a.workloads.CleanupIncoming(ctx)
 	go a.criuInfo() // warm the cache; CRIU takes a moment to start
 
 	// The TCP port first: if it cannot be had, the agent exits before its
@@ -107,6 +113,13 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("DELETE "+api.PathContainer+"{name}", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, struct{}{}, wl.Remove(r.Context(), r.PathValue("name")))
 	})
+	mux.HandleFunc("POST "+api.PathMigrate, a.serveMigrate)
+	mux.Handle("POST "+api.PathPrepare, postJSON(a.migrator.Prepare))
+	mux.HandleFunc("POST "+api.PathImageLoad, func(w http.ResponseWriter, r *http.Request) {
+		reply(w, struct{}{}, a.migrator.LoadImage(r.Context(), r.Body))
+	})
+	mux.HandleFunc("POST "+api.PathReceive, a.serveReceive)
+	mux.Handle("POST "+api.PathLeave, postJSON(a.leave))
 	mux.HandleFunc("POST "+api.PathContainer+"{name}"+api.ResizeSuffix, func(w http.ResponseWriter, r *http.Request) {
 		var req api.ResizeRequest
 		if err := decode(w, r, &req); err != nil {

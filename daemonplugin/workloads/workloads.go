@@ -190,14 +190,24 @@ func (m *Manager) start(ctx context.Context, id string) error {
 	return err
 }
 
+// PullImage pulls an image, giving up after a while: a host without a
+// registry may take long to say so.
+func PullImage(ctx context.Context, engine client.APIClient, image string) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	pull, err := engine.ImagePull(ctx, image, client.ImagePullOptions{})
+	if err != nil {
+		return err
+	}
+	defer pull.Close()
+	return pull.Wait(ctx)
+}
+
 func (m *Manager) ensureImage(ctx context.Context, image string) error {
 	if _, err := m.Engine.ImageInspect(ctx, image); err == nil {
 		return nil
 	}
-	pull, err := m.Engine.ImagePull(ctx, image, client.ImagePullOptions{})
-	if err == nil {
-		err = pull.Wait(ctx)
-	}
+	err := PullImage(ctx, m.Engine, image)
 	if err != nil {
 		return refuse(http.StatusConflict, "image %s is not on node %s and cannot be pulled: %v", image, m.Node, err)
 	}

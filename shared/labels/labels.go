@@ -21,6 +21,8 @@ const (
 	NetworkName = Prefix + ".network-name"
 	// Replicas is the desired replica count on a stored service definition.
 	Replicas = Prefix + ".replicas"
+	// History marks the swarm config holding a container's migrations.
+	History = Prefix + ".history"
 )
 
 const (
@@ -32,6 +34,9 @@ const (
 	// ServiceConfigPrefix starts the name of the swarm config that stores a
 	// service's definition.
 	ServiceConfigPrefix = "docker-fleet-service."
+	// HistoryConfigPrefix starts the name of the swarm config that stores a
+	// container's migration history.
+	HistoryConfigPrefix = "docker-fleet-history."
 	// AgentPlugin is the managed plugin's name on every engine.
 	AgentPlugin = "fleet-agent:latest"
 )

@@ -173,18 +173,27 @@ load_workload() {
 		tar --owner=0 --group=0 -C "$root" -cf "$tar" .
 		rm -rf "$root"
 	fi
-	local want have
+	local want have image
 	want=$(sha256sum "$tar" | cut -c1-16)
+	image="$STATE/workload-image-$want.tar"
 	have=$(dk "$h" image inspect -f '{{index .Config.Labels "com.docker.fleet.test.rootfs"}}' "$WORKLOAD_IMAGE" 2>/dev/null || true)
 	[ "$want" = "$have" ] && return 0
-	# No registry here: the image is imported from the static binary.
-	dk "$h" import \
-		--change 'ENTRYPOINT ["/workload"]' \
-		--change 'ENV GODEBUG=multipathtcp=0' \
-		--change 'EXPOSE 8080' \
-		--change "LABEL com.docker.fleet.test.rootfs=$want" \
-		"$tar" "$WORKLOAD_IMAGE" >/dev/null
-	log "$h: imported $WORKLOAD_IMAGE"
+	# No registry here: the image is imported from the static binary once,
+	# then saved and loaded on every host, so that all have the same image ID
+	# (as hosts pulling from one registry would).
+	if [ ! -f "$image" ]; then
+		dk "$h" import \
+			--change 'ENTRYPOINT ["/workload"]' \
+			--change 'ENV GODEBUG=multipathtcp=0' \
+			--change 'EXPOSE 8080' \
+			--change "LABEL com.docker.fleet.test.rootfs=$want" \
+			"$tar" "$WORKLOAD_IMAGE" >/dev/null
+		dk "$h" save -o "$image.tmp" "$WORKLOAD_IMAGE"
+		mv "$image.tmp" "$image"
+	else
+		dk "$h" load -q -i "$image" >/dev/null
+	fi
+	log "$h: loaded $WORKLOAD_IMAGE"
 }
 
 hosts_present() {

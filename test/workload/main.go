@@ -6,6 +6,11 @@
 // Settings (environment): BALLAST_MB (default 16), PORT (8080), BIRTH_FILE
 // (/var/lib/workload/birth), MPTCP=1 to listen with multipath TCP (which CRIU
 // cannot checkpoint).
+//
+// The same binary is the tests' client: "workload get URL" prints one answer;
+// "workload poll URL INTERVAL_MS" polls over one kept-alive connection until
+// SIGTERM and then prints a summary (longest gap, connections dialled, whether
+// the counter ever went back).
 package main
 
 import (
@@ -47,6 +52,10 @@ var (
 )
 
 func main() {
+	if len(os.Args) > 1 {
+		client(os.Args[1:])
+		return
+	}
 	mb := envInt("BALLAST_MB", 16)
 	port := envInt("PORT", 8080)
 	birthFile := env("BIRTH_FILE", "/var/lib/workload/birth")

@@ -12,9 +12,9 @@ import (
 
 	units "github.com/docker/go-units"
 
-	"github.com/docker-fleet/fleet/cliplugin/internal/agentclient"
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
 	"github.com/docker-fleet/fleet/cliplugin/internal/scheduler"
+	"github.com/docker-fleet/fleet/shared/agentclient"
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/cpuset"
 	"github.com/docker-fleet/fleet/shared/spec"

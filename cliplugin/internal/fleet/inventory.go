@@ -7,7 +7,7 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/docker-fleet/fleet/cliplugin/internal/agentclient"
+	"github.com/docker-fleet/fleet/shared/agentclient"
 	"github.com/docker-fleet/fleet/shared/api"
 )
 

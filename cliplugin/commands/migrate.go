@@ -1,0 +1,78 @@
+package commands
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	units "github.com/docker/go-units"
+	"github.com/spf13/cobra"
+
+	"github.com/docker-fleet/fleet/cliplugin/internal/deploy"
+	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
+	"github.com/docker-fleet/fleet/shared/api"
+)
+
+type migrateOptions struct {
+	to     string
+	format string
+}
+
+func newMigrateCommand(dockerCli command.Cli) *cobra.Command {
+	var opts migrateOptions
+	cmd := &cobra.Command{
+		Use:   "migrate [OPTIONS] CONTAINER",
+		Short: "Live-migrate a container to another node",
+		Long: `Moves a running fleet container to another node with CRIU, keeping its
+process memory, the files it wrote, its named volumes, its IP and aliases on
+the fleet network, its published ports, its limits and as many exclusive cores,
+and its established TCP connections. The source node's agent streams it
+straight to the destination's agent over mutual TLS.
+
+It ends with the container running on the destination only (exit 0), or still
+running on the source with its state (exit 1, with the reason).`,
+		Example: `  docker fleet migrate web.1 --to h3
+  docker fleet migrate web.1                 # the scheduler picks the node
+  docker fleet migrate web.1 --format json`,
+		Args: cli.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runMigrate(cmd, dockerCli, opts, args[0])
+		},
+	}
+	cmd.Flags().StringVar(&opts.to, "to", "", "Destination node (default: the scheduler picks)")
+	cmd.Flags().StringVar(&opts.format, "format", "", formatHelp)
+	return cmd
+}
+
+func runMigrate(cmd *cobra.Command, dockerCli command.Cli, opts migrateOptions, name string) error {
+	ctx := cmd.Context()
+	f, err := fleet.Open(ctx, dockerCli.Client())
+	if err != nil {
+		return err
+	}
+	d := &deploy.Deployer{Fleet: f, Progress: dockerCli.Err()}
+	res, err := d.Migrate(ctx, name, opts.to, progress(dockerCli.Err(), ""))
+	if err != nil {
+		return err
+	}
+	return writeFormatted(dockerCli.Out(), opts.format, res, func(out io.Writer) error {
+		_, err := fmt.Fprintln(out, summary(res))
+		return err
+	})
+}
+
+// progress prints a migration's events on stderr as they come.
+func progress(w io.Writer, prefix string) func(api.MigrateEvent) {
+	return func(ev api.MigrateEvent) {
+		if ev.Message != "" {
+			fmt.Fprintf(w, "%s%s: %s\n", prefix, ev.Phase, ev.Message)
+		}
+	}
+}
+
+// summary is a migration's last line.
+func summary(r *api.MigrateResult) string {
+	return fmt.Sprintf("migrated %s from %s to %s: downtime %.2fs, total %.1fs, %s",
+		r.Container, r.From, r.To, r.Downtime, r.Total, units.HumanSize(float64(r.Bytes)))
+}

@@ -1,0 +1,162 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
+	"github.com/docker-fleet/fleet/cliplugin/internal/scheduler"
+	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/cpuset"
+)
+
+// Migrate live-migrates a container to the node to, or to the node the
+// scheduler picks. The source node's agent drives it, streaming straight to
+// the destination's agent; progress comes back through onEvent.
+func (d *Deployer) Migrate(ctx context.Context, name, to string, onEvent func(api.MigrateEvent)) (*api.MigrateResult, error) {
+	inv, err := d.Fleet.Inventory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, src, ok := inv.Find(name)
+	if !ok {
+		if uerr := inv.Unreachable(); uerr != nil {
+			return nil, fmt.Errorf("no fleet container %q on the nodes that answer (%v)", name, uerr)
+		}
+		return nil, fmt.Errorf("no fleet container %q", name)
+	}
+	dst, err := destination(inv, c, src, to)
+	if err != nil {
+		return nil, err
+	}
+	res, err := src.Agent.Migrate(ctx, api.MigrateRequest{
+		Container: c.Name, To: dst.Hostname,
+		ToAddr: net.JoinHostPort(dst.Addr, strconv.Itoa(dst.AgentPort)),
+	}, onEvent)
+	if err != nil {
+		return nil, err
+	}
+	if err := fleet.RecordMigration(ctx, d.Fleet.Manager, *res); err != nil {
+		d.say("warning: %s moved, but its migration was not recorded: %v", c.Name, err)
+	}
+	return res, nil
+}
+
+// destination picks where c goes: the node asked for, or the scheduler's
+// choice among the others.
+func destination(inv fleet.Inventory, c api.FleetContainer, src *fleet.NodeState, to string) (*fleet.NodeState, error) {
+	sched := schedulerNodes(inv)
+	for i := range sched {
+		if sched[i].Name == src.Hostname {
+			sched[i].Unusable = "the container is there"
+		}
+	}
+	req := scheduler.Request{Memory: c.Memory}
+	if c.Exclusive {
+		set, _ := cpuset.Parse(c.Cpuset)
+		req.Cores = len(set)
+	}
+	if to != "" {
+		var nodes []fleet.Node
+		for _, n := range inv {
+			nodes = append(nodes, n.Node)
+		}
+		n, err := fleet.FindNode(nodes, to)
+		if err != nil {
+			return nil, fmt.Errorf("--to: %w", err)
+		}
+		if n.Hostname == src.Hostname {
+			return nil, fmt.Errorf("--to %s: %s already runs there", to, c.Name)
+		}
+		req.Node = n.Hostname
+	}
+	where, err := scheduler.Place(sched, req, 1)
+	if err != nil {
+		return nil, fmt.Errorf("no destination for %s: %w", c.Name, err)
+	}
+	return inv.ByName(where[0]), nil
+}
+
+// LeaveResult is what leave did.
+type LeaveResult struct {
+	Node     string              `json:"node"`
+	Migrated []api.MigrateResult `json:"migrated"`
+	Failed   map[string]string   `json:"failed,omitempty"`
+	Left     bool                `json:"left"`
+}
+
+// Leave drains a node by live migration, then takes it out of the swarm and
+// removes its agent. If a migration fails, the node stays (unless force).
+func (d *Deployer) Leave(ctx context.Context, name string, force bool, onEvent func(string, api.MigrateEvent)) (*LeaveResult, error) {
+	inv, err := d.Fleet.Inventory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var nodes []fleet.Node
+	for _, n := range inv {
+		nodes = append(nodes, n.Node)
+	}
+	n, err := fleet.FindNode(nodes, name)
+	if err != nil {
+		return nil, err
+	}
+	node := inv.ByName(n.Hostname)
+	if node.Role == "manager" {
+		return nil, fmt.Errorf("%s is a swarm manager: leave works on workers (demote it first with `docker node demote %s`)", n.Hostname, n.Hostname)
+	}
+	if node.Err != nil && !force {
+		return nil, fmt.Errorf("the agent of %s does not answer, so its containers cannot be moved: %w (--force removes the node anyway)", n.Hostname, node.Err)
+	}
+	res := &LeaveResult{Node: n.Hostname, Failed: map[string]string{}}
+	for _, c := range node.Ledger.Containers {
+		r, err := d.Migrate(ctx, c.Name, "", func(ev api.MigrateEvent) { onEvent(c.Name, ev) })
+		if err != nil {
+			res.Failed[c.Name] = err.Error()
+			continue
+		}
+		res.Migrated = append(res.Migrated, *r)
+	}
+	if len(res.Failed) > 0 && !force {
+		return res, fmt.Errorf("%d of %d migrations off %s failed, so it stays in the fleet with those containers (--force leaves anyway): %v",
+			len(res.Failed), len(node.Ledger.Containers), n.Hostname, res.Failed)
+	}
+	if node.Agent != nil && node.Err == nil {
+		if err := node.Agent.Leave(ctx, api.LeaveRequest{Force: force}); err != nil {
+			return res, fmt.Errorf("%s: %w", n.Hostname, err)
+		}
+	}
+	if err := d.forget(ctx, n); err != nil {
+		return res, err
+	}
+	res.Left = true
+	return res, nil
+}
+
+// forget waits for the manager to see the node down, then removes it.
+func (d *Deployer) forget(ctx context.Context, n fleet.Node) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := d.Fleet.Manager.NodeRemove(ctx, n.ID, client.NodeRemoveOptions{})
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			// It may never report down (an unreachable node): force it out.
+			if _, ferr := d.Fleet.Manager.NodeRemove(ctx, n.ID, client.NodeRemoveOptions{Force: true}); ferr != nil {
+				return fmt.Errorf("removing %s from the swarm: %w", n.Hostname, errors.Join(err, ferr))
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

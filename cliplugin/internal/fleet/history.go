@@ -1,0 +1,71 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/labels"
+)
+
+// Migration history lives in the swarm too: one config per container that
+// has moved, holding its migrations oldest first. A config's data cannot
+// change, so a new migration replaces the config.
+
+func historyConfig(name string) string { return labels.HistoryConfigPrefix + name }
+
+// History returns a container's migrations, oldest first.
+func History(ctx context.Context, c client.APIClient, container string) ([]api.Migration, error) {
+	res, err := c.ConfigInspect(ctx, historyConfig(container), client.ConfigInspectOptions{})
+	if errdefs.IsNotFound(err) {
+		return []api.Migration{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []api.Migration
+	return out, json.Unmarshal(res.Config.Spec.Data, &out)
+}
+
+// RecordMigration appends a migration to its container's history.
+func RecordMigration(ctx context.Context, c client.APIClient, m api.Migration) error {
+	past, err := History(ctx, c, m.Container)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(append(past, m))
+	if err != nil {
+		return err
+	}
+	if _, err := c.ConfigRemove(ctx, historyConfig(m.Container), client.ConfigRemoveOptions{}); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	_, err = c.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: swarm.ConfigSpec{
+		Annotations: swarm.Annotations{Name: historyConfig(m.Container), Labels: map[string]string{labels.History: m.Container}},
+		Data:        data,
+	}})
+	return err
+}
+
+// AllMigrations returns every recorded migration, oldest first.
+func AllMigrations(ctx context.Context, c client.APIClient) ([]api.Migration, error) {
+	res, err := c.ConfigList(ctx, client.ConfigListOptions{Filters: make(client.Filters).Add("label", labels.History)})
+	if err != nil {
+		return nil, err
+	}
+	var out []api.Migration
+	for _, cfg := range res.Items {
+		h, err := History(ctx, c, cfg.Spec.Labels[labels.History])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, h...)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Time < out[j].Time })
+	return out, nil
+}

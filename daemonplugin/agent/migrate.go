@@ -1,0 +1,106 @@
+package agent
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"log"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-fleet/fleet/daemonplugin/workloads"
+	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/labels"
+)
+
+// serveMigrate runs a migration from this node and streams its progress,
+// one JSON event a line; the last line has the result or the error.
+func (a *Agent) serveMigrate(w http.ResponseWriter, r *http.Request) {
+	var req api.MigrateRequest
+	if err := decode(w, r, &req); err != nil {
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	rc := http.NewResponseController(w)
+	enc := json.NewEncoder(w)
+	var mu sync.Mutex
+	emit := func(ev api.MigrateEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		// The caller may be gone; the migration goes on regardless.
+		_ = enc.Encode(ev)
+		_ = rc.Flush()
+	}
+	res, err := a.migrator.Migrate(r.Context(), req, emit)
+	if err != nil {
+		log.Printf("migration of %s to %s failed: %v", req.Container, req.To, err)
+		emit(api.MigrateEvent{Phase: api.PhaseDone, Error: err.Error()})
+		return
+	}
+	emit(api.MigrateEvent{Phase: api.PhaseDone, Result: res})
+}
+
+// receiveStall is how long a receive may wait for the next bytes.
+const receiveStall = 20 * time.Second
+
+// serveReceive takes a container streamed by a source agent.
+func (a *Agent) serveReceive(w http.ResponseWriter, r *http.Request) {
+	var h api.ReceiveHeader
+	raw, err := base64.StdEncoding.DecodeString(r.Header.Get(api.HeaderReceive))
+	if err == nil {
+		err = json.Unmarshal(raw, &h)
+	}
+	if err != nil || h.Name == "" || h.Checkpoint == "" {
+		reply(w, nil, &workloads.Error{Status: http.StatusBadRequest, Err: fmt.Errorf("bad %s header", api.HeaderReceive)})
+		return
+	}
+	// A cut link stalls the body rather than ending it: give up when no
+	// bytes come for a while.
+	rc := http.NewResponseController(w)
+	body := readFunc(func(p []byte) (int, error) {
+		_ = rc.SetReadDeadline(time.Now().Add(receiveStall))
+		return r.Body.Read(p)
+	})
+	res, err := a.migrator.Receive(r.Context(), h, body, func() string { return r.Trailer.Get(api.TrailerSHA256) })
+	if err != nil {
+		log.Printf("receiving %s from %s failed: %v", h.Name, h.From, err)
+	}
+	_ = rc.SetReadDeadline(time.Time{})
+	reply(w, res, err)
+}
+
+type readFunc func([]byte) (int, error)
+
+func (f readFunc) Read(p []byte) (int, error) { return f(p) }
+
+// leave takes the node out of the fleet: its anchor goes, the engine leaves
+// the swarm, and a moment after answering, the agent removes its own plugin.
+func (a *Agent) leave(ctx context.Context, req api.LeaveRequest) (struct{}, error) {
+	list, err := a.engine.ContainerList(ctx, client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("label", labels.Service)})
+	if err != nil {
+		return struct{}{}, err
+	}
+	if len(list.Items) > 0 && !req.Force {
+		return struct{}{}, &workloads.Error{Status: http.StatusConflict,
+			Err: fmt.Errorf("node %s still has %d fleet containers", a.cfg.Node, len(list.Items))}
+	}
+	if _, err := a.engine.ContainerRemove(ctx, workloads.AnchorName, client.ContainerRemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
+		return struct{}{}, err
+	}
+	if _, err := a.engine.SwarmLeave(ctx, client.SwarmLeaveOptions{Force: true}); err != nil {
+		return struct{}{}, fmt.Errorf("leaving the swarm: %w", err)
+	}
+	go func() {
+		time.Sleep(time.Second)
+		if _, err := a.engine.PluginRemove(context.Background(), labels.AgentPlugin, client.PluginRemoveOptions{Force: true}); err != nil {
+			log.Printf("removing the agent plugin: %v", err)
+		}
+	}()
+	return struct{}{}, nil
+}

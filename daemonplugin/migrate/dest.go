@@ -1,0 +1,114 @@
+package migrate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-fleet/fleet/daemonplugin/workloads"
+	"github.com/docker-fleet/fleet/shared/api"
+)
+
+// Prepare answers a source: can this node take the container, and does it
+// need the image?
+func (m *Migrator) Prepare(ctx context.Context, req api.PrepareRequest) (api.PrepareResponse, error) {
+	if err := m.Workloads.CanTake(ctx, req.Cores, req.Memory); err != nil {
+		return api.PrepareResponse{}, err
+	}
+	_, err := m.Engine.ImageInspect(ctx, req.ImageID)
+	if err != nil && !errdefs.IsNotFound(err) {
+		return api.PrepareResponse{}, err
+	}
+	if err == nil {
+		return api.PrepareResponse{HaveImage: true}, nil
+	}
+	// Not here: try the registry before asking the source to stream it.
+	if workloads.PullImage(ctx, m.Engine, req.Image) == nil {
+		if _, err := m.Engine.ImageInspect(ctx, req.ImageID); err == nil {
+			return api.PrepareResponse{HaveImage: true}, nil
+		}
+	}
+	return api.PrepareResponse{}, nil
+}
+
+// LoadImage loads an image streamed by a source.
+func (m *Migrator) LoadImage(ctx context.Context, body io.Reader) error {
+	res, err := m.Engine.ImageLoad(ctx, io.LimitReader(body, MaxTransfer))
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	_, err = io.Copy(io.Discard, res)
+	return err
+}
+
+// Receive creates the twin, fills it from the stream, and restores it.
+// Whatever fails, the twin is removed and the source told why.
+func (m *Migrator) Receive(ctx context.Context, h api.ReceiveHeader, body io.Reader, trailer func() string) (api.ReceiveResult, error) {
+	twin, err := m.Workloads.CreateTwin(ctx, h)
+	if err != nil {
+		return api.ReceiveResult{}, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			m.Workloads.RemoveTwin(context.WithoutCancel(ctx), twin)
+		}
+	}()
+	cpDir, err := m.checkpointDir(ctx, twin.ID)
+	if err != nil {
+		return api.ReceiveResult{}, err
+	}
+	if err := os.MkdirAll(cpDir, 0o700); err != nil {
+		return api.ReceiveResult{}, err
+	}
+	x := &extractor{limit: MaxTransfer, dir: func(section, name string) (string, error) {
+		switch section + "/" {
+		case api.SectionRootfs:
+			return m.host(twin.UpperDir), nil
+		case api.SectionCheckpoint:
+			return cpDir, nil
+		case api.SectionVolumes:
+			v, err := m.Engine.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
+			if err != nil {
+				return "", fmt.Errorf("volume %q: %w", name, err)
+			}
+			for _, want := range h.Volumes {
+				if want == name {
+					return m.host(v.Volume.Mountpoint), nil
+				}
+			}
+			return "", fmt.Errorf("%w: volume %q was not announced", errUnsafe, name)
+		}
+		return "", fmt.Errorf("%w: section %q", errUnsafe, section)
+	}}
+	sum := sha256.New()
+	if err := x.extract(io.TeeReader(body, sum)); err != nil {
+		return api.ReceiveResult{}, fmt.Errorf("receiving %s: %w", h.Name, err)
+	}
+	// Read to the end so the trailer arrives.
+	if _, err := io.Copy(sum, body); err != nil {
+		return api.ReceiveResult{}, fmt.Errorf("receiving %s: %w", h.Name, err)
+	}
+	if got, want := hex.EncodeToString(sum.Sum(nil)), trailer(); got != want {
+		return api.ReceiveResult{}, &workloads.Error{Status: http.StatusBadRequest,
+			Err: fmt.Errorf("receiving %s: the stream is corrupt (SHA-256 %s, the source sent %q)", h.Name, got, want)}
+	}
+	if err := ensureCRIUConfig(m.HostRoot); err != nil {
+		return api.ReceiveResult{}, fmt.Errorf("CRIU configuration: %w", err)
+	}
+	if err := m.Workloads.StartTwin(ctx, twin, h.Checkpoint); err != nil {
+		return api.ReceiveResult{}, fmt.Errorf("restoring %s on %s: %s", h.Name, m.Node, criuReason(m.HostRoot, err))
+	}
+	ok = true
+	result := api.ReceiveResult{ContainerID: twin.ID, Cpuset: twin.Cpuset, IP: h.IP, Restore: restoreStats(cpDir)}
+	_, _ = m.Engine.CheckpointRemove(ctx, twin.ID, client.CheckpointRemoveOptions{CheckpointID: h.Checkpoint})
+	return result, nil
+}

@@ -1,0 +1,78 @@
+package migrate
+
+import (
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/checkpoint-restore/go-criu/v7/stats"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-fleet/fleet/daemonplugin/workloads"
+	"github.com/docker-fleet/fleet/shared/agentclient"
+	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/pki"
+)
+
+// checkpointName is the engine checkpoint a migration makes and restores.
+const checkpointName = "fleet-migration"
+
+// MaxTransfer bounds what a destination accepts in one migration.
+var MaxTransfer int64 = 64 << 30
+
+// Migrator is a node's side of migrations, as source and as destination.
+type Migrator struct {
+	Node      string
+	Engine    client.APIClient
+	Workloads *workloads.Manager
+	// Creds are the node's certificate, which it shows to peer agents.
+	Creds pki.Pair
+	// HostRoot is where the host's root filesystem is mounted: engine
+	// paths (writable layers, checkpoints, volumes) are read and written
+	// through it.
+	HostRoot string
+
+	// one migration at a time on this host: the CRIU configuration is the
+	// host's, and a second freeze would only slow the first.
+	mu sync.Mutex
+}
+
+func (m *Migrator) host(p string) string { return filepath.Join(m.HostRoot, p) }
+
+func (m *Migrator) peer(node, addr string) (*agentclient.Client, error) {
+	host, port, err := splitAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	return agentclient.New(m.Creds, node, host, port)
+}
+
+func dumpStats(dir string) *api.DumpStats {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	s, err := stats.CriuGetDumpStats(f)
+	if err != nil {
+		return nil
+	}
+	return &api.DumpStats{
+		FreezingTime: s.GetFreezingTime(), FrozenTime: s.GetFrozenTime(),
+		MemdumpTime: s.GetMemdumpTime(), MemwriteTime: s.GetMemwriteTime(),
+		PagesScanned: s.GetPagesScanned(), PagesWritten: s.GetPagesWritten(),
+	}
+}
+
+func restoreStats(dir string) *api.RestoreStats {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	s, err := stats.CriuGetRestoreStats(f)
+	if err != nil {
+		return nil
+	}
+	return &api.RestoreStats{ForkingTime: s.GetForkingTime(), RestoreTime: s.GetRestoreTime(), PagesRestored: s.GetPagesRestored()}
+}

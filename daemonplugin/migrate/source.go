@@ -1,0 +1,296 @@
+package migrate
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	units "github.com/docker/go-units"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/cpuset"
+	"github.com/docker-fleet/fleet/shared/labels"
+)
+
+// stallTimeout is how long a transfer may make no progress before it is
+// given up (a cut link stalls rather than fails).
+var stallTimeout = 15 * time.Second
+
+// Migrate moves one of this node's containers to req.To. It ends with the
+// container running on the destination and removed here, or running here
+// with its state (restored from its own checkpoint if it was frozen).
+func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit func(api.MigrateEvent)) (*api.MigrateResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	// Once frozen, the container's fate must not depend on the caller
+	// staying connected.
+	ctx = context.WithoutCancel(ctx)
+	start := time.Now()
+
+	res, err := m.Engine.ContainerInspect(ctx, req.Container, client.ContainerInspectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("%s on %s: %w", req.Container, m.Node, err)
+	}
+	c := res.Container
+	if _, ok := c.Config.Labels[labels.Service]; !ok {
+		return nil, fmt.Errorf("%s on %s is not a fleet container", req.Container, m.Node)
+	}
+	if !c.State.Running {
+		return nil, fmt.Errorf("%s on %s is %s, not running: only a running container is live-migrated", req.Container, m.Node, c.State.Status)
+	}
+	hdr, err := m.header(c)
+	if err != nil {
+		return nil, err
+	}
+	peer, err := m.peer(req.To, req.ToAddr)
+	if err != nil {
+		return nil, err
+	}
+
+	emit(api.MigrateEvent{Phase: api.PhasePrepare, Message: "asking " + req.To})
+	prep, err := peer.Prepare(ctx, api.PrepareRequest{Name: hdr.Name, Image: c.Config.Image, ImageID: c.Image, Cores: hdr.Cores, Memory: hdr.Memory})
+	if err != nil {
+		return nil, fmt.Errorf("destination %s: %w", req.To, err)
+	}
+	if !prep.HaveImage {
+		emit(api.MigrateEvent{Phase: api.PhaseImage, Message: "streaming image " + c.Config.Image + " to " + req.To})
+		if err := m.sendImage(ctx, peer, c.Config.Image); err != nil {
+			return nil, fmt.Errorf("streaming image %s to %s: %w", c.Config.Image, req.To, err)
+		}
+	}
+
+	// Freeze: from here on, the container runs again here or there.
+	emit(api.MigrateEvent{Phase: api.PhaseCheckpoint, Message: "checkpointing " + hdr.Name})
+	if err := ensureCRIUConfig(m.HostRoot); err != nil {
+		return nil, fmt.Errorf("CRIU configuration: %w", err)
+	}
+	frozen := time.Now()
+	if _, err := m.Engine.CheckpointCreate(ctx, c.ID, client.CheckpointCreateOptions{CheckpointID: checkpointName, Exit: true}); err != nil {
+		reason := criuReason(m.HostRoot, err)
+		if now, ierr := m.Engine.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{}); ierr == nil && !now.Container.State.Running {
+			// CRIU resumes what it failed to dump; should it not have, the
+			// container is brought back from what it was.
+			_, _ = m.Engine.ContainerStart(ctx, c.ID, client.ContainerStartOptions{})
+		}
+		return nil, fmt.Errorf("checkpoint of %s failed, it keeps running on %s: %s", hdr.Name, m.Node, reason)
+	}
+	cpDir, err := m.checkpointDir(ctx, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	dump := dumpStats(cpDir)
+	emit(api.MigrateEvent{Phase: api.PhaseCheckpoint, Message: fmt.Sprintf("checkpointed in %.2fs", time.Since(frozen).Seconds())})
+	// Free the overlay IP for the twin (the frozen endpoint would hold it).
+	_, _ = m.Engine.NetworkDisconnect(ctx, hdr.Network, client.NetworkDisconnectOptions{Container: c.ID, Force: true})
+
+	emit(api.MigrateEvent{Phase: api.PhaseTransfer, Message: "streaming to " + req.To})
+	sent, got, err := m.send(ctx, peer, hdr, c, cpDir, emit)
+	if err != nil {
+		emit(api.MigrateEvent{Phase: api.PhaseRollback, Message: "restoring " + hdr.Name + " on " + m.Node})
+		if rerr := m.rollback(ctx, c, hdr); rerr != nil {
+			return nil, fmt.Errorf("migration to %s failed (%v), and restoring it on %s failed too: %v", req.To, err, m.Node, rerr)
+		}
+		return nil, fmt.Errorf("migration to %s failed, %s runs on %s again with its state: %v", req.To, hdr.Name, m.Node, err)
+	}
+	restored := time.Now()
+	// The twin runs: this copy goes.
+	if _, err := m.Engine.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
+		return nil, fmt.Errorf("%s runs on %s, but removing the stopped copy on %s failed: %w", hdr.Name, req.To, m.Node, err)
+	}
+	return &api.MigrateResult{
+		Container: hdr.Name, From: m.Node, To: req.To, IP: got.IP, Cpuset: got.Cpuset,
+		Downtime: restored.Sub(frozen).Seconds(), Total: time.Since(start).Seconds(),
+		Bytes: sent, Dump: dump, Restore: got.Restore, Time: time.Now().UTC().Format(time.RFC3339),
+	}, nil
+}
+
+// header describes the container for its twin.
+func (m *Migrator) header(c container.InspectResponse) (api.ReceiveHeader, error) {
+	name := strings.TrimPrefix(c.Name, "/")
+	net := c.Config.Labels[labels.NetworkName]
+	ep, ok := c.NetworkSettings.Networks[net]
+	if !ok || ep == nil || !ep.IPAddress.IsValid() {
+		return api.ReceiveHeader{}, fmt.Errorf("%s is not on the fleet network %q", name, net)
+	}
+	h := api.ReceiveHeader{
+		ID: strconv.FormatInt(time.Now().UnixNano(), 36), Name: name, From: m.Node, Checkpoint: checkpointName,
+		Config: *c.Config, Network: net, IP: ep.IPAddress.String(), Ports: c.HostConfig.PortBindings,
+		Memory: c.HostConfig.Memory, MemorySwap: c.HostConfig.MemorySwap,
+	}
+	short := c.ID[:12]
+	for _, a := range ep.Aliases {
+		if a != short {
+			h.Aliases = append(h.Aliases, a)
+		}
+	}
+	if c.Config.Labels[labels.Exclusive] == "true" {
+		set, _ := cpuset.Parse(c.HostConfig.CpusetCpus)
+		h.Cores = len(set)
+	}
+	for _, mp := range c.Mounts {
+		switch mp.Type {
+		case mount.TypeVolume:
+			h.Volumes = append(h.Volumes, mp.Name)
+			b := mp.Name + ":" + mp.Destination
+			if !mp.RW {
+				b += ":ro"
+			}
+			h.Binds = append(h.Binds, b)
+		case mount.TypeBind:
+			return h, fmt.Errorf("%s bind-mounts %s from its host, which cannot move with it: use a named volume", name, mp.Source)
+		}
+	}
+	return h, nil
+}
+
+// checkpointDir is where, through the host root, the engine keeps the
+// migration's checkpoint of a container.
+func (m *Migrator) checkpointDir(ctx context.Context, id string) (string, error) {
+	info, err := m.Engine.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return "", fmt.Errorf("engine: %w", err)
+	}
+	return m.host(filepath.Join(info.Info.DockerRootDir, "containers", id, "checkpoints", checkpointName)), nil
+}
+
+func (m *Migrator) sendImage(ctx context.Context, peer interface {
+	LoadImage(context.Context, io.Reader) error
+}, image string) error {
+	rc, err := m.Engine.ImageSave(ctx, []string{image})
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return peer.LoadImage(ctx, rc)
+}
+
+// send streams the container to the destination, watching that the stream
+// keeps moving, and returns the bytes sent and the destination's answer.
+func (m *Migrator) send(ctx context.Context, peer receiver, h api.ReceiveHeader, c container.InspectResponse, cpDir string, emit func(api.MigrateEvent)) (int64, api.ReceiveResult, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	pr, pw := io.Pipe()
+	sum := sha256.New()
+	var sent atomic.Int64
+	go func() {
+		w := io.MultiWriter(pw, sum, counter{&sent})
+		tw := tar.NewWriter(w)
+		err := m.writeContainer(ctx, tw, c, cpDir)
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		last, lastAt, t0 := int64(0), time.Now(), time.Now()
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			n := sent.Load()
+			if n != last {
+				last, lastAt = n, time.Now()
+				rate := float64(n) / time.Since(t0).Seconds()
+				emit(api.MigrateEvent{Phase: api.PhaseTransfer, Bytes: n,
+					Message: fmt.Sprintf("%s sent (%s/s)", units.HumanSize(float64(n)), units.HumanSize(rate))})
+			} else if time.Since(lastAt) > stallTimeout {
+				cancel(fmt.Errorf("the transfer stalled for %s (is the link to the destination cut?)", stallTimeout))
+				return
+			}
+		}
+	}()
+	got, err := peer.Receive(ctx, h, pr, func() string { return hex.EncodeToString(sum.Sum(nil)) })
+	if cause := context.Cause(ctx); err != nil && cause != nil && cause != context.Canceled {
+		err = cause
+	}
+	return sent.Load(), got, err
+}
+
+type receiver interface {
+	Receive(context.Context, api.ReceiveHeader, io.Reader, func() string) (api.ReceiveResult, error)
+}
+
+type counter struct{ n *atomic.Int64 }
+
+func (c counter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
+
+// writeContainer writes the writable layer, the named volumes and the CRIU
+// images, each in its section.
+func (m *Migrator) writeContainer(ctx context.Context, tw *tar.Writer, c container.InspectResponse, cpDir string) error {
+	if c.GraphDriver == nil || c.GraphDriver.Data["UpperDir"] == "" {
+		return fmt.Errorf("the engine's storage driver has no writable layer directory (overlay2 is needed)")
+	}
+	if err := writeTree(tw, api.SectionRootfs, m.host(c.GraphDriver.Data["UpperDir"])); err != nil {
+		return fmt.Errorf("writable layer: %w", err)
+	}
+	for _, mp := range c.Mounts {
+		if mp.Type != mount.TypeVolume {
+			continue
+		}
+		if err := writeTree(tw, api.SectionVolumes+mp.Name+"/", m.host(mp.Source)); err != nil {
+			return fmt.Errorf("volume %s: %w", mp.Name, err)
+		}
+	}
+	if err := writeTree(tw, api.SectionCheckpoint, cpDir); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return ctx.Err()
+}
+
+// rollback brings the frozen container back on this node from its own
+// checkpoint, with its IP and aliases.
+func (m *Migrator) rollback(ctx context.Context, c container.InspectResponse, h api.ReceiveHeader) error {
+	ip, _ := netip.ParseAddr(h.IP)
+	var lastErr error
+	// The destination may still hold the IP for a moment while it cleans up.
+	for attempt := 0; attempt < 20; attempt++ {
+		_, lastErr = m.Engine.NetworkConnect(ctx, h.Network, client.NetworkConnectOptions{Container: c.ID,
+			EndpointConfig: &network.EndpointSettings{IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: ip}, Aliases: h.Aliases}})
+		if lastErr == nil || strings.Contains(lastErr.Error(), "already exists") {
+			lastErr = nil
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if lastErr != nil {
+		return fmt.Errorf("reconnecting to %s with %s: %w", h.Network, h.IP, lastErr)
+	}
+	if _, err := m.Engine.ContainerStart(ctx, c.ID, client.ContainerStartOptions{CheckpointID: checkpointName}); err != nil {
+		return fmt.Errorf("restore: %s", criuReason(m.HostRoot, err))
+	}
+	_, _ = m.Engine.CheckpointRemove(ctx, c.ID, client.CheckpointRemoveOptions{CheckpointID: checkpointName})
+	return nil
+}
+
+func splitAddr(addr string) (string, int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("destination address %q: %w", addr, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return "", 0, fmt.Errorf("destination address %q: bad port", addr)
+	}
+	return host, p, nil
+}

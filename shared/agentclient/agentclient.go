@@ -1,0 +1,264 @@
+// Package agentclient calls a node's agent over mutual TLS: the CLI does,
+// and so does one agent calling another during a migration.
+package agentclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/pki"
+)
+
+// Client talks to one agent.
+type Client struct {
+	Node string
+	Addr string
+	http *http.Client
+}
+
+// New returns a client for the agent of node (its hostname, which its
+// certificate names) listening at host:port.
+func New(creds pki.Pair, node, host string, port int) (*Client, error) {
+	tlsCfg, err := creds.ClientConfig(node)
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	return &Client{
+		Node: node,
+		Addr: addr,
+		// No overall timeout: migrations stream for as long as they need.
+		// Plain calls get one from call; streams watch their own progress.
+		http: &http.Client{
+			Transport: &http.Transport{
+				TLSClientConfig:     tlsCfg,
+				DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+				TLSHandshakeTimeout: 5 * time.Second,
+			},
+		},
+	}, nil
+}
+
+// Info returns the node's engine, CRIU and migration readiness.
+func (c *Client) Info(ctx context.Context) (api.Info, error) {
+	return call[api.Info](ctx, c, http.MethodGet, api.PathInfo, nil)
+}
+
+// Metrics returns the node's current figures.
+func (c *Client) Metrics(ctx context.Context) (api.Metrics, error) {
+	return call[api.Metrics](ctx, c, http.MethodGet, api.PathMetrics, nil)
+}
+
+// Ledger returns the node's cores, memory and fleet containers.
+func (c *Client) Ledger(ctx context.Context) (api.Ledger, error) {
+	return call[api.Ledger](ctx, c, http.MethodGet, api.PathLedger, nil)
+}
+
+// Create asks the agent to create and start one replica on its node.
+func (c *Client) Create(ctx context.Context, req api.CreateRequest) (api.FleetContainer, error) {
+	return call[api.FleetContainer](ctx, c, http.MethodPost, api.PathContainers, req)
+}
+
+// Remove removes a fleet container from the node.
+func (c *Client) Remove(ctx context.Context, name string) error {
+	_, err := call[struct{}](ctx, c, http.MethodDelete, api.PathContainer+url.PathEscape(name), nil)
+	return err
+}
+
+// Resize changes a container's limits in place.
+func (c *Client) Resize(ctx context.Context, name string, req api.ResizeRequest) (api.FleetContainer, error) {
+	return call[api.FleetContainer](ctx, c, http.MethodPost, api.PathContainer+url.PathEscape(name)+api.ResizeSuffix, req)
+}
+
+// Detail returns a fleet container with its current usage.
+func (c *Client) Detail(ctx context.Context, name string) (api.ContainerDetail, error) {
+	return call[api.ContainerDetail](ctx, c, http.MethodGet, api.PathContainer+url.PathEscape(name), nil)
+}
+
+// WaitInfo polls Info until the agent answers or timeout passes: a freshly
+// enabled agent needs a moment to listen.
+func (c *Client) WaitInfo(ctx context.Context, timeout time.Duration) (api.Info, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		info, err := c.Info(ctx)
+		if err == nil || time.Now().After(deadline) {
+			return info, err
+		}
+		select {
+		case <-ctx.Done():
+			return info, ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// Error is the agent's refusal of a request.
+type Error struct {
+	Node    string
+	Status  int
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// callTimeout bounds a plain request (not a stream).
+const callTimeout = 2 * time.Minute
+
+func call[T any](ctx context.Context, c *Client, method, path string, in any) (T, error) {
+	var out T
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return out, err
+		}
+		body = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+c.Addr+path, body)
+	if err != nil {
+		return out, err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return out, fmt.Errorf("agent of %s: bad reply: %w", c.Node, err)
+	}
+	return out, nil
+}
+
+// do sends a request and turns a refusal into an *Error.
+func (c *Client) do(req *http.Request) (*http.Response, error) {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("agent of %s at %s: %w", c.Node, c.Addr, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		var e api.Error
+		if json.NewDecoder(resp.Body).Decode(&e) != nil || e.Message == "" {
+			e.Message = "agent of " + c.Node + ": " + resp.Status
+		}
+		return nil, &Error{Node: c.Node, Status: resp.StatusCode, Message: e.Message}
+	}
+	return resp, nil
+}
+
+// Prepare asks a destination whether it can take a container.
+func (c *Client) Prepare(ctx context.Context, req api.PrepareRequest) (api.PrepareResponse, error) {
+	return call[api.PrepareResponse](ctx, c, http.MethodPost, api.PathPrepare, req)
+}
+
+// LoadImage streams an image (`docker save` format) to the node's engine.
+func (c *Client) LoadImage(ctx context.Context, image io.Reader) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+c.Addr+api.PathImageLoad, image)
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
+// Receive streams a container to the node's agent, which restores it. sum
+// is called once body is exhausted, for the SHA-256 the destination checks.
+func (c *Client) Receive(ctx context.Context, hdr api.ReceiveHeader, body io.Reader, sum func() string) (api.ReceiveResult, error) {
+	var out api.ReceiveResult
+	h, err := json.Marshal(hdr)
+	if err != nil {
+		return out, err
+	}
+	trailer := http.Header{api.TrailerSHA256: nil}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+c.Addr+api.PathReceive,
+		&trailerBody{r: body, done: func() { trailer.Set(api.TrailerSHA256, sum()) }})
+	if err != nil {
+		return out, err
+	}
+	req.ContentLength = -1
+	req.Trailer = trailer
+	req.Header.Set(api.HeaderReceive, base64.StdEncoding.EncodeToString(h))
+	resp, err := c.do(req)
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return out, fmt.Errorf("agent of %s: bad reply: %w", c.Node, err)
+	}
+	return out, nil
+}
+
+// trailerBody calls done when the body it wraps is exhausted, before the
+// client sends the trailers.
+type trailerBody struct {
+	r    io.Reader
+	done func()
+	once bool
+}
+
+func (t *trailerBody) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err == io.EOF && !t.once {
+		t.once = true
+		t.done()
+	}
+	return n, err
+}
+
+// Migrate asks the node's agent to migrate one of its containers; events
+// are passed on as they arrive. The last event carries the result or error.
+func (c *Client) Migrate(ctx context.Context, req api.MigrateRequest, onEvent func(api.MigrateEvent)) (*api.MigrateResult, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+c.Addr+api.PathMigrate, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.do(hreq)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var ev api.MigrateEvent
+		if err := dec.Decode(&ev); err != nil {
+			return nil, fmt.Errorf("lost the source agent of %s during the migration: %w (see `docker fleet describe` for where the container runs)", c.Node, err)
+		}
+		if onEvent != nil {
+			onEvent(ev)
+		}
+		switch {
+		case ev.Error != "":
+			return nil, errors.New(ev.Error)
+		case ev.Result != nil:
+			return ev.Result, nil
+		}
+	}
+}
+
+// Leave asks the node's agent to take its node out of the swarm and remove
+// itself from its engine.
+func (c *Client) Leave(ctx context.Context, req api.LeaveRequest) error {
+	_, err := call[struct{}](ctx, c, http.MethodPost, api.PathLeave, req)
+	return err
+}

@@ -1,0 +1,149 @@
+package api
+
+import (
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+)
+
+// Paths of live migration.
+const (
+	// PathMigrate: the CLI asks the source agent to migrate a container; the
+	// answer is a stream of MigrateEvent, one JSON document a line.
+	PathMigrate = "/v1/migrate"
+	// PathPrepare: the source asks the destination whether it can take it.
+	PathPrepare = "/v1/migrations/prepare"
+	// PathImageLoad: the source streams `docker save` of an image the
+	// destination lacks.
+	PathImageLoad = "/v1/images/load"
+	// PathReceive: the source streams the container (a tar of rootfs/,
+	// volumes/NAME/ and checkpoint/) with the ReceiveHeader in HeaderReceive
+	// and the SHA-256 of the body in the TrailerSHA256 trailer; the
+	// destination restores it.
+	PathReceive = "/v1/migrations/receive"
+	// PathLeave: the CLI asks a node's agent to take its node out of the
+	// swarm and remove itself.
+	PathLeave = "/v1/leave"
+
+	HeaderReceive = "X-Fleet-Receive"
+	TrailerSHA256 = "X-Fleet-Sha256"
+)
+
+// Sections of the receive stream.
+const (
+	SectionRootfs     = "rootfs/"
+	SectionVolumes    = "volumes/"
+	SectionCheckpoint = "checkpoint/"
+)
+
+// MigrateRequest asks a source agent to move one of its containers.
+type MigrateRequest struct {
+	Container string `json:"container"`
+	To        string `json:"to"`
+	ToAddr    string `json:"toAddr"`
+}
+
+// Phases of a migration, as MigrateEvent reports them.
+const (
+	PhasePrepare    = "prepare"
+	PhaseImage      = "image"
+	PhaseCheckpoint = "checkpoint"
+	PhaseTransfer   = "transfer"
+	PhaseRestore    = "restore"
+	PhaseRollback   = "rollback"
+	PhaseDone       = "done"
+)
+
+// MigrateEvent is one line of a migration's progress. The last one has
+// Result or Error.
+type MigrateEvent struct {
+	Phase   string         `json:"phase"`
+	Message string         `json:"message,omitempty"`
+	Bytes   int64          `json:"bytes,omitempty"`
+	Result  *MigrateResult `json:"result,omitempty"`
+	Error   string         `json:"error,omitempty"`
+}
+
+// MigrateResult is a finished migration's figures.
+type MigrateResult struct {
+	Container string `json:"container"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+	IP        string `json:"ip,omitempty"`
+	Cpuset    string `json:"cpuset,omitempty"`
+	// Downtime runs from the freeze to the restored process on the
+	// destination; Total from the request to the end; both in seconds.
+	Downtime float64       `json:"downtimeSeconds"`
+	Total    float64       `json:"totalSeconds"`
+	Bytes    int64         `json:"bytes"`
+	Dump     *DumpStats    `json:"dump,omitempty"`
+	Restore  *RestoreStats `json:"restore,omitempty"`
+	Time     string        `json:"time"`
+}
+
+// DumpStats are CRIU's own figures of the checkpoint (times in µs).
+type DumpStats struct {
+	FreezingTime uint32 `json:"freezingTimeUs"`
+	FrozenTime   uint32 `json:"frozenTimeUs"`
+	MemdumpTime  uint32 `json:"memdumpTimeUs"`
+	MemwriteTime uint32 `json:"memwriteTimeUs"`
+	PagesScanned uint64 `json:"pagesScanned"`
+	PagesWritten uint64 `json:"pagesWritten"`
+}
+
+// RestoreStats are CRIU's own figures of the restore (times in µs).
+type RestoreStats struct {
+	ForkingTime   uint32 `json:"forkingTimeUs"`
+	RestoreTime   uint32 `json:"restoreTimeUs"`
+	PagesRestored uint64 `json:"pagesRestored"`
+}
+
+// PrepareRequest is what the destination must be able to give.
+type PrepareRequest struct {
+	Name    string `json:"name"`
+	Image   string `json:"image"`
+	ImageID string `json:"imageID"`
+	Cores   int    `json:"cores"`
+	Memory  int64  `json:"memory"`
+}
+
+// PrepareResponse says whether the destination needs the image streamed.
+type PrepareResponse struct {
+	HaveImage bool `json:"haveImage"`
+}
+
+// ReceiveHeader describes the container being received: everything needed
+// to create its twin on the destination.
+type ReceiveHeader struct {
+	ID         string           `json:"id"`
+	Name       string           `json:"name"`
+	From       string           `json:"from"`
+	Checkpoint string           `json:"checkpoint"`
+	Config     container.Config `json:"config"`
+	Network    string           `json:"network"`
+	IP         string           `json:"ip"`
+	Aliases    []string         `json:"aliases,omitempty"`
+	Ports      network.PortMap  `json:"ports,omitempty"`
+	Binds      []string         `json:"binds,omitempty"`
+	Volumes    []string         `json:"volumes,omitempty"`
+	Cores      int              `json:"cores"`
+	Memory     int64            `json:"memory"`
+	MemorySwap int64            `json:"memorySwap"`
+}
+
+// ReceiveResult is the destination's answer once the container runs there.
+type ReceiveResult struct {
+	ContainerID string        `json:"containerID"`
+	Cpuset      string        `json:"cpuset"`
+	IP          string        `json:"ip"`
+	Restore     *RestoreStats `json:"restore,omitempty"`
+}
+
+// LeaveRequest asks an agent to take its node out of the fleet; Force
+// leaves even with fleet containers still on it.
+type LeaveRequest struct {
+	Force bool `json:"force"`
+}
+
+// Migration is one entry of a container's migration history, kept in the
+// swarm.
+type Migration = MigrateResult

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// PollSummary is what "workload poll" prints when stopped.
+type PollSummary struct {
+	Polls       int     `json:"polls"`
+	Errors      int     `json:"errors"`
+	MaxGapMs    float64 `json:"maxGapMs"`
+	Dials       int     `json:"dials"`
+	First       uint64  `json:"firstCounter"`
+	Last        uint64  `json:"lastCounter"`
+	WentBack    bool    `json:"counterWentBack"`
+	LastBallast string  `json:"lastBallastSHA256"`
+	Hostnames   int     `json:"hostnames"`
+}
+
+func client(args []string) {
+	switch {
+	case len(args) == 2 && args[0] == "get":
+		resp, err := http.Get(args[1])
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(os.Stdout, resp.Body)
+	case len(args) == 3 && args[0] == "poll":
+		ms, err := strconv.Atoi(args[2])
+		if err != nil {
+			log.Fatal("poll URL INTERVAL_MS")
+		}
+		poll(args[1], time.Duration(ms)*time.Millisecond)
+	default:
+		log.Fatal("usage: workload | workload get URL | workload poll URL INTERVAL_MS")
+	}
+}
+
+func poll(url string, every time.Duration) {
+	var sum PollSummary
+	dialer := &net.Dialer{Timeout: 2 * time.Second}
+	tr := &http.Transport{
+		MaxConnsPerHost: 1,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			sum.Dials++
+			return dialer.DialContext(ctx, network, addr)
+		},
+	}
+	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
+	lastOK := time.Time{}
+	hosts := map[string]bool{}
+	for {
+		select {
+		case <-stop:
+			b, _ := json.Marshal(sum)
+			fmt.Println(string(b))
+			return
+		case <-time.After(every):
+		}
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		resp, err := c.Do(req)
+		sum.Polls++
+		if err != nil {
+			sum.Errors++
+			continue
+		}
+		var st State
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil {
+			sum.Errors++
+			continue
+		}
+		now := time.Now()
+		if !lastOK.IsZero() {
+			if gap := now.Sub(lastOK).Seconds() * 1000; gap > sum.MaxGapMs {
+				sum.MaxGapMs = gap
+			}
+		}
+		lastOK = now
+		if sum.First == 0 {
+			sum.First = st.Counter
+		}
+		if st.Counter < sum.Last {
+			sum.WentBack = true
+		}
+		sum.Last = st.Counter
+		sum.LastBallast = st.BallastSHA256
+		hosts[st.Hostname] = true
+		sum.Hostnames = len(hosts)
+	}
+}
