@@ -33,9 +33,11 @@ type ServiceView struct {
 	Containers []api.FleetContainer `json:"containers"`
 }
 
-// ContainerView is a fleet container with its usage.
+// ContainerView is a fleet container with its usage and where it has been.
 type ContainerView struct {
 	api.ContainerDetail
+	// Migrations is its migration history, oldest first.
+	Migrations []api.Migration `json:"migrations"`
 }
 
 // Totals sum up the fleet.
@@ -73,6 +75,10 @@ func Fleet(ctx context.Context, f *fleet.Fleet) (*FleetView, error) {
 	if err != nil {
 		return nil, err
 	}
+	migrations, err := fleet.AllMigrations(ctx, f.Manager)
+	if err != nil {
+		return nil, err
+	}
 	v := &FleetView{Created: f.Created, Network: network, Nodes: make([]NodeView, len(nodes)), Services: []ServiceView{}}
 	var wg sync.WaitGroup
 	for i, n := range nodes {
@@ -92,6 +98,7 @@ func Fleet(ctx context.Context, f *fleet.Fleet) (*FleetView, error) {
 		v.Services = append(v.Services, service(s, inv))
 	}
 	v.Totals.Uptime = time.Since(f.Created).Seconds()
+	v.Totals.Migrations = len(migrations)
 	for _, n := range v.Nodes {
 		v.Totals.Nodes++
 		if n.Info != nil {
@@ -188,7 +195,11 @@ func Container(ctx context.Context, f *fleet.Fleet, name string) (ContainerView,
 	if err != nil {
 		return ContainerView{}, true, err
 	}
-	return ContainerView{ContainerDetail: d}, true, nil
+	history, err := fleet.History(ctx, f.Manager, name)
+	if err != nil {
+		return ContainerView{}, true, err
+	}
+	return ContainerView{ContainerDetail: d, Migrations: history}, true, nil
 }
 
 func firstErr(errs ...error) error {

@@ -196,6 +196,13 @@ func RenderContainer(out io.Writer, c ContainerView) error {
 	for _, n := range c.Networks {
 		fmt.Fprintf(w, "Network %s:\trx %s, tx %s\n", n.Name, units.BytesSize(float64(n.RxBytes)), units.BytesSize(float64(n.TxBytes)))
 	}
+	if len(c.Migrations) == 0 {
+		fmt.Fprintln(w, "Migrations:\tnone")
+	}
+	for _, m := range c.Migrations {
+		fmt.Fprintf(w, "Migrated:\t%s from %s to %s, downtime %.2fs, total %.1fs, %s\n",
+			m.Time, m.From, m.To, m.Downtime, m.Total, units.HumanSize(float64(m.Bytes)))
+	}
 	return w.Flush()
 }
 
