@@ -42,7 +42,7 @@ func (d *Deployer) Remove(ctx context.Context, names []string) ([]string, error)
 	for _, t := range targets {
 		if t.service == nil {
 			c, n, _ := inv.Find(t.name)
-			if err := n.Agent.Remove(ctx, c.Name); err != nil {
+			if err := d.removeContainer(ctx, n, c.Name); err != nil {
 				return removed, err
 			}
 			removed = append(removed, c.Name)
@@ -58,7 +58,7 @@ func (d *Deployer) Remove(ctx context.Context, names []string) ([]string, error)
 			return removed, fmt.Errorf("cannot remove every replica of %s: %w", t.name, err)
 		}
 		for _, c := range inv.Containers(t.name) {
-			if err := inv.ByName(c.Node).Agent.Remove(ctx, c.Name); err != nil {
+			if err := d.removeContainer(ctx, inv.ByName(c.Node), c.Name); err != nil {
 				return removed, err
 			}
 			removed = append(removed, c.Name)
@@ -69,4 +69,12 @@ func (d *Deployer) Remove(ctx context.Context, names []string) ([]string, error)
 		removed = append(removed, t.name)
 	}
 	return removed, nil
+}
+
+// removeContainer removes a fleet container and forgets its history.
+func (d *Deployer) removeContainer(ctx context.Context, n *fleet.NodeState, name string) error {
+	if err := n.Agent.Remove(ctx, name); err != nil {
+		return err
+	}
+	return fleet.ForgetHistory(ctx, d.Fleet.Manager, name)
 }

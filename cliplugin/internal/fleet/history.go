@@ -69,3 +69,12 @@ func AllMigrations(ctx context.Context, c client.APIClient) ([]api.Migration, er
 	sort.Slice(out, func(i, j int) bool { return out[i].Time < out[j].Time })
 	return out, nil
 }
+
+// ForgetHistory removes a container's history, when the container goes.
+func ForgetHistory(ctx context.Context, c client.APIClient, container string) error {
+	_, err := c.ConfigRemove(ctx, historyConfig(container), client.ConfigRemoveOptions{})
+	if err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
