@@ -10,7 +10,7 @@ SIM_HOSTS ?= 3
 PLUGIN_TAR := packaging/dist/fleet-agent-plugin.tar.gz
 GOFILES := $(shell find . -name '*.go' -not -path './.git/*')
 
-.PHONY: all build install test unit e2e fuzz demo sim-up sim-down lint clean
+.PHONY: all build install test unit e2e fuzz bench demo sim-up sim-down lint clean
 
 all: build
 
@@ -66,6 +66,12 @@ e2e: install bin/workload
 
 ## test: everything CI runs
 test: lint unit e2e
+
+## bench: migration downtime and total, docker fleet against the docker-native path
+BENCH_SIZES ?= 64,256,1024
+bench: install sim-up
+	docker --context h1 fleet init --worker h2 --worker h3 >/dev/null
+	$(GO) run ./test/bench -sizes $(BENCH_SIZES)
 
 ## demo: the main job on the local simulator
 demo: install sim-up

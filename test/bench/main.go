@@ -1,0 +1,169 @@
+// Command bench measures live migration of the stateful workload under HTTP
+// polling on the simulator, docker fleet against the docker-native path
+// (docker checkpoint create, copy the directory, docker start --checkpoint on
+// the other host) in the same run, and prints both and their ratio.
+//
+// It needs the simulator up and a fleet of h1..h3 (make bench does both).
+// Usage: bench [-sizes 64,256,1024]
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	image  = "fleet-workload:latest"
+	src    = "h2"
+	dst    = "h3"
+	client = "h1"
+)
+
+type pollSummary struct {
+	Polls    int     `json:"polls"`
+	Errors   int     `json:"errors"`
+	MaxGapMs float64 `json:"maxGapMs"`
+	Dials    int     `json:"dials"`
+	WentBack bool    `json:"counterWentBack"`
+}
+
+type measure struct {
+	gap, total float64
+	poll       pollSummary
+}
+
+func main() {
+	sizes := flag.String("sizes", "64,256,1024", "ballast sizes in MB")
+	flag.Parse()
+	fmt.Printf("%-8s %-28s %-28s %s\n", "SIZE", "DOCKER FLEET gap / total", "DOCKER-NATIVE gap / total", "RATIO (gap, total)")
+	for _, s := range strings.Split(*sizes, ",") {
+		mb, err := strconv.Atoi(s)
+		check(err)
+		ours := fleetRun(mb)
+		native := nativeRun(mb)
+		fmt.Printf("%-8s %-28s %-28s %.2fx, %.2fx\n", s+"MB",
+			fmt.Sprintf("%.2fs / %.2fs", ours.gap, ours.total),
+			fmt.Sprintf("%.2fs / %.2fs", native.gap, native.total),
+			ours.gap/native.gap, ours.total/native.total)
+		fmt.Fprintf(os.Stderr, "  fleet poller %+v\n  native poller %+v\n", ours.poll, native.poll)
+	}
+}
+
+func fleetRun(mb int) measure {
+	name := fmt.Sprintf("bench%d", mb)
+	_, _ = dockerErr(client, "fleet", "rm", name)
+	mustDocker(client, "fleet", "create", "--name", name, "--image", image, "--node", src, "--cpus", "1",
+		"--memory", fmt.Sprintf("%dm", mb+256), "-e", fmt.Sprintf("BALLAST_MB=%d", mb))
+	defer dockerErr(client, "fleet", "rm", name)
+	ip := strings.TrimSpace(mustDocker(client, "fleet", "describe", name+".1", "--format", "{{.IP}}"))
+	stop := poll(ip)
+	t0 := time.Now()
+	mustDocker(client, "fleet", "migrate", name+".1", "--to", dst)
+	total := time.Since(t0).Seconds()
+	p := stop()
+	return measure{gap: p.MaxGapMs / 1000, total: total, poll: p}
+}
+
+// nativeRun is the path RESTfulSwarm takes, through the engines' own API.
+func nativeRun(mb int) measure {
+	name := fmt.Sprintf("native%d", mb)
+	for _, h := range []string{src, dst} {
+		_, _ = dockerErr(h, "rm", "-f", name)
+	}
+	mustDocker(src, "run", "-d", "--name", name, "--network", "fleet", "--memory", fmt.Sprintf("%dm", mb+256),
+		"-e", fmt.Sprintf("BALLAST_MB=%d", mb), image)
+	defer func() {
+		for _, h := range []string{src, dst} {
+			_, _ = dockerErr(h, "rm", "-f", name)
+		}
+	}()
+	waitUp(src, name)
+	ip := strings.TrimSpace(mustDocker(src, "inspect", "-f", `{{(index .NetworkSettings.Networks "fleet").IPAddress}}`, name))
+	stop := poll(ip)
+	t0 := time.Now()
+	mustDocker(src, "checkpoint", "create", name, "cp")
+	mustDocker(src, "network", "disconnect", "-f", "fleet", name)
+	mustDocker(dst, "create", "--name", name, "--network", "fleet", "--ip", ip, "--memory", fmt.Sprintf("%dm", mb+256),
+		"-e", fmt.Sprintf("BALLAST_MB=%d", mb), image)
+	from := filepath.Join(dataRoot(src), "containers", id(src, name), "checkpoints", "cp")
+	to := filepath.Join(dataRoot(dst), "containers", id(dst, name), "checkpoints")
+	check(os.MkdirAll(to, 0o700))
+	out, err := exec.Command("cp", "-a", from, to).CombinedOutput()
+	if err != nil {
+		fail("cp: %v: %s", err, out)
+	}
+	mustDocker(dst, "start", "--checkpoint", "cp", name)
+	total := time.Since(t0).Seconds()
+	p := stop()
+	return measure{gap: p.MaxGapMs / 1000, total: total, poll: p}
+}
+
+// poll starts the workload's poller on the client host; stop returns its
+// summary, after a moment for the restored workload to answer.
+func poll(ip string) func() pollSummary {
+	name := "bench-poller"
+	_, _ = dockerErr(client, "rm", "-f", name)
+	mustDocker(client, "run", "-d", "--name", name, "--network", "fleet", image, "poll", "http://"+ip+":8080/", "30")
+	time.Sleep(2 * time.Second)
+	return func() pollSummary {
+		time.Sleep(2 * time.Second)
+		mustDocker(client, "stop", name)
+		logs := strings.Split(strings.TrimSpace(mustDocker(client, "logs", name)), "\n")
+		_, _ = dockerErr(client, "rm", "-f", name)
+		var s pollSummary
+		check(json.Unmarshal([]byte(logs[len(logs)-1]), &s))
+		return s
+	}
+}
+
+func waitUp(h, name string) {
+	for i := 0; i < 100; i++ {
+		if out, _ := dockerErr(h, "logs", name); strings.Contains(out, "listening") {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	fail("%s did not start on %s", name, h)
+}
+
+func dataRoot(h string) string {
+	return strings.TrimSpace(mustDocker(h, "info", "-f", "{{.DockerRootDir}}"))
+}
+func id(h, name string) string {
+	return strings.TrimSpace(mustDocker(h, "inspect", "-f", "{{.Id}}", name))
+}
+
+func mustDocker(ctx string, args ...string) string {
+	out, err := dockerErr(ctx, args...)
+	if err != nil {
+		fail("docker --context %s %v: %v\n%s", ctx, args, err, out)
+	}
+	return out
+}
+
+func dockerErr(ctx string, args ...string) (string, error) {
+	var out bytes.Buffer
+	cmd := exec.Command("docker", append([]string{"--context", ctx}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func check(err error) {
+	if err != nil {
+		fail("%v", err)
+	}
+}
+
+func fail(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	os.Exit(1)
+}
