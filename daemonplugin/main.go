@@ -28,6 +28,7 @@ func main() {
 		<-sig
 		return
 	}
+	hostexec.SetHostMountNS()
 	log.SetFlags(log.LstdFlags | log.Lmsgprefix)
 	log.SetPrefix("fleet-agent: ")
 	cfg, err := agent.ConfigFromEnv()

@@ -12,6 +12,8 @@ mkdir -p "$dir/rootfs"/{bin,tmp,run/docker/plugins,run/host,host/root,host/data-
 install -m 0755 "$agent" "$dir/rootfs/fleet-agent"
 # The agent launches the host's tools under their own names (daemonplugin/hostexec).
 ln -s /fleet-agent "$dir/rootfs/bin/criu"
+ln -s /fleet-agent "$dir/rootfs/bin/runc"
+ln -s /fleet-agent "$dir/rootfs/bin/nsenter"
 touch "$dir/rootfs/run/host/docker.sock"
 cp "$here/../manifest/config.json" "$dir/config.json"
 tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$dir" -cf - config.json rootfs |

@@ -45,8 +45,10 @@ func (a *Agent) serveMigrate(w http.ResponseWriter, r *http.Request) {
 	emit(api.MigrateEvent{Phase: api.PhaseDone, Result: res})
 }
 
-// receiveStall is how long a receive may wait for the next bytes.
-const receiveStall = 20 * time.Second
+// receiveStall is how long a receive may wait for the next bytes: shorter
+// than the source's own stall limit, so that by the time the source gives
+// up and restores its copy, the destination has removed its twin.
+const receiveStall = 10 * time.Second
 
 // serveReceive takes a container streamed by a source agent.
 func (a *Agent) serveReceive(w http.ResponseWriter, r *http.Request) {

@@ -6,8 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
-	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // criuOptions are what fleet migrations need from CRIU: established TCP
@@ -15,46 +17,63 @@ import (
 // set up under load do not fail the dump.
 var criuOptions = []string{"tcp-established", "skip-in-flight"}
 
-// criuConfMu serializes edits of the host's CRIU configuration.
-var criuConfMu sync.Mutex
-
-// ensureCRIUConfig adds the fleet's options to the host's runc CRIU
-// configuration, which every engine of the host reads for checkpoints and
-// restores (engines before 24 pass no per-container CRIU options). Lines
-// already there are kept.
-func ensureCRIUConfig(hostRoot string) error {
-	criuConfMu.Lock()
-	defer criuConfMu.Unlock()
+// editCRIUConfig edits the host's runc CRIU configuration, which every
+// engine of the host reads for checkpoints and restores (engines before 24
+// pass no per-container CRIU options): it adds the lines of add that are
+// missing and drops those of drop, keeping every other line.
+func editCRIUConfig(hostRoot string, add, drop []string) error {
 	p := filepath.Join(hostRoot, "etc/criu/runc.conf")
 	old, err := os.ReadFile(p)
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
+	var lines []string
 	have := map[string]bool{}
-	for _, l := range strings.Split(string(old), "\n") {
+	for _, l := range strings.Split(strings.TrimRight(string(old), "\n"), "\n") {
+		if l == "" || slices.Contains(drop, strings.TrimSpace(l)) {
+			continue
+		}
+		lines = append(lines, l)
 		have[strings.TrimSpace(l)] = true
 	}
-	add := ""
-	for _, o := range criuOptions {
+	for _, o := range add {
 		if !have[o] {
-			add += o + "\n"
+			lines = append(lines, o)
 		}
 	}
-	if add == "" {
+	content := strings.Join(lines, "\n") + "\n"
+	if content == string(old) {
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	content := string(old)
-	if content != "" && !strings.HasSuffix(content, "\n") {
-		content += "\n"
-	}
 	tmp := p + ".fleet-tmp"
-	if err := os.WriteFile(tmp, []byte(content+add), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
 		return err
 	}
 	return os.Rename(tmp, p)
+}
+
+// withCRIULock runs fn holding the host's CRIU lock: an flock that every
+// agent on the host shares, since the configuration file is the host's.
+// extra lines (images-dir for one restore) are in the configuration only
+// while fn runs.
+func withCRIULock(hostRoot string, extra []string, fn func() error) error {
+	f, err := os.OpenFile(filepath.Join(hostRoot, "run/fleet-criu.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		return err
+	}
+	defer unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	if err := editCRIUConfig(hostRoot, append(slices.Clone(criuOptions), extra...), nil); err != nil {
+		return fmt.Errorf("CRIU configuration: %w", err)
+	}
+	defer editCRIUConfig(hostRoot, nil, extra)
+	return fn()
 }
 
 // logPath finds the CRIU log an engine error points at.

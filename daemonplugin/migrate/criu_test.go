@@ -31,18 +31,34 @@ func TestCRIUReason(t *testing.T) {
 	assert.Check(t, is.Equal(criuReason(root, errors.New("plain")), "plain"))
 }
 
-func TestEnsureCRIUConfig(t *testing.T) {
+func TestEditCRIUConfig(t *testing.T) {
 	root := t.TempDir()
-	assert.NilError(t, ensureCRIUConfig(root))
+	assert.NilError(t, editCRIUConfig(root, criuOptions, nil))
 	b, err := os.ReadFile(filepath.Join(root, "etc/criu/runc.conf"))
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(string(b), "tcp-established\nskip-in-flight\n"))
 
 	assert.NilError(t, os.WriteFile(filepath.Join(root, "etc/criu/runc.conf"), []byte("log-file /x\ntcp-established"), 0o644))
-	assert.NilError(t, ensureCRIUConfig(root))
+	assert.NilError(t, editCRIUConfig(root, criuOptions, nil))
 	b, _ = os.ReadFile(filepath.Join(root, "etc/criu/runc.conf"))
 	assert.Check(t, is.Equal(string(b), "log-file /x\ntcp-established\nskip-in-flight\n"))
-	assert.NilError(t, ensureCRIUConfig(root))
+	assert.NilError(t, editCRIUConfig(root, criuOptions, nil))
 	b2, _ := os.ReadFile(filepath.Join(root, "etc/criu/runc.conf"))
 	assert.Check(t, is.Equal(string(b2), string(b)), "a second call changes nothing")
+}
+
+func TestWithCRIULockAddsExtraForTheCallOnly(t *testing.T) {
+	root := t.TempDir()
+	assert.NilError(t, os.MkdirAll(filepath.Join(root, "run"), 0o755))
+	conf := filepath.Join(root, "etc/criu/runc.conf")
+	err := withCRIULock(root, []string{"images-dir /dev/shm/x"}, func() error {
+		b, err := os.ReadFile(conf)
+		assert.NilError(t, err)
+		assert.Check(t, is.Equal(string(b), "tcp-established\nskip-in-flight\nimages-dir /dev/shm/x\n"))
+		return nil
+	})
+	assert.NilError(t, err)
+	b, err := os.ReadFile(conf)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(string(b), "tcp-established\nskip-in-flight\n"))
 }

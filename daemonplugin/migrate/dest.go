@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
@@ -62,9 +63,15 @@ func (m *Migrator) Receive(ctx context.Context, h api.ReceiveHeader, body io.Rea
 			m.Workloads.RemoveTwin(context.WithoutCancel(ctx), twin)
 		}
 	}()
-	cpDir, err := m.checkpointDir(ctx, twin.ID)
-	if err != nil {
-		return api.ReceiveResult{}, err
+	// The fast path keeps the images in tmpfs, the engine path in the
+	// engine's checkpoint directory.
+	imgDir := filepath.Join(shmDir, "fleet-migration-"+h.ID+"-in")
+	defer os.RemoveAll(m.host(imgDir))
+	cpDir := m.host(imgDir)
+	if !h.ImagesDir {
+		if cpDir, err = m.checkpointDir(ctx, twin.ID); err != nil {
+			return api.ReceiveResult{}, err
+		}
 	}
 	if err := os.MkdirAll(cpDir, 0o700); err != nil {
 		return api.ReceiveResult{}, err
@@ -101,14 +108,34 @@ func (m *Migrator) Receive(ctx context.Context, h api.ReceiveHeader, body io.Rea
 		return api.ReceiveResult{}, &workloads.Error{Status: http.StatusBadRequest,
 			Err: fmt.Errorf("receiving %s: the stream is corrupt (SHA-256 %s, the source sent %q)", h.Name, got, want)}
 	}
-	if err := ensureCRIUConfig(m.HostRoot); err != nil {
-		return api.ReceiveResult{}, fmt.Errorf("CRIU configuration: %w", err)
-	}
-	if err := m.Workloads.StartTwin(ctx, twin, h.Checkpoint); err != nil {
-		return api.ReceiveResult{}, fmt.Errorf("restoring %s on %s: %s", h.Name, m.Node, criuReason(m.HostRoot, err))
+	if err := m.restore(ctx, twin.ID, h.ImagesDir, imgDir); err != nil {
+		return api.ReceiveResult{}, fmt.Errorf("restoring %s on %s: %w", h.Name, m.Node, err)
 	}
 	ok = true
-	result := api.ReceiveResult{ContainerID: twin.ID, Cpuset: twin.Cpuset, IP: h.IP, Restore: restoreStats(cpDir)}
+	result := api.ReceiveResult{ContainerID: twin.ID, Cpuset: twin.Cpuset, IP: h.IP, Restore: m.restoreStats(ctx, twin.ID, cpDir)}
 	_, _ = m.Engine.CheckpointRemove(ctx, twin.ID, client.CheckpointRemoveOptions{CheckpointID: h.Checkpoint})
 	return result, nil
+}
+
+// restoreStats reads CRIU's restore stats, which it leaves in its work
+// directory: the images directory unless runc named one in the restored
+// container's bundle.
+func (m *Migrator) restoreStats(ctx context.Context, id, imgDir string) *api.RestoreStats {
+	if s := restoreStats(imgDir); s != nil {
+		return s
+	}
+	res, err := m.Engine.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return nil
+	}
+	b, err := bundle(res.Container.State.Pid)
+	if err != nil {
+		return nil
+	}
+	// The bundle's "work" links to the shim's work directory on the host.
+	work := filepath.Join(b, "work")
+	if target, err := os.Readlink(m.host(work)); err == nil {
+		work = target
+	}
+	return restoreStats(m.host(work))
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -73,26 +74,50 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 		}
 	}
 
+	// The fast path needs the container's runc state; without it, the
+	// engine checkpoints.
+	rt, rerr := m.findRunc(c)
+	if rerr != nil {
+		emit(api.MigrateEvent{Phase: api.PhaseCheckpoint, Message: "no direct runc access (" + rerr.Error() + "): checkpointing through the engine"})
+	}
+	hdr.ImagesDir = rerr == nil
+	imgDir := filepath.Join(shmDir, "fleet-migration-"+hdr.ID)
+	defer os.RemoveAll(m.host(imgDir))
+
 	// Freeze: from here on, the container runs again here or there.
 	emit(api.MigrateEvent{Phase: api.PhaseCheckpoint, Message: "checkpointing " + hdr.Name})
-	if err := ensureCRIUConfig(m.HostRoot); err != nil {
-		return nil, fmt.Errorf("CRIU configuration: %w", err)
-	}
 	frozen := time.Now()
-	if _, err := m.Engine.CheckpointCreate(ctx, c.ID, client.CheckpointCreateOptions{CheckpointID: checkpointName, Exit: true}); err != nil {
+	err = withCRIULock(m.HostRoot, nil, func() error {
+		if hdr.ImagesDir {
+			return m.runcCheckpoint(ctx, rt, c.ID, imgDir)
+		}
+		_, err := m.Engine.CheckpointCreate(ctx, c.ID, client.CheckpointCreateOptions{CheckpointID: checkpointName, Exit: true})
+		return err
+	})
+	if err != nil {
 		reason := criuReason(m.HostRoot, err)
 		if now, ierr := m.Engine.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{}); ierr == nil && !now.Container.State.Running {
 			// CRIU resumes what it failed to dump; should it not have, the
 			// container is brought back from what it was.
 			_, _ = m.Engine.ContainerStart(ctx, c.ID, client.ContainerStartOptions{})
+		} else if ierr == nil {
+			unlockNetwork(ctx, now.Container.State.Pid)
 		}
 		return nil, fmt.Errorf("checkpoint of %s failed, it keeps running on %s: %s", hdr.Name, m.Node, reason)
 	}
-	cpDir, err := m.checkpointDir(ctx, c.ID)
-	if err != nil {
+	// The dump's work directory holds its log and CRIU's stats: kept when
+	// the dump failed (the error names the log), dropped once read.
+	dump := dumpStats(m.host(imgDir + "-work"))
+	_ = os.RemoveAll(m.host(imgDir + "-work"))
+	cpDir := m.host(imgDir)
+	if !hdr.ImagesDir {
+		if cpDir, err = m.checkpointDir(ctx, c.ID); err != nil {
+			return nil, err
+		}
+		dump = dumpStats(cpDir)
+	} else if err := m.waitStopped(ctx, c.ID); err != nil {
 		return nil, err
 	}
-	dump := dumpStats(cpDir)
 	emit(api.MigrateEvent{Phase: api.PhaseCheckpoint, Message: fmt.Sprintf("checkpointed in %.2fs", time.Since(frozen).Seconds())})
 	// Free the overlay IP for the twin (the frozen endpoint would hold it).
 	_, _ = m.Engine.NetworkDisconnect(ctx, hdr.Network, client.NetworkDisconnectOptions{Container: c.ID, Force: true})
@@ -101,7 +126,7 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 	sent, got, err := m.send(ctx, peer, hdr, c, cpDir, emit)
 	if err != nil {
 		emit(api.MigrateEvent{Phase: api.PhaseRollback, Message: "restoring " + hdr.Name + " on " + m.Node})
-		if rerr := m.rollback(ctx, c, hdr); rerr != nil {
+		if rerr := m.rollback(ctx, c, hdr, imgDir); rerr != nil {
 			return nil, fmt.Errorf("migration to %s failed (%v), and restoring it on %s failed too: %v", req.To, err, m.Node, rerr)
 		}
 		return nil, fmt.Errorf("migration to %s failed, %s runs on %s again with its state: %v", req.To, hdr.Name, m.Node, err)
@@ -260,7 +285,7 @@ func (m *Migrator) writeContainer(ctx context.Context, tw *tar.Writer, c contain
 
 // rollback brings the frozen container back on this node from its own
 // checkpoint, with its IP and aliases.
-func (m *Migrator) rollback(ctx context.Context, c container.InspectResponse, h api.ReceiveHeader) error {
+func (m *Migrator) rollback(ctx context.Context, c container.InspectResponse, h api.ReceiveHeader, imgDir string) error {
 	ip, _ := netip.ParseAddr(h.IP)
 	var lastErr error
 	// The destination may still hold the IP for a moment while it cleans up.
@@ -276,11 +301,57 @@ func (m *Migrator) rollback(ctx context.Context, c container.InspectResponse, h 
 	if lastErr != nil {
 		return fmt.Errorf("reconnecting to %s with %s: %w", h.Network, h.IP, lastErr)
 	}
-	if _, err := m.Engine.ContainerStart(ctx, c.ID, client.ContainerStartOptions{CheckpointID: checkpointName}); err != nil {
-		return fmt.Errorf("restore: %s", criuReason(m.HostRoot, err))
+	if err := m.restore(ctx, c.ID, h.ImagesDir, imgDir); err != nil {
+		return err
 	}
 	_, _ = m.Engine.CheckpointRemove(ctx, c.ID, client.CheckpointRemoveOptions{CheckpointID: checkpointName})
 	return nil
+}
+
+// restore starts a container from its checkpoint: from the engine's
+// checkpoint directory, or (fast path) from images in imgDir, of which the
+// engine gets only descriptors.json.
+func (m *Migrator) restore(ctx context.Context, id string, fast bool, imgDir string) error {
+	var extra []string
+	if fast {
+		cpDir, err := m.checkpointDir(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(cpDir, 0o700); err != nil {
+			return err
+		}
+		desc, err := os.ReadFile(m.host(filepath.Join(imgDir, "descriptors.json")))
+		if err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(cpDir, "descriptors.json"), desc, 0o600); err != nil {
+			return err
+		}
+		extra = []string{"images-dir " + imgDir}
+	}
+	return withCRIULock(m.HostRoot, extra, func() error {
+		_, err := m.Engine.ContainerStart(ctx, id, client.ContainerStartOptions{CheckpointID: checkpointName})
+		if err != nil {
+			return fmt.Errorf("restore: %s", criuReason(m.HostRoot, err))
+		}
+		return nil
+	})
+}
+
+// waitStopped waits until the engine has seen the checkpointed process go.
+func (m *Migrator) waitStopped(ctx context.Context, id string) error {
+	for i := 0; i < 100; i++ {
+		res, err := m.Engine.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		if err != nil {
+			return err
+		}
+		if !res.Container.State.Running {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("the engine still reports %s running after its checkpoint", id)
 }
 
 func splitAddr(addr string) (string, int, error) {

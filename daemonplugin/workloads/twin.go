@@ -147,12 +147,6 @@ func (m *Manager) RemoveTwin(ctx context.Context, t *Twin) {
 	}
 }
 
-// StartTwin restores the twin from its checkpoint.
-func (m *Manager) StartTwin(ctx context.Context, t *Twin, checkpoint string) error {
-	_, err := m.Engine.ContainerStart(ctx, t.ID, client.ContainerStartOptions{CheckpointID: checkpoint})
-	return err
-}
-
 // CleanupIncoming removes twins that never ran: left by a migration that
 // broke off while this agent or its engine was down.
 func (m *Manager) CleanupIncoming(ctx context.Context) {

@@ -128,6 +128,9 @@ type ReceiveHeader struct {
 	Cores      int              `json:"cores"`
 	Memory     int64            `json:"memory"`
 	MemorySwap int64            `json:"memorySwap"`
+	// ImagesDir says the checkpoint was made with runc directly: the
+	// destination keeps the images in tmpfs and restores with images-dir.
+	ImagesDir bool `json:"imagesDir,omitempty"`
 }
 
 // ReceiveResult is the destination's answer once the container runs there.

@@ -137,11 +137,21 @@ func TestMigrateKeepsStateUnderPolling(t *testing.T) {
 		To       string  `json:"to"`
 		Downtime float64 `json:"downtimeSeconds"`
 		Bytes    int64   `json:"bytes"`
+		Dump     *struct {
+			PagesWritten uint64 `json:"pagesWritten"`
+		} `json:"dump"`
+		Restore *struct {
+			PagesRestored uint64 `json:"pagesRestored"`
+		} `json:"restore"`
 	}
 	assert.NilError(t, json.Unmarshal([]byte(r.Stdout), &res))
 	assert.Check(t, is.Equal(res.From, "h2"))
 	assert.Check(t, is.Equal(res.To, "h3"))
 	assert.Check(t, res.Downtime > 0 && res.Bytes > 64<<20, "%+v", res)
+	// CRIU's own figures, read with go-criu from its stats files.
+	assert.Assert(t, res.Dump != nil && res.Restore != nil, "CRIU stats: %s", r.Stdout)
+	assert.Check(t, res.Dump.PagesWritten > 64<<20/4096, "%+v", res.Dump)
+	assert.Check(t, is.Equal(res.Restore.PagesRestored, res.Dump.PagesWritten))
 	assert.Check(t, is.Contains(r.Stderr, "transfer:"))
 
 	time.Sleep(time.Second)
@@ -258,7 +268,9 @@ func noTwinLeft(t *testing.T, h, name string) {
 func faultSetup(t *testing.T, svc string) (string, workloadState) {
 	t.Helper()
 	removeServices(t, svc)
-	mustFleet(t, "create", "--name", svc, "--image", workload, "--node", "h2", "--cpus", "1", "--memory", "512m", "-e", "BALLAST_MB=256")
+	// A large ballast keeps the transfer going for a few seconds: time for
+	// the fault to strike while it runs.
+	mustFleet(t, "create", "--name", svc, "--image", workload, "--node", "h2", "--cpus", "1", "--memory", "1536m", "-e", "BALLAST_MB=1024")
 	ip := fleetIP(t, svc+".1")
 	return ip, ask(t, "h1", ip)
 }
@@ -267,7 +279,7 @@ func TestMigrateDestinationEngineStopped(t *testing.T) {
 	initFleet(t)
 	ip, st0 := faultSetup(t, "fault-engine")
 	t.Cleanup(func() { sim(t, "start-engine", "h3"); waitAgent(t, "h3") })
-	r := migrateWith(t, []string{"fault-engine.1", "--to", "h3"}, "checkpoint: checkpointed", func() { sim(t, "stop-engine", "h3") })
+	r := migrateWith(t, []string{"fault-engine.1", "--to", "h3"}, "transfer: ", func() { sim(t, "stop-engine", "h3") })
 	t.Log(r.Stderr)
 	assert.Check(t, is.Equal(r.Code, 1), r.String())
 	assert.Check(t, is.Contains(r.Stderr, "runs on h2 again with its state"))

@@ -1,0 +1,120 @@
+package migrate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/moby/moby/api/types/container"
+)
+
+// The fast path (SPEC section 9): the source checkpoints with runc straight
+// into a tmpfs directory instead of through the engine, which round-trips
+// the images through containerd's content store; the destination keeps the
+// images in tmpfs too, gives the engine only descriptors.json, and points
+// CRIU at the images with images-dir for that one restore.
+
+// runcLauncher runs the host's runc (see hostexec).
+const runcLauncher = "/bin/runc"
+
+// shmDir is a tmpfs of the host for the images, as the host sees it.
+const shmDir = "/dev/shm"
+
+// runcTarget is how to reach a container's runc state on the host.
+type runcTarget struct {
+	Root string // runc --root
+}
+
+// bundle finds a running container's bundle directory (host path): its
+// shim, the parent of its first process, runs there.
+func bundle(pid int) (string, error) {
+	if pid == 0 {
+		return "", fmt.Errorf("not running")
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", err
+	}
+	// Fields after the command's closing parenthesis: state, ppid, …
+	rest := stat[bytes.LastIndexByte(stat, ')')+1:]
+	fields := strings.Fields(string(rest))
+	if len(fields) < 2 {
+		return "", fmt.Errorf("bad /proc stat")
+	}
+	ppid, err := strconv.Atoi(fields[1])
+	if err != nil {
+		return "", err
+	}
+	return os.Readlink(fmt.Sprintf("/proc/%d/cwd", ppid))
+}
+
+// findRunc reads the runc root from the container's bundle, whose
+// options.json names it.
+func (m *Migrator) findRunc(c container.InspectResponse) (*runcTarget, error) {
+	bundle, err := bundle(c.State.Pid)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(m.host(filepath.Join(bundle, "options.json")))
+	if err != nil {
+		return nil, err
+	}
+	var opts struct {
+		Root string `json:"Root"`
+	}
+	if err := json.Unmarshal(b, &opts); err != nil {
+		return nil, err
+	}
+	if opts.Root == "" {
+		return nil, fmt.Errorf("no runc root in %s", filepath.Join(bundle, "options.json"))
+	}
+	// The shim keeps each containerd namespace's containers apart: the
+	// bundle sits in …/<namespace>/<id>, the runc state in <root>/<namespace>.
+	root := filepath.Join(opts.Root, filepath.Base(filepath.Dir(bundle)))
+	if _, err := os.Stat(m.host(filepath.Join(root, c.ID))); err != nil {
+		return nil, fmt.Errorf("no runc state for the container under %s", root)
+	}
+	return &runcTarget{Root: root}, nil
+}
+
+// runcCheckpoint dumps the container into imgDir (a host path) and stops it.
+func (m *Migrator) runcCheckpoint(ctx context.Context, t *runcTarget, id, imgDir string) error {
+	work := imgDir + "-work"
+	for _, d := range []string{imgDir, work} {
+		if err := os.MkdirAll(m.host(d), 0o700); err != nil {
+			return err
+		}
+	}
+	cmd := exec.CommandContext(ctx, runcLauncher, "--root", t.Root, "checkpoint",
+		"--image-path", imgDir, "--work-path", work, "--tcp-established", id)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s (%s): path= %s", strings.TrimSpace(string(out)), err, filepath.Join(work, "dump.log"))
+	}
+	return nil
+}
+
+// unlockNetwork takes away the rules with which CRIU locks a container's
+// network during a dump. CRIU removes them itself when a dump ends, but not
+// always when one fails half-way; left there, they cut the container off.
+func unlockNetwork(ctx context.Context, pid int) {
+	ns := fmt.Sprintf("--net=/proc/%d/ns/net", pid)
+	iptables := func(args ...string) error {
+		return exec.CommandContext(ctx, nsenterLauncher, append([]string{ns, "--", "iptables"}, args...)...).Run()
+	}
+	for _, chain := range []string{"INPUT", "OUTPUT"} {
+		for i := 0; i < 8 && iptables("-D", chain, "-j", "CRIU") == nil; i++ {
+		}
+	}
+	_ = iptables("-F", "CRIU")
+	_ = iptables("-X", "CRIU")
+}
+
+// nsenterLauncher runs the host's nsenter (see hostexec).
+const nsenterLauncher = "/bin/nsenter"
