@@ -135,6 +135,12 @@ func call[T any](ctx context.Context, c *Client, method, path string, in any) (T
 	if err != nil {
 		return out, err
 	}
+	return decodeReply[T](c, resp)
+}
+
+// decodeReply reads an agent's JSON answer.
+func decodeReply[T any](c *Client, resp *http.Response) (T, error) {
+	var out T
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		return out, fmt.Errorf("agent of %s: bad reply: %w", c.Node, err)
@@ -198,11 +204,7 @@ func (c *Client) Receive(ctx context.Context, hdr api.ReceiveHeader, body io.Rea
 	if err != nil {
 		return out, err
 	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return out, fmt.Errorf("agent of %s: bad reply: %w", c.Node, err)
-	}
-	return out, nil
+	return decodeReply[api.ReceiveResult](c, resp)
 }
 
 // trailerBody calls done when the body it wraps is exhausted, before the
