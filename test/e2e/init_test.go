@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"crypto/tls"
 	"encoding/json"
 	"io"
@@ -184,6 +185,29 @@ func TestInitAddsFourthHost(t *testing.T) {
 	}
 	sort.Strings(names)
 	assert.Check(t, is.DeepEqual(names, []string{"h1", "h2", "h3", "h4"}))
+}
+
+func TestInitRestartsAHungAgent(t *testing.T) {
+	initFleet(t)
+	// A stopped (hung) agent process: enabled in the engine, silent on its port.
+	var pids []string
+	for _, pid := range strings.Fields(run(t, "ip", "netns", "pids", "h3").Stdout) {
+		if comm, _ := os.ReadFile("/proc/" + pid + "/comm"); strings.TrimSpace(string(comm)) == "fleet-agent" {
+			pids = append(pids, pid)
+		}
+	}
+	assert.Assert(t, len(pids) > 0, "no agent process on h3")
+	for _, pid := range pids {
+		run(t, "kill", "-STOP", pid)
+	}
+	t.Cleanup(func() {
+		for _, pid := range pids {
+			run(t, "kill", "-CONT", pid)
+		}
+	})
+	r := initFleet(t)
+	assert.Check(t, is.Contains(r.Stderr, "h3: agent restarted"))
+	assert.Check(t, is.Equal(mustDocker(t, manager, "fleet", "describe", "h3", "--format", "{{.Info.Node}}"), "h3"))
 }
 
 func TestInitRejectsBadFlags(t *testing.T) {

@@ -45,10 +45,11 @@ const (
 	Unchanged Result = iota
 	Installed
 	Reconfigured
+	Restarted
 )
 
 func (r Result) String() string {
-	return [...]string{"unchanged", "installed", "reconfigured"}[r]
+	return [...]string{"unchanged", "installed", "reconfigured", "restarted"}[r]
 }
 
 // Ensure makes the engine run the agent plugin with these settings. A plugin
@@ -85,6 +86,18 @@ func Ensure(ctx context.Context, c client.APIClient, s Settings) (Result, error)
 		return Unchanged, err
 	}
 	return Reconfigured, nil
+}
+
+// Restart disables and enables the agent plugin: an agent whose process
+// died (killed, crashed) comes back with the settings it had.
+func Restart(ctx context.Context, c client.APIClient) error {
+	if _, err := c.PluginDisable(ctx, labels.AgentPlugin, client.PluginDisableOptions{Force: true}); err != nil {
+		return fmt.Errorf("disabling plugin %s: %w", labels.AgentPlugin, err)
+	}
+	if _, err := c.PluginEnable(ctx, labels.AgentPlugin, client.PluginEnableOptions{Timeout: 30}); err != nil {
+		return fmt.Errorf("enabling plugin %s: %w", labels.AgentPlugin, err)
+	}
+	return nil
 }
 
 // Remove disables and removes the agent plugin; a missing plugin is fine.

@@ -317,7 +317,19 @@ func (in *initializer) ensureAgent(ctx context.Context, e *engines.Engine, info 
 	if err != nil {
 		return err
 	}
-	if _, err := agent.WaitInfo(ctx, AgentTimeout); err != nil {
+	wait := AgentTimeout
+	if res == agentinstall.Unchanged {
+		wait = 5 * time.Second // it was running: it answers at once or not at all
+	}
+	_, err = agent.WaitInfo(ctx, wait)
+	if err != nil && res == agentinstall.Unchanged {
+		// Enabled and configured, yet silent: its process died. Restart it.
+		if err = agentinstall.Restart(ctx, e.Client); err == nil {
+			res = agentinstall.Restarted
+			_, err = agent.WaitInfo(ctx, AgentTimeout)
+		}
+	}
+	if err != nil {
 		if res == agentinstall.Installed {
 			_ = agentinstall.Remove(context.WithoutCancel(ctx), e.Client)
 		}
