@@ -4,11 +4,11 @@ package e2e
 
 import (
 	"context"
-	"os"
 	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"testing"
