@@ -22,6 +22,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
+	"github.com/docker-fleet/fleet/shared/agentclient"
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/cpuset"
 	"github.com/docker-fleet/fleet/shared/labels"
@@ -192,9 +193,7 @@ func (m *Migrator) checkpointDir(ctx context.Context, id string) (string, error)
 	return m.host(filepath.Join(info.Info.DockerRootDir, "containers", id, "checkpoints", checkpointName)), nil
 }
 
-func (m *Migrator) sendImage(ctx context.Context, peer interface {
-	LoadImage(context.Context, io.Reader) error
-}, image string) error {
+func (m *Migrator) sendImage(ctx context.Context, peer *agentclient.Client, image string) error {
 	rc, err := m.Engine.ImageSave(ctx, []string{image})
 	if err != nil {
 		return err
@@ -205,7 +204,7 @@ func (m *Migrator) sendImage(ctx context.Context, peer interface {
 
 // send streams the container to the destination, watching that the stream
 // keeps moving, and returns the bytes sent and the destination's answer.
-func (m *Migrator) send(ctx context.Context, peer receiver, h api.ReceiveHeader, c container.InspectResponse, cpDir string, emit func(api.MigrateEvent)) (int64, api.ReceiveResult, error) {
+func (m *Migrator) send(ctx context.Context, peer *agentclient.Client, h api.ReceiveHeader, c container.InspectResponse, cpDir string, emit func(api.MigrateEvent)) (int64, api.ReceiveResult, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	pr, pw := io.Pipe()
@@ -250,10 +249,6 @@ func (m *Migrator) send(ctx context.Context, peer receiver, h api.ReceiveHeader,
 		err = cause
 	}
 	return sent.Load(), got, err
-}
-
-type receiver interface {
-	Receive(context.Context, api.ReceiveHeader, io.Reader, func() string) (api.ReceiveResult, error)
 }
 
 type counter struct{ n *atomic.Int64 }

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 
 	"github.com/containerd/errdefs"
-	units "github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
@@ -35,11 +34,7 @@ func (m *Manager) CanTake(ctx context.Context, cores int, memory int64) error {
 			return refuse(http.StatusConflict, "%v", err)
 		}
 	}
-	if free := st.memTotal - st.memReserved; memory > free {
-		return refuse(http.StatusConflict, "node %s has %s of memory not yet reserved, %s needed",
-			m.Node, units.BytesSize(float64(free)), units.BytesSize(float64(memory)))
-	}
-	return nil
+	return st.checkMemory(m.Node, memory)
 }
 
 // Twin is a migration's destination container, created but not started.
@@ -69,9 +64,8 @@ func (m *Manager) CreateTwin(ctx context.Context, h api.ReceiveHeader) (*Twin, e
 			return nil, refuse(http.StatusConflict, "%v", err)
 		}
 	}
-	if free := st.memTotal - st.memReserved; h.Memory > free {
-		return nil, refuse(http.StatusConflict, "node %s has %s of memory not yet reserved, %s needed",
-			m.Node, units.BytesSize(float64(free)), units.BytesSize(float64(h.Memory)))
+	if err := st.checkMemory(m.Node, h.Memory); err != nil {
+		return nil, err
 	}
 	if err := m.ensureAnchor(ctx, h.Network); err != nil {
 		return nil, fmt.Errorf("node %s: %w", m.Node, err)

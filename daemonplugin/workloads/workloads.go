@@ -97,6 +97,15 @@ func (m *Manager) read(ctx context.Context) (*state, error) {
 	return st, nil
 }
 
+// checkMemory refuses more memory than the node has not yet reserved.
+func (st *state) checkMemory(node string, want int64) error {
+	if free := st.memTotal - st.memReserved; want > free {
+		return refuse(http.StatusConflict, "node %s has %s of memory not yet reserved, %s needed",
+			node, units.BytesSize(float64(free)), units.BytesSize(float64(want)))
+	}
+	return nil
+}
+
 // Ledger reports the node's cores, memory and fleet containers.
 func (m *Manager) Ledger(ctx context.Context) (api.Ledger, error) {
 	m.mu.Lock()
@@ -144,9 +153,8 @@ func (m *Manager) Create(ctx context.Context, req api.CreateRequest) (api.FleetC
 			return api.FleetContainer{}, refuse(http.StatusConflict, "%v", err)
 		}
 	}
-	if free := st.memTotal - st.memReserved; svc.Memory > free {
-		return api.FleetContainer{}, refuse(http.StatusConflict, "node %s has %s of memory not yet reserved, %s asked",
-			m.Node, units.BytesSize(float64(free)), units.BytesSize(float64(svc.Memory)))
+	if err := st.checkMemory(m.Node, svc.Memory); err != nil {
+		return api.FleetContainer{}, err
 	}
 	if err := m.ensureImage(ctx, svc.Image); err != nil {
 		return api.FleetContainer{}, err

@@ -81,15 +81,6 @@ var (
 	volumeName  = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 )
 
-// ExclusiveCores is how many exclusive cores each replica holds.
-func (s *Service) ExclusiveCores() int {
-	if s.Cpuset != "" {
-		set, _ := cpuset.Parse(s.Cpuset)
-		return len(set)
-	}
-	return s.Cores
-}
-
 // Validate checks the definition; its errors name the field at fault with
 // the prefix given (a flag such as "--memory", or a path in a file).
 func (s *Service) Validate() error {

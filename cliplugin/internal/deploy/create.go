@@ -86,8 +86,7 @@ type job struct {
 // plan places n new replicas of s and names them with the lowest free
 // replica numbers.
 func plan(sched []scheduler.Node, inv fleet.Inventory, s spec.Service, n int, network string) ([]job, error) {
-	set, _ := cpuset.Parse(s.Cpuset)
-	where, err := scheduler.Place(sched, scheduler.Request{Cores: s.Cores, Cpuset: set, Memory: s.Memory, Node: s.Node, Strategy: s.Strategy}, n)
+	where, err := scheduler.Place(sched, requestOf(s), n)
 	if err != nil {
 		return nil, fmt.Errorf("cannot place %d replica(s) of %s: %w", n, s.Name, err)
 	}
@@ -200,7 +199,7 @@ func checkAgainstFleet(inv fleet.Inventory, s spec.Service) error {
 	}
 	if s.Node != "" && inv.ByName(s.Node) == nil {
 		var names []string
-		for _, n := range inv {
+		for _, n := range inv.Nodes() {
 			names = append(names, n.Hostname)
 		}
 		return fmt.Errorf("node %q: no such node in the fleet (nodes: %v)", s.Node, names)

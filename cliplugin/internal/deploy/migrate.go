@@ -63,11 +63,7 @@ func destination(inv fleet.Inventory, c api.FleetContainer, src *fleet.NodeState
 		req.Cores = len(set)
 	}
 	if to != "" {
-		var nodes []fleet.Node
-		for _, n := range inv {
-			nodes = append(nodes, n.Node)
-		}
-		n, err := fleet.FindNode(nodes, to)
+		n, err := fleet.FindNode(inv.Nodes(), to)
 		if err != nil {
 			return nil, fmt.Errorf("--to: %w", err)
 		}
@@ -98,11 +94,7 @@ func (d *Deployer) Leave(ctx context.Context, name string, force bool, onEvent f
 	if err != nil {
 		return nil, err
 	}
-	var nodes []fleet.Node
-	for _, n := range inv {
-		nodes = append(nodes, n.Node)
-	}
-	n, err := fleet.FindNode(nodes, name)
+	n, err := fleet.FindNode(inv.Nodes(), name)
 	if err != nil {
 		return nil, err
 	}

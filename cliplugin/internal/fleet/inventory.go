@@ -45,6 +45,15 @@ func (f *Fleet) Inventory(ctx context.Context) (Inventory, error) {
 	return inv, nil
 }
 
+// Nodes are the inventory's swarm nodes.
+func (inv Inventory) Nodes() []Node {
+	out := make([]Node, 0, len(inv))
+	for _, n := range inv {
+		out = append(out, n.Node)
+	}
+	return out
+}
+
 // ByName is the node with that hostname, or nil.
 func (inv Inventory) ByName(name string) *NodeState {
 	for _, n := range inv {
