@@ -44,7 +44,7 @@ func (m *Migrator) peer(node, addr string) (*agentclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return agentclient.New(m.Creds, node, host, port)
+	return agentclient.New(m.Creds, node, host, port, nil)
 }
 
 func dumpStats(dir string) *api.DumpStats {

@@ -27,12 +27,20 @@ type Client struct {
 	http *http.Client
 }
 
+// DialFunc opens the byte stream to an agent's address (host:port): a TCP
+// connection, or one carried over another channel (a relay through the
+// Docker API). TLS runs on top of it either way.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
 // New returns a client for the agent of node (its hostname, which its
-// certificate names) listening at host:port.
-func New(creds pki.Pair, node, host string, port int) (*Client, error) {
+// certificate names) listening at host:port. A nil dial connects over TCP.
+func New(creds pki.Pair, node, host string, port int, dial DialFunc) (*Client, error) {
 	tlsCfg, err := creds.ClientConfig(node)
 	if err != nil {
 		return nil, err
+	}
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 5 * time.Second}).DialContext
 	}
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	return &Client{
@@ -43,7 +51,7 @@ func New(creds pki.Pair, node, host string, port int) (*Client, error) {
 		http: &http.Client{
 			Transport: &http.Transport{
 				TLSClientConfig:     tlsCfg,
-				DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+				DialContext:         dial,
 				TLSHandshakeTimeout: 5 * time.Second,
 			},
 		},

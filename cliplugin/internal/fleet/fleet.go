@@ -19,6 +19,8 @@ type Fleet struct {
 	Manager client.APIClient
 	CA      *pki.CA
 	Created time.Time
+	// Dial reaches the agents (nil: TCP to each node's agent port).
+	Dial agentclient.DialFunc
 
 	credsOnce sync.Once
 	creds     pki.Pair
@@ -50,5 +52,5 @@ func (f *Fleet) Agent(n Node) (*agentclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return agentclient.New(creds, n.Hostname, n.Addr, n.AgentPort)
+	return agentclient.New(creds, n.Hostname, n.Addr, n.AgentPort, f.Dial)
 }
