@@ -8,7 +8,8 @@ set -euo pipefail
 agent=$1 dir=$2 out=$3
 here=$(cd "$(dirname "$0")" && pwd)
 rm -rf "$dir"
-mkdir -p "$dir/rootfs"/{bin,tmp,run/docker/plugins,run/host,host/root,host/data-root}
+mkdir -p "$dir/rootfs"/{bin,tmp,state,run/docker/plugins,run/host,host/root,host/data-root}
+chmod 0700 "$dir/rootfs/state"
 install -m 0755 "$agent" "$dir/rootfs/fleet-agent"
 # The agent launches the host's tools under their own names (daemonplugin/hostexec).
 ln -s /fleet-agent "$dir/rootfs/bin/criu"

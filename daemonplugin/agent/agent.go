@@ -12,11 +12,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errhttp"
 	"github.com/docker/go-plugins-helpers/authorization"
 	"github.com/moby/moby/client"
 
 	"github.com/docker-fleet/fleet/daemonplugin/criucheck"
 	"github.com/docker-fleet/fleet/daemonplugin/hostexec"
+	"github.com/docker-fleet/fleet/daemonplugin/keyring"
 	"github.com/docker-fleet/fleet/daemonplugin/metrics"
 	"github.com/docker-fleet/fleet/daemonplugin/migrate"
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
@@ -34,6 +37,7 @@ const criuTTL = time.Minute
 type Agent struct {
 	cfg       Config
 	engine    client.APIClient
+	keys      *keyring.Keyring // nil until init gives the fleet CA
 	sampler   *metrics.Sampler
 	workloads *workloads.Manager
 	migrator  *migrate.Migrator
@@ -44,24 +48,31 @@ type Agent struct {
 	criuAt      time.Time
 }
 
-// New connects the agent to its engine.
+// New connects the agent to its engine and loads the node's identity.
 func New(cfg Config) (*Agent, error) {
 	engine, err := client.New(client.WithHost(cfg.EngineHost), client.WithAPIVersionNegotiation())
 	if err != nil {
 		return nil, fmt.Errorf("engine client: %w", err)
 	}
+	var keys *keyring.Keyring
+	if len(cfg.CA) > 0 {
+		if keys, err = keyring.Open(cfg.StateDir, cfg.Node, cfg.CA, cfg.EnrollToken); err != nil {
+			return nil, err
+		}
+	}
 	wl := &workloads.Manager{Node: cfg.Node, Engine: engine, Cores: func() (cpuset.Set, error) { return metrics.Cores(cfg.Proc) }}
 	return &Agent{
 		cfg:       cfg,
 		engine:    engine,
+		keys:      keys,
 		sampler:   metrics.NewSampler(cfg.Proc, time.Second),
 		workloads: wl,
-		migrator:  &migrate.Migrator{Node: cfg.Node, Engine: engine, Workloads: wl, Creds: cfg.TLS, HostRoot: hostexec.HostRoot},
+		migrator:  &migrate.Migrator{Node: cfg.Node, Engine: engine, Workloads: wl, Creds: keys, HostRoot: hostexec.HostRoot},
 	}, nil
 }
 
 // Run serves the engine hooks on the plugin socket and, once init has given
-// the agent its certificates, the fleet API on the TCP port. It returns when
+// the agent the fleet CA, the fleet API on the TCP port. It returns when
 // ctx ends or a listener fails.
 func (a *Agent) Run(ctx context.Context) error {
 	go a.sampler.Run(ctx.Done())
@@ -72,10 +83,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	// plugin socket exists, and the engine's enable fails instead of
 	// reporting an agent that cannot be reached.
 	errc := make(chan error, 2)
-	if !a.cfg.HasTLS() {
-		log.Printf("no fleet certificates set (%s, %s, %s): not listening on TCP", api.EnvTLSCA, api.EnvTLSCert, api.EnvTLSKey)
+	if a.keys == nil {
+		log.Printf("no fleet CA set (%s): not listening on TCP", api.EnvTLSCA)
 	} else {
-		tlsCfg, err := a.cfg.TLS.ServerConfig()
+		tlsCfg, err := a.keys.ServerConfig()
 		if err != nil {
 			return err
 		}
@@ -83,7 +94,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("agent port: %w", err)
 		}
-		srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeader}
 		go func() { errc <- srv.Serve(tls.NewListener(ln, tlsCfg)) }()
 		go func() { <-ctx.Done(); _ = srv.Close() }()
 		log.Printf("fleet agent %s for node %q listening on :%d (mutual TLS)", version.Version, a.cfg.Node, a.cfg.Port)
@@ -98,41 +109,57 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-// Handler is the fleet API. Callers are already authenticated by mutual TLS.
+// Handler is the fleet API: every route checks the caller's role (api.Access)
+// and that its certificate is not revoked.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	wl := a.workloads
-	mux.Handle("GET "+api.PathInfo, getJSON(a.Info))
-	mux.Handle("GET "+api.PathMetrics, getJSON(a.Metrics))
-	mux.Handle("GET "+api.PathLedger, getJSON(wl.Ledger))
-	mux.Handle("POST "+api.PathContainers, postJSON(wl.Create))
-	mux.HandleFunc("GET "+api.PathContainer+"{name}", func(w http.ResponseWriter, r *http.Request) {
-		v, err := wl.Detail(r.Context(), r.PathValue("name"))
-		reply(w, v, err)
-	})
-	mux.HandleFunc("DELETE "+api.PathContainer+"{name}", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, struct{}{}, wl.Remove(r.Context(), r.PathValue("name")))
-	})
-	mux.HandleFunc("POST "+api.PathMigrate, a.serveMigrate)
-	mux.Handle("POST "+api.PathPrepare, postJSON(a.migrator.Prepare))
-	mux.HandleFunc("POST "+api.PathImageLoad, func(w http.ResponseWriter, r *http.Request) {
-		reply(w, struct{}{}, a.migrator.LoadImage(r.Context(), r.Body))
-	})
-	mux.HandleFunc("POST "+api.PathReceive, a.serveReceive)
-	mux.Handle("POST "+api.PathLeave, postJSON(a.leave))
-	mux.HandleFunc("POST "+api.PathContainer+"{name}"+api.ResizeSuffix, func(w http.ResponseWriter, r *http.Request) {
-		var req api.ResizeRequest
-		if err := decode(w, r, &req); err != nil {
-			return
+	routes := map[string]http.HandlerFunc{
+		"GET " + api.PathInfo:        getJSON(a.Info),
+		"GET " + api.PathMetrics:     getJSON(a.Metrics),
+		"GET " + api.PathLedger:      getJSON(wl.Ledger),
+		"POST " + api.PathContainers: postJSON(wl.Create),
+		"GET " + api.PathContainer + "{name}": func(w http.ResponseWriter, r *http.Request) {
+			v, err := wl.Detail(r.Context(), r.PathValue("name"))
+			reply(w, v, err)
+		},
+		"DELETE " + api.PathContainer + "{name}": func(w http.ResponseWriter, r *http.Request) {
+			reply(w, struct{}{}, wl.Remove(r.Context(), r.PathValue("name")))
+		},
+		"POST " + api.PathContainer + "{name}" + api.ResizeSuffix: func(w http.ResponseWriter, r *http.Request) {
+			var req api.ResizeRequest
+			if err := decode(w, r, &req); err != nil {
+				return
+			}
+			v, err := wl.Resize(r.Context(), r.PathValue("name"), req)
+			reply(w, v, err)
+		},
+		"POST " + api.PathMigrate:    a.serveMigrate,
+		"POST " + api.PathExpect:     postJSON(a.migrator.Expect),
+		"POST " + api.PathLeave:      postJSON(a.leave),
+		"POST " + api.PathNodeCSR:    postJSON(a.nodeCSR),
+		"PUT " + api.PathNodeCert:    postJSON(a.installCert),
+		"PUT " + api.PathRevocations: postJSON(a.setRevocations),
+		"POST " + api.PathPrepare:    a.servePrepare,
+		"POST " + api.PathImageLoad:  a.serveImageLoad,
+		"POST " + api.PathReceive:    a.serveReceive,
+	}
+	for pattern, h := range routes {
+		roles, ok := api.Access[pattern]
+		if !ok {
+			panic("agent route " + pattern + " has no entry in api.Access")
 		}
-		v, err := wl.Resize(r.Context(), r.PathValue("name"), req)
-		reply(w, v, err)
-	})
+		mux.Handle(pattern, a.authorize(roles, h))
+	}
 	return mux
 }
 
-// maxBody bounds a request body: requests are small documents.
-const maxBody = 1 << 20
+// maxBody bounds a JSON request body and maxHeader the request headers
+// (the receive header carries a container's configuration).
+const (
+	maxBody   = 64 << 10
+	maxHeader = 256 << 10
+)
 
 // getJSON serves what fn returns as JSON, or its error as an api.Error.
 func getJSON[T any](fn func(context.Context) (T, error)) http.HandlerFunc {
@@ -159,15 +186,17 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err != nil {
-		reply(w, nil, &workloads.Error{Status: http.StatusBadRequest, Err: fmt.Errorf("bad request: %w", err)})
+		reply(w, nil, workloads.Refuse(errdefs.ErrInvalidArgument, "bad request: %v", err))
 	}
 	return err
 }
 
+// reply writes v, or err with the HTTP status of its kind: the one place
+// where the agent maps errors to statuses (agentclient maps them back).
 func reply(w http.ResponseWriter, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
-		w.WriteHeader(workloads.Status(err))
+		w.WriteHeader(errhttp.ToHTTP(err))
 		_ = json.NewEncoder(w).Encode(api.Error{Message: err.Error()})
 		return
 	}
@@ -206,6 +235,7 @@ func (a *Agent) Info(ctx context.Context) (api.Info, error) {
 		Engine:       engine,
 		CRIU:         criu,
 		Migration:    Readiness(engine, criu, criuVersion),
+		CertNotAfter: a.certNotAfter(),
 	}, nil
 }
 

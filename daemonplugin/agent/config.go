@@ -9,16 +9,20 @@ import (
 	"strconv"
 
 	"github.com/docker-fleet/fleet/shared/api"
-	"github.com/docker-fleet/fleet/shared/pki"
 )
 
 // Config is the agent's settings, from the plugin's environment.
 type Config struct {
 	Node string
 	Port int
-	// TLS is empty until init sets the certificates; without them the agent
-	// opens no TCP port at all.
-	TLS pki.Pair
+	// CA is the fleet CA certificate; empty until init sets it, and without
+	// it the agent opens no TCP port at all.
+	CA []byte
+	// EnrollToken authenticates the node's first certificate request.
+	EnrollToken []byte
+	// StateDir keeps the node's key and certificate: in the plugin's own
+	// root filesystem, which no Engine API call reads back.
+	StateDir string
 	// EngineHost is the node engine's API, through the plugin's "sock" mount.
 	EngineHost string
 	// Proc is the host's procfs (the plugin shares the host's pid namespace).
@@ -34,10 +38,12 @@ func ConfigFromEnv() (Config, error) {
 	cfg := Config{
 		Node:        os.Getenv(api.EnvNode),
 		Port:        api.DefaultPort,
+		StateDir:    "/state",
 		EngineHost:  "unix:///run/host/docker.sock",
 		Proc:        "/proc",
 		CRIUPath:    "/bin/criu",
 		AuthzSocket: "fleet",
+		EnrollToken: []byte(os.Getenv(api.EnvEnrollToken)),
 	}
 	if p := os.Getenv(api.EnvPort); p != "" {
 		n, err := strconv.Atoi(p)
@@ -46,24 +52,12 @@ func ConfigFromEnv() (Config, error) {
 		}
 		cfg.Port = n
 	}
-	for _, s := range []struct {
-		env string
-		dst *[]byte
-	}{{api.EnvTLSCA, &cfg.TLS.CA}, {api.EnvTLSCert, &cfg.TLS.Cert}, {api.EnvTLSKey, &cfg.TLS.Key}} {
-		v := os.Getenv(s.env)
-		if v == "" {
-			continue
-		}
+	if v := os.Getenv(api.EnvTLSCA); v != "" {
 		b, err := base64.StdEncoding.DecodeString(v)
 		if err != nil {
-			return cfg, fmt.Errorf("%s: not base64: %w", s.env, err)
+			return cfg, fmt.Errorf("%s: not base64: %w", api.EnvTLSCA, err)
 		}
-		*s.dst = b
+		cfg.CA = b
 	}
 	return cfg, nil
-}
-
-// HasTLS reports whether all three certificate settings are present.
-func (c Config) HasTLS() bool {
-	return len(c.TLS.CA) > 0 && len(c.TLS.Cert) > 0 && len(c.TLS.Key) > 0
 }

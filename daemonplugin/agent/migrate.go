@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -50,15 +51,36 @@ func (a *Agent) serveMigrate(w http.ResponseWriter, r *http.Request) {
 // up and restores its copy, the destination has removed its twin.
 const receiveStall = 10 * time.Second
 
+// servePrepare answers a source's prepare for an announced migration.
+func (a *Agent) servePrepare(w http.ResponseWriter, r *http.Request) {
+	var req api.PrepareRequest
+	if err := decode(w, r, &req); err != nil {
+		return
+	}
+	v, err := a.migrator.Prepare(r.Context(), peer(r.Context()).Name, r.Header.Get(api.HeaderMigration), req)
+	reply(w, v, err)
+}
+
+// serveImageLoad takes the image of an announced migration.
+func (a *Agent) serveImageLoad(w http.ResponseWriter, r *http.Request) {
+	err := a.migrator.LoadImage(r.Context(), peer(r.Context()).Name, r.Header.Get(api.HeaderMigration), r.Body)
+	reply(w, struct{}{}, err)
+}
+
 // serveReceive takes a container streamed by a source agent.
 func (a *Agent) serveReceive(w http.ResponseWriter, r *http.Request) {
 	var h api.ReceiveHeader
 	raw, err := base64.StdEncoding.DecodeString(r.Header.Get(api.HeaderReceive))
 	if err == nil {
-		err = json.Unmarshal(raw, &h)
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(&h)
 	}
-	if err != nil || h.Name == "" || h.Checkpoint == "" {
-		reply(w, nil, &workloads.Error{Status: http.StatusBadRequest, Err: fmt.Errorf("bad %s header", api.HeaderReceive)})
+	if err == nil && h.ID != r.Header.Get(api.HeaderMigration) {
+		err = fmt.Errorf("migration %q in the header, %q on the request", h.ID, r.Header.Get(api.HeaderMigration))
+	}
+	if err != nil {
+		reply(w, nil, workloads.Refuse(errdefs.ErrInvalidArgument, "bad %s header: %v", api.HeaderReceive, err))
 		return
 	}
 	// A cut link stalls the body rather than ending it: give up when no
@@ -68,7 +90,7 @@ func (a *Agent) serveReceive(w http.ResponseWriter, r *http.Request) {
 		_ = rc.SetReadDeadline(time.Now().Add(receiveStall))
 		return r.Body.Read(p)
 	})
-	res, err := a.migrator.Receive(r.Context(), h, body, func() string { return r.Trailer.Get(api.TrailerSHA256) })
+	res, err := a.migrator.Receive(r.Context(), peer(r.Context()).Name, h, body, func() string { return r.Trailer.Get(api.TrailerSHA256) })
 	if err != nil {
 		log.Printf("receiving %s from %s failed: %v", h.Name, h.From, err)
 	}
@@ -83,14 +105,21 @@ func (f readFunc) Read(p []byte) (int, error) { return f(p) }
 // leave takes the node out of the fleet: its anchor goes, the engine leaves
 // the swarm, and a moment after answering, the agent removes its own plugin.
 func (a *Agent) leave(ctx context.Context, req api.LeaveRequest) (struct{}, error) {
+	info, err := a.engine.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return struct{}{}, fmt.Errorf("engine: %w", err)
+	}
+	if info.Info.Swarm.ControlAvailable {
+		// The manager holds the fleet's state: leaving would dissolve it.
+		return struct{}{}, workloads.Refuse(errdefs.ErrPermissionDenied, "node %s is a swarm manager: it does not leave the fleet", a.cfg.Node)
+	}
 	list, err := a.engine.ContainerList(ctx, client.ContainerListOptions{All: true,
 		Filters: make(client.Filters).Add("label", labels.Service)})
 	if err != nil {
 		return struct{}{}, err
 	}
 	if len(list.Items) > 0 && !req.Force {
-		return struct{}{}, &workloads.Error{Status: http.StatusConflict,
-			Err: fmt.Errorf("node %s still has %d fleet containers", a.cfg.Node, len(list.Items))}
+		return struct{}{}, workloads.Refuse(errdefs.ErrConflict, "node %s still has %d fleet containers", a.cfg.Node, len(list.Items))
 	}
 	if _, err := a.engine.ContainerRemove(ctx, workloads.AnchorName, client.ContainerRemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
 		return struct{}{}, err

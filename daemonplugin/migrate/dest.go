@@ -6,24 +6,37 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 
 	"github.com/containerd/errdefs"
+	units "github.com/docker/go-units"
 	"github.com/moby/moby/client"
+	"golang.org/x/sys/unix"
 
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
 	"github.com/docker-fleet/fleet/shared/api"
 )
 
 // Prepare answers a source: can this node take the container, and does it
-// need the image?
-func (m *Migrator) Prepare(ctx context.Context, req api.PrepareRequest) (api.PrepareResponse, error) {
+// need the image? It checks the request against the operator's
+// announcement and the room the stream needs before the source freezes.
+func (m *Migrator) Prepare(ctx context.Context, from, id string, req api.PrepareRequest) (api.PrepareResponse, error) {
+	e, err := m.claim(id, from, false)
+	if err != nil {
+		return api.PrepareResponse{}, err
+	}
+	if err := checkPrepare(e, req); err != nil {
+		return api.PrepareResponse{}, err
+	}
 	if err := m.Workloads.CanTake(ctx, req.Cores, req.Memory); err != nil {
 		return api.PrepareResponse{}, err
 	}
-	_, err := m.Engine.ImageInspect(ctx, req.ImageID)
+	if err := m.checkRoom(ctx, req); err != nil {
+		return api.PrepareResponse{}, err
+	}
+	m.prepared(id, req)
+	_, err = m.Engine.ImageInspect(ctx, req.ImageID)
 	if err != nil && !errdefs.IsNotFound(err) {
 		return api.PrepareResponse{}, err
 	}
@@ -39,9 +52,43 @@ func (m *Migrator) Prepare(ctx context.Context, req api.PrepareRequest) (api.Pre
 	return api.PrepareResponse{}, nil
 }
 
-// LoadImage loads an image streamed by a source.
-func (m *Migrator) LoadImage(ctx context.Context, body io.Reader) error {
-	res, err := m.Engine.ImageLoad(ctx, io.LimitReader(body, MaxTransfer))
+// checkRoom refuses a migration whose files would not fit on the engine's
+// disk or whose CRIU images would not fit in tmpfs.
+func (m *Migrator) checkRoom(ctx context.Context, req api.PrepareRequest) error {
+	info, err := m.Engine.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	for _, need := range []struct {
+		dir, what string
+		bytes     int64
+	}{
+		{info.Info.DockerRootDir, "the writable layer and volumes", req.Files},
+		{shmDir, "the checkpoint", req.Checkpoint},
+	} {
+		var st unix.Statfs_t
+		if err := unix.Statfs(m.host(need.dir), &st); err != nil {
+			return fmt.Errorf("free space in %s: %w", need.dir, err)
+		}
+		if free := int64(st.Bavail) * int64(st.Bsize); need.bytes > free {
+			return workloads.Refuse(errdefs.ErrResourceExhausted, "node %s has %s free in %s, %s needs %s",
+				m.Node, units.BytesSize(float64(free)), need.dir, need.what, units.BytesSize(float64(need.bytes)))
+		}
+	}
+	return nil
+}
+
+// LoadImage loads an image streamed by the source of an announced
+// migration.
+func (m *Migrator) LoadImage(ctx context.Context, from, id string, body io.Reader) error {
+	e, err := m.claim(id, from, false)
+	if err != nil {
+		return err
+	}
+	if e.limit == 0 {
+		return workloads.Refuse(errdefs.ErrFailedPrecondition, "migration %s: image before prepare", id)
+	}
+	res, err := m.Engine.ImageLoad(ctx, onlyTag(io.LimitReader(body, MaxTransfer), e.image))
 	if err != nil {
 		return err
 	}
@@ -51,8 +98,19 @@ func (m *Migrator) LoadImage(ctx context.Context, body io.Reader) error {
 }
 
 // Receive creates the twin, fills it from the stream, and restores it.
-// Whatever fails, the twin is removed and the source told why.
-func (m *Migrator) Receive(ctx context.Context, h api.ReceiveHeader, body io.Reader, trailer func() string) (api.ReceiveResult, error) {
+// Whatever fails, the twin and any volume made for it are removed and the
+// source told why.
+func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader, body io.Reader, trailer func() string) (api.ReceiveResult, error) {
+	e, err := m.claim(h.ID, from, true)
+	if err != nil {
+		return api.ReceiveResult{}, err
+	}
+	if err := checkHeader(e, h); err != nil {
+		return api.ReceiveResult{}, err
+	}
+	if e.limit == 0 {
+		return api.ReceiveResult{}, workloads.Refuse(errdefs.ErrFailedPrecondition, "migration %s: receive before prepare", h.ID)
+	}
 	twin, err := m.Workloads.CreateTwin(ctx, h)
 	if err != nil {
 		return api.ReceiveResult{}, err
@@ -76,23 +134,18 @@ func (m *Migrator) Receive(ctx context.Context, h api.ReceiveHeader, body io.Rea
 	if err := os.MkdirAll(cpDir, 0o700); err != nil {
 		return api.ReceiveResult{}, err
 	}
-	x := &extractor{limit: MaxTransfer, dir: func(section, name string) (string, error) {
+	x := &extractor{limit: e.limit, dir: func(section, name string) (string, error) {
 		switch section + "/" {
 		case api.SectionRootfs:
 			return m.host(twin.UpperDir), nil
 		case api.SectionCheckpoint:
 			return cpDir, nil
 		case api.SectionVolumes:
-			v, err := m.Engine.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
-			if err != nil {
-				return "", fmt.Errorf("volume %q: %w", name, err)
+			mp, ok := twin.Volumes[name]
+			if !ok {
+				return "", fmt.Errorf("%w: volume %q was not announced", errUnsafe, name)
 			}
-			for _, want := range h.Volumes {
-				if want == name {
-					return m.host(v.Volume.Mountpoint), nil
-				}
-			}
-			return "", fmt.Errorf("%w: volume %q was not announced", errUnsafe, name)
+			return m.host(mp), nil
 		}
 		return "", fmt.Errorf("%w: section %q", errUnsafe, section)
 	}}
@@ -105,14 +158,15 @@ func (m *Migrator) Receive(ctx context.Context, h api.ReceiveHeader, body io.Rea
 		return api.ReceiveResult{}, fmt.Errorf("receiving %s: %w", h.Name, err)
 	}
 	if got, want := hex.EncodeToString(sum.Sum(nil)), trailer(); got != want {
-		return api.ReceiveResult{}, &workloads.Error{Status: http.StatusBadRequest,
-			Err: fmt.Errorf("receiving %s: the stream is corrupt (SHA-256 %s, the source sent %q)", h.Name, got, want)}
+		return api.ReceiveResult{}, workloads.Refuse(errdefs.ErrInvalidArgument,
+			"receiving %s: the stream is corrupt (SHA-256 %s, the source sent %q)", h.Name, got, want)
 	}
 	if err := m.restore(ctx, twin.ID, h.ImagesDir, imgDir); err != nil {
 		return api.ReceiveResult{}, fmt.Errorf("restoring %s on %s: %w", h.Name, m.Node, err)
 	}
 	ok = true
-	result := api.ReceiveResult{ContainerID: twin.ID, Cpuset: twin.Cpuset, IP: h.IP, Restore: m.restoreStats(ctx, twin.ID, cpDir)}
+	result := api.ReceiveResult{ContainerID: twin.ID, Cpuset: twin.Cpuset, IP: h.IP, Volumes: twin.Renamed,
+		Restore: m.restoreStats(ctx, twin.ID, cpDir)}
 	_, _ = m.Engine.CheckpointRemove(ctx, twin.ID, client.CheckpointRemoveOptions{CheckpointID: h.Checkpoint})
 	return result, nil
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
 	"github.com/docker-fleet/fleet/shared/agentclient"
 	"github.com/docker-fleet/fleet/shared/api"
-	"github.com/docker-fleet/fleet/shared/pki"
 )
 
 // checkpointName is the engine checkpoint a migration makes and restores.
@@ -25,8 +24,8 @@ type Migrator struct {
 	Node      string
 	Engine    client.APIClient
 	Workloads *workloads.Manager
-	// Creds are the node's certificate, which it shows to peer agents.
-	Creds pki.Pair
+	// Creds are the node's identity, which it shows to peer agents.
+	Creds agentclient.Credentials
 	// HostRoot is where the host's root filesystem is mounted: engine
 	// paths (writable layers, checkpoints, volumes) are read and written
 	// through it.
@@ -35,6 +34,11 @@ type Migrator struct {
 	// one migration at a time on this host: the CRIU configuration is the
 	// host's, and a second freeze would only slow the first.
 	mu sync.Mutex
+
+	// expected are the migrations operators announced to this node as
+	// destination, by id.
+	expMu    sync.Mutex
+	expected map[string]*expected
 }
 
 func (m *Migrator) host(p string) string { return filepath.Join(m.HostRoot, p) }

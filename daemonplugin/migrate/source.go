@@ -54,7 +54,7 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 	if !c.State.Running {
 		return nil, fmt.Errorf("%s on %s is %s, not running: only a running container is live-migrated", req.Container, m.Node, c.State.Status)
 	}
-	hdr, err := m.header(c)
+	hdr, err := m.header(c, req.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -64,13 +64,17 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 	}
 
 	emit(api.MigrateEvent{Phase: api.PhasePrepare, Message: "asking " + req.To})
-	prep, err := peer.Prepare(ctx, api.PrepareRequest{Name: hdr.Name, Image: c.Config.Image, ImageID: c.Image, Cores: hdr.Cores, Memory: hdr.Memory})
+	prepReq, err := m.prepareRequest(ctx, c, hdr)
+	if err != nil {
+		return nil, err
+	}
+	prep, err := peer.Prepare(ctx, req.ID, prepReq)
 	if err != nil {
 		return nil, fmt.Errorf("destination %s: %w", req.To, err)
 	}
 	if !prep.HaveImage {
 		emit(api.MigrateEvent{Phase: api.PhaseImage, Message: "streaming image " + c.Config.Image + " to " + req.To})
-		if err := m.sendImage(ctx, peer, c.Config.Image); err != nil {
+		if err := m.sendImage(ctx, peer, req.ID, c.Config.Image); err != nil {
 			return nil, fmt.Errorf("streaming image %s to %s: %w", c.Config.Image, req.To, err)
 		}
 	}
@@ -133,9 +137,15 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 		return nil, fmt.Errorf("migration to %s failed, %s runs on %s again with its state: %v", req.To, hdr.Name, m.Node, err)
 	}
 	restored := time.Now()
-	// The twin runs: this copy goes.
+	// The twin runs: this copy goes, and the volumes it took along.
 	if _, err := m.Engine.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
 		return nil, fmt.Errorf("%s runs on %s, but removing the stopped copy on %s failed: %w", hdr.Name, req.To, m.Node, err)
+	}
+	for _, v := range hdr.Volumes {
+		// Not forced: a volume another container here still uses stays.
+		if _, err := m.Engine.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{}); err != nil {
+			emit(api.MigrateEvent{Phase: api.PhaseDone, Message: fmt.Sprintf("volume %s stays on %s: %v", v.Name, m.Node, err)})
+		}
 	}
 	return &api.MigrateResult{
 		Container: hdr.Name, From: m.Node, To: req.To, IP: got.IP, Cpuset: got.Cpuset,
@@ -145,7 +155,7 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 }
 
 // header describes the container for its twin.
-func (m *Migrator) header(c container.InspectResponse) (api.ReceiveHeader, error) {
+func (m *Migrator) header(c container.InspectResponse, id string) (api.ReceiveHeader, error) {
 	name := strings.TrimPrefix(c.Name, "/")
 	net := c.Config.Labels[labels.NetworkName]
 	ep, ok := c.NetworkSettings.Networks[net]
@@ -153,7 +163,7 @@ func (m *Migrator) header(c container.InspectResponse) (api.ReceiveHeader, error
 		return api.ReceiveHeader{}, fmt.Errorf("%s is not on the fleet network %q", name, net)
 	}
 	h := api.ReceiveHeader{
-		ID: strconv.FormatInt(time.Now().UnixNano(), 36), Name: name, From: m.Node, Checkpoint: checkpointName,
+		ID: id, Name: name, From: m.Node, Checkpoint: checkpointName,
 		Config: *c.Config, Network: net, IP: ep.IPAddress.String(), Ports: c.HostConfig.PortBindings,
 		Memory: c.HostConfig.Memory, MemorySwap: c.HostConfig.MemorySwap,
 	}
@@ -170,12 +180,7 @@ func (m *Migrator) header(c container.InspectResponse) (api.ReceiveHeader, error
 	for _, mp := range c.Mounts {
 		switch mp.Type {
 		case mount.TypeVolume:
-			h.Volumes = append(h.Volumes, mp.Name)
-			b := mp.Name + ":" + mp.Destination
-			if !mp.RW {
-				b += ":ro"
-			}
-			h.Binds = append(h.Binds, b)
+			h.Volumes = append(h.Volumes, api.VolumeMount{Name: mp.Name, Target: mp.Destination, ReadOnly: !mp.RW})
 		case mount.TypeBind:
 			return h, fmt.Errorf("%s bind-mounts %s from its host, which cannot move with it: use a named volume", name, mp.Source)
 		}
@@ -193,13 +198,44 @@ func (m *Migrator) checkpointDir(ctx context.Context, id string) (string, error)
 	return m.host(filepath.Join(info.Info.DockerRootDir, "containers", id, "checkpoints", checkpointName)), nil
 }
 
-func (m *Migrator) sendImage(ctx context.Context, peer *agentclient.Client, image string) error {
+func (m *Migrator) sendImage(ctx context.Context, peer *agentclient.Client, migration, image string) error {
 	rc, err := m.Engine.ImageSave(ctx, []string{image})
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	return peer.LoadImage(ctx, rc)
+	return peer.LoadImage(ctx, migration, rc)
+}
+
+// prepareRequest is what the destination must make room for, measured
+// before the freeze: the writable layer and volumes exactly (refusing what
+// a stream cannot carry), the CRIU images from the memory in use.
+func (m *Migrator) prepareRequest(ctx context.Context, c container.InspectResponse, h api.ReceiveHeader) (api.PrepareRequest, error) {
+	req := api.PrepareRequest{Name: h.Name, Image: c.Config.Image, ImageID: c.Image, Cores: h.Cores, Memory: h.Memory}
+	if c.GraphDriver == nil || c.GraphDriver.Data["UpperDir"] == "" {
+		return req, fmt.Errorf("the engine's storage driver has no writable layer directory (overlay2 is needed)")
+	}
+	dirs := []string{c.GraphDriver.Data["UpperDir"]}
+	for _, mp := range c.Mounts {
+		if mp.Type == mount.TypeVolume {
+			dirs = append(dirs, mp.Source)
+		}
+	}
+	for _, d := range dirs {
+		n, err := scanSize(m.host(d))
+		if err != nil {
+			return req, fmt.Errorf("%s cannot migrate: %w", h.Name, err)
+		}
+		req.Files += n
+	}
+	used, err := m.Workloads.MemoryUsage(ctx, c.ID)
+	if err != nil {
+		return req, err
+	}
+	// CRIU writes the pages in use and its own small images; the margin
+	// covers growth between now and the freeze.
+	req.Checkpoint = used + used/4 + 64<<20
+	return req, nil
 }
 
 // send streams the container to the destination, watching that the stream

@@ -3,7 +3,6 @@ package workloads
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/netip"
 
 	"github.com/containerd/errdefs"
@@ -31,7 +30,7 @@ func (m *Manager) CanTake(ctx context.Context, cores int, memory int64) error {
 	}
 	if cores > 0 {
 		if _, err := st.book.Take(cores, ""); err != nil {
-			return refuse(http.StatusConflict, "%v", err)
+			return Refuse(errdefs.ErrConflict, "%v", err)
 		}
 	}
 	return st.checkMemory(m.Node, memory)
@@ -44,7 +43,12 @@ type Twin struct {
 	Cpuset string
 	// UpperDir is the host path of its writable layer.
 	UpperDir string
-	// CreatedVolumes are the named volumes this node did not have before.
+	// Volumes maps each volume's name on the source to the host path of
+	// the fresh volume made for it here; Renamed lists those that got a new
+	// name because one of theirs existed here already.
+	Volumes map[string]string
+	Renamed map[string]string
+	// CreatedVolumes are the volumes made for the twin, removed with it.
 	CreatedVolumes []string
 }
 
@@ -61,7 +65,7 @@ func (m *Manager) CreateTwin(ctx context.Context, h api.ReceiveHeader) (*Twin, e
 	var cores cpuset.Set
 	if h.Cores > 0 {
 		if cores, err = st.book.Take(h.Cores, h.Name); err != nil {
-			return nil, refuse(http.StatusConflict, "%v", err)
+			return nil, Refuse(errdefs.ErrConflict, "%v", err)
 		}
 	}
 	if err := st.checkMemory(m.Node, h.Memory); err != nil {
@@ -70,26 +74,35 @@ func (m *Manager) CreateTwin(ctx context.Context, h api.ReceiveHeader) (*Twin, e
 	if err := m.ensureAnchor(ctx, h.Network); err != nil {
 		return nil, fmt.Errorf("node %s: %w", m.Node, err)
 	}
-	twin := &Twin{Name: h.Name, Cpuset: cores.String()}
+	twin := &Twin{Name: h.Name, Cpuset: cores.String(), Volumes: map[string]string{}, Renamed: map[string]string{}}
+	var binds []string
 	for _, v := range h.Volumes {
-		if _, err := m.Engine.VolumeInspect(ctx, v, client.VolumeInspectOptions{}); errdefs.IsNotFound(err) {
-			if _, err := m.Engine.VolumeCreate(ctx, client.VolumeCreateOptions{Name: v}); err != nil {
-				m.RemoveTwin(context.WithoutCancel(ctx), twin)
-				return nil, fmt.Errorf("creating volume %s: %w", v, err)
-			}
-			twin.CreatedVolumes = append(twin.CreatedVolumes, v)
+		name, mountpoint, err := m.freshVolume(ctx, v.Name, h.ID)
+		if err != nil {
+			m.RemoveTwin(context.WithoutCancel(ctx), twin)
+			return nil, fmt.Errorf("node %s: volume %s: %w", m.Node, v.Name, err)
 		}
+		twin.CreatedVolumes = append(twin.CreatedVolumes, name)
+		twin.Volumes[v.Name] = mountpoint
+		if name != v.Name {
+			twin.Renamed[v.Name] = name
+		}
+		b := name + ":" + v.Target
+		if v.ReadOnly {
+			b += ":ro"
+		}
+		binds = append(binds, b)
 	}
 	ip, err := netip.ParseAddr(h.IP)
 	if err != nil {
-		return nil, refuse(http.StatusBadRequest, "ip %q: %v", h.IP, err)
+		return nil, Refuse(errdefs.ErrInvalidArgument, "ip %q: %v", h.IP, err)
 	}
 	cfg := h.Config
 	cfg.Labels = withLabel(cfg.Labels, migrationLabel, h.ID)
 	host := &container.HostConfig{
 		NetworkMode:  container.NetworkMode(h.Network),
 		PortBindings: h.Ports,
-		Binds:        h.Binds,
+		Binds:        binds,
 	}
 	host.CpusetCpus = twin.Cpuset
 	host.Memory = h.Memory
@@ -120,6 +133,25 @@ func (m *Manager) CreateTwin(ctx context.Context, h api.ReceiveHeader) (*Twin, e
 		return nil, fmt.Errorf("node %s: the engine's storage driver has no writable layer directory (overlay2 is needed)", m.Node)
 	}
 	return twin, nil
+}
+
+// freshVolume makes an empty volume for a migrating one: under its own name
+// when that is free here, else under a new one, so that a migration never
+// writes into a volume that merely has the same name (another replica's).
+func (m *Manager) freshVolume(ctx context.Context, name, migration string) (string, string, error) {
+	for _, candidate := range []string{name, name + "-" + migration[:min(8, len(migration))]} {
+		// The engine answers a create of an existing volume with that
+		// volume: only the label tells a fresh one, race-free.
+		v, err := m.Engine.VolumeCreate(ctx, client.VolumeCreateOptions{Name: candidate,
+			Labels: map[string]string{migrationLabel: migration}})
+		if err != nil {
+			return "", "", err
+		}
+		if v.Volume.Labels[migrationLabel] == migration {
+			return candidate, v.Volume.Mountpoint, nil
+		}
+	}
+	return "", "", Refuse(errdefs.ErrConflict, "volumes %s and %s-%s both exist already", name, name, migration[:min(8, len(migration))])
 }
 
 func withLabel(l map[string]string, k, v string) map[string]string {

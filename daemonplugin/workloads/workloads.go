@@ -6,9 +6,7 @@ package workloads
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -28,17 +26,13 @@ import (
 	"github.com/docker-fleet/fleet/shared/spec"
 )
 
-// Error is a refusal with the HTTP status the API answers with.
-type Error struct {
-	Status int
-	Err    error
-}
+// Kind is an error kind of containerd/errdefs (ErrConflict, …); the agent
+// maps kinds to HTTP statuses in one place.
+type Kind interface{ WithMessage(string) error }
 
-func (e *Error) Error() string { return e.Err.Error() }
-func (e *Error) Unwrap() error { return e.Err }
-
-func refuse(status int, format string, args ...any) error {
-	return &Error{Status: status, Err: fmt.Errorf(format, args...)}
+// Refuse is a refusal of kind k, in words for the user.
+func Refuse(k Kind, format string, args ...any) error {
+	return k.WithMessage(fmt.Sprintf(format, args...))
 }
 
 // Manager does the node's container work.
@@ -100,7 +94,7 @@ func (m *Manager) read(ctx context.Context) (*state, error) {
 // checkMemory refuses more memory than the node has not yet reserved.
 func (st *state) checkMemory(node string, want int64) error {
 	if free := st.memTotal - st.memReserved; want > free {
-		return refuse(http.StatusConflict, "node %s has %s of memory not yet reserved, %s needed",
+		return Refuse(errdefs.ErrConflict, "node %s has %s of memory not yet reserved, %s needed",
 			node, units.BytesSize(float64(free)), units.BytesSize(float64(want)))
 	}
 	return nil
@@ -129,7 +123,7 @@ func (m *Manager) Ledger(ctx context.Context) (api.Ledger, error) {
 func (m *Manager) Create(ctx context.Context, req api.CreateRequest) (api.FleetContainer, error) {
 	svc := req.Service
 	if err := svc.Validate(); err != nil {
-		return api.FleetContainer{}, refuse(http.StatusBadRequest, "%v", err)
+		return api.FleetContainer{}, Refuse(errdefs.ErrInvalidArgument, "%v", err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -138,19 +132,19 @@ func (m *Manager) Create(ctx context.Context, req api.CreateRequest) (api.FleetC
 		return api.FleetContainer{}, err
 	}
 	if _, err := m.Engine.ContainerInspect(ctx, req.Name, client.ContainerInspectOptions{}); err == nil {
-		return api.FleetContainer{}, refuse(http.StatusConflict, "a container named %s already exists on node %s", req.Name, m.Node)
+		return api.FleetContainer{}, Refuse(errdefs.ErrConflict, "a container named %s already exists on node %s", req.Name, m.Node)
 	}
 	var cores cpuset.Set
 	switch {
 	case svc.Cpuset != "":
 		want, _ := cpuset.Parse(svc.Cpuset)
 		if err := st.book.Claim(want, req.Name); err != nil {
-			return api.FleetContainer{}, refuse(http.StatusConflict, "%v", err)
+			return api.FleetContainer{}, Refuse(errdefs.ErrConflict, "%v", err)
 		}
 		cores = want
 	case svc.Cores > 0:
 		if cores, err = st.book.Take(svc.Cores, req.Name); err != nil {
-			return api.FleetContainer{}, refuse(http.StatusConflict, "%v", err)
+			return api.FleetContainer{}, Refuse(errdefs.ErrConflict, "%v", err)
 		}
 	}
 	if err := st.checkMemory(m.Node, svc.Memory); err != nil {
@@ -164,7 +158,7 @@ func (m *Manager) Create(ctx context.Context, req api.CreateRequest) (api.FleetC
 	}
 	opts, err := createOptions(req, cores)
 	if err != nil {
-		return api.FleetContainer{}, refuse(http.StatusBadRequest, "%v", err)
+		return api.FleetContainer{}, Refuse(errdefs.ErrInvalidArgument, "%v", err)
 	}
 	created, err := m.Engine.ContainerCreate(ctx, opts)
 	if err != nil {
@@ -217,7 +211,7 @@ func (m *Manager) ensureImage(ctx context.Context, image string) error {
 	}
 	err := PullImage(ctx, m.Engine, image)
 	if err != nil {
-		return refuse(http.StatusConflict, "image %s is not on node %s and cannot be pulled: %v", image, m.Node, err)
+		return Refuse(errdefs.ErrConflict, "image %s is not on node %s and cannot be pulled: %v", image, m.Node, err)
 	}
 	return nil
 }
@@ -307,42 +301,42 @@ func (m *Manager) Resize(ctx context.Context, name string, req api.ResizeRequest
 	case req.Cpuset != nil:
 		want, err := cpuset.Parse(*req.Cpuset)
 		if err != nil || len(want) == 0 {
-			return api.FleetContainer{}, refuse(http.StatusBadRequest, "--cpuset-cpus %q: not a cpu list", *req.Cpuset)
+			return api.FleetContainer{}, Refuse(errdefs.ErrInvalidArgument, "--cpuset-cpus %q: not a cpu list", *req.Cpuset)
 		}
 		if err := st.book.Claim(want, name); err != nil {
-			return api.FleetContainer{}, refuse(http.StatusConflict, "%v", err)
+			return api.FleetContainer{}, Refuse(errdefs.ErrConflict, "%v", err)
 		}
 		res.CpusetCpus, exclusive = want.String(), true
 	case req.Cores != nil:
 		if *req.Cores < 1 {
-			return api.FleetContainer{}, refuse(http.StatusBadRequest, "--cpus %d: at least one core", *req.Cores)
+			return api.FleetContainer{}, Refuse(errdefs.ErrInvalidArgument, "--cpus %d: at least one core", *req.Cores)
 		}
 		set, err := st.book.Take(*req.Cores, name)
 		if err != nil {
-			return api.FleetContainer{}, refuse(http.StatusConflict, "%v", err)
+			return api.FleetContainer{}, Refuse(errdefs.ErrConflict, "%v", err)
 		}
 		res.CpusetCpus, exclusive = set.String(), true
 	}
 	if exclusive && !cur.Exclusive {
 		// Labels cannot change on a container; an unpinned container is
 		// pinned by create only.
-		return api.FleetContainer{}, refuse(http.StatusBadRequest, "%s was created without exclusive cores; re-create it with --cpus to pin it", name)
+		return api.FleetContainer{}, Refuse(errdefs.ErrInvalidArgument, "%s was created without exclusive cores; re-create it with --cpus to pin it", name)
 	}
 	memory, swap := cur.Memory, cur.MemorySwap
 	if req.Memory != nil {
 		memory = *req.Memory
 		if memory < spec.MinMemory {
-			return api.FleetContainer{}, refuse(http.StatusBadRequest, "--memory %s: below the engine's minimum of 6MiB", units.BytesSize(float64(memory)))
+			return api.FleetContainer{}, Refuse(errdefs.ErrInvalidArgument, "--memory %s: below the engine's minimum of 6MiB", units.BytesSize(float64(memory)))
 		}
 		if free := st.memTotal - st.memReserved + cur.Memory; memory > free {
-			return api.FleetContainer{}, refuse(http.StatusConflict, "--memory %s: node %s has %s for %s", units.BytesSize(float64(memory)), m.Node, units.BytesSize(float64(free)), name)
+			return api.FleetContainer{}, Refuse(errdefs.ErrConflict, "--memory %s: node %s has %s for %s", units.BytesSize(float64(memory)), m.Node, units.BytesSize(float64(free)), name)
 		}
-		used, err := m.memoryUsage(ctx, name)
+		used, err := m.MemoryUsage(ctx, name)
 		if err != nil {
 			return api.FleetContainer{}, err
 		}
 		if memory < used {
-			return api.FleetContainer{}, refuse(http.StatusConflict, "--memory %s is below what %s uses now (%s): the kernel would kill it",
+			return api.FleetContainer{}, Refuse(errdefs.ErrConflict, "--memory %s is below what %s uses now (%s): the kernel would kill it",
 				units.BytesSize(float64(memory)), name, units.BytesSize(float64(used)))
 		}
 		// The engine keeps swap at twice the memory by default; follow a
@@ -355,7 +349,7 @@ func (m *Manager) Resize(ctx context.Context, name string, req api.ResizeRequest
 		swap = *req.MemorySwap
 	}
 	if swap != 0 && swap != -1 && swap < memory {
-		return api.FleetContainer{}, refuse(http.StatusBadRequest, "--memory-swap %s: below the memory limit %s", units.BytesSize(float64(swap)), units.BytesSize(float64(memory)))
+		return api.FleetContainer{}, Refuse(errdefs.ErrInvalidArgument, "--memory-swap %s: below the memory limit %s", units.BytesSize(float64(swap)), units.BytesSize(float64(memory)))
 	}
 	res.Memory, res.MemorySwap = memory, swap
 	if _, err := m.Engine.ContainerUpdate(ctx, name, client.ContainerUpdateOptions{Resources: &res}); err != nil {
@@ -394,7 +388,8 @@ func (m *Manager) Detail(ctx context.Context, name string) (api.ContainerDetail,
 	return d, nil
 }
 
-func (m *Manager) memoryUsage(ctx context.Context, name string) (int64, error) {
+// MemoryUsage is a container's memory in use, as `docker stats` counts it.
+func (m *Manager) MemoryUsage(ctx context.Context, name string) (int64, error) {
 	st, err := m.stats(ctx, name)
 	if err != nil {
 		return 0, err
@@ -432,13 +427,13 @@ func workingSet(m container.MemoryStats) int64 {
 func (m *Manager) fleetInspect(ctx context.Context, name string) (container.InspectResponse, error) {
 	res, err := m.Engine.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
 	if errdefs.IsNotFound(err) {
-		return container.InspectResponse{}, refuse(http.StatusNotFound, "no container %s on node %s", name, m.Node)
+		return container.InspectResponse{}, Refuse(errdefs.ErrNotFound, "no container %s on node %s", name, m.Node)
 	}
 	if err != nil {
 		return container.InspectResponse{}, fmt.Errorf("engine: %w", err)
 	}
 	if _, ok := res.Container.Config.Labels[labels.Service]; !ok {
-		return container.InspectResponse{}, refuse(http.StatusForbidden, "%s on node %s is not a fleet container", name, m.Node)
+		return container.InspectResponse{}, Refuse(errdefs.ErrPermissionDenied, "%s on node %s is not a fleet container", name, m.Node)
 	}
 	return res.Container, nil
 }
@@ -482,13 +477,4 @@ func trimSlash(s string) string {
 		return s[1:]
 	}
 	return s
-}
-
-// Status is the HTTP status for err.
-func Status(err error) int {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Status
-	}
-	return http.StatusInternalServerError
 }

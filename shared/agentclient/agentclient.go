@@ -5,6 +5,7 @@ package agentclient
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/containerd/errdefs/pkg/errhttp"
 
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/pki"
@@ -32,9 +35,15 @@ type Client struct {
 // Docker API). TLS runs on top of it either way.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
+// Credentials make the TLS configuration that dials the agent of
+// serverName: a static pki.Pair (the CLI) or a node's rotating keyring.
+type Credentials interface {
+	ClientConfig(serverName string) (*tls.Config, error)
+}
+
 // New returns a client for the agent of node (its hostname, which its
 // certificate names) listening at host:port. A nil dial connects over TCP.
-func New(creds pki.Pair, node, host string, port int, dial DialFunc) (*Client, error) {
+func New(creds Credentials, node, host string, port int, dial DialFunc) (*Client, error) {
 	tlsCfg, err := creds.ClientConfig(node)
 	if err != nil {
 		return nil, err
@@ -120,10 +129,27 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Message }
 
+// Unwrap gives the refusal's kind (containerd/errdefs: errdefs.IsConflict
+// and the like), from the status the agent mapped it to.
+func (e *Error) Unwrap() error { return errhttp.ToNative(e.Status) }
+
+// unreachable is an agent that did not answer (refused, filtered, TLS
+// failed): of kind errdefs.ErrUnavailable, so that callers can wait for
+// one that is starting.
+type unreachable struct{ error }
+
+func (unreachable) Unavailable()    {}
+func (e unreachable) Unwrap() error { return e.error }
+
 // callTimeout bounds a plain request (not a stream).
 const callTimeout = 2 * time.Minute
 
 func call[T any](ctx context.Context, c *Client, method, path string, in any) (T, error) {
+	return callMigration[T](ctx, c, "", method, path, in)
+}
+
+// callMigration is call on behalf of an announced migration (node to node).
+func callMigration[T any](ctx context.Context, c *Client, migration, method, path string, in any) (T, error) {
 	var out T
 	var body io.Reader
 	if in != nil {
@@ -138,6 +164,9 @@ func call[T any](ctx context.Context, c *Client, method, path string, in any) (T
 	req, err := http.NewRequestWithContext(ctx, method, "https://"+c.Addr+path, body)
 	if err != nil {
 		return out, err
+	}
+	if migration != "" {
+		req.Header.Set(api.HeaderMigration, migration)
 	}
 	resp, err := c.do(req)
 	if err != nil {
@@ -160,7 +189,7 @@ func decodeReply[T any](c *Client, resp *http.Response) (T, error) {
 func (c *Client) do(req *http.Request) (*http.Response, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("agent of %s at %s: %w", c.Node, c.Addr, err)
+		return nil, unreachable{fmt.Errorf("agent of %s at %s: %w", c.Node, c.Addr, err)}
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
@@ -173,17 +202,41 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// Expect announces a migration to its destination.
+func (c *Client) Expect(ctx context.Context, e api.Expectation) error {
+	_, err := call[struct{}](ctx, c, http.MethodPost, api.PathExpect, e)
+	return err
+}
+
+// NodeCSR asks the agent for a certificate request for a new key.
+func (c *Client) NodeCSR(ctx context.Context) (api.CSRResponse, error) {
+	return call[api.CSRResponse](ctx, c, http.MethodPost, api.PathNodeCSR, struct{}{})
+}
+
+// InstallCert gives the agent the certificate signed for its request.
+func (c *Client) InstallCert(ctx context.Context, cert []byte) error {
+	_, err := call[struct{}](ctx, c, http.MethodPut, api.PathNodeCert, api.CertRequest{Cert: cert})
+	return err
+}
+
+// SetRevocations gives the agent the fleet's revocation list.
+func (c *Client) SetRevocations(ctx context.Context, rs pki.Revocations) error {
+	_, err := call[struct{}](ctx, c, http.MethodPut, api.PathRevocations, rs)
+	return err
+}
+
 // Prepare asks a destination whether it can take a container.
-func (c *Client) Prepare(ctx context.Context, req api.PrepareRequest) (api.PrepareResponse, error) {
-	return call[api.PrepareResponse](ctx, c, http.MethodPost, api.PathPrepare, req)
+func (c *Client) Prepare(ctx context.Context, migration string, req api.PrepareRequest) (api.PrepareResponse, error) {
+	return callMigration[api.PrepareResponse](ctx, c, migration, http.MethodPost, api.PathPrepare, req)
 }
 
 // LoadImage streams an image (`docker save` format) to the node's engine.
-func (c *Client) LoadImage(ctx context.Context, image io.Reader) error {
+func (c *Client) LoadImage(ctx context.Context, migration string, image io.Reader) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+c.Addr+api.PathImageLoad, image)
 	if err != nil {
 		return err
 	}
+	req.Header.Set(api.HeaderMigration, migration)
 	resp, err := c.do(req)
 	if err != nil {
 		return err
@@ -208,6 +261,7 @@ func (c *Client) Receive(ctx context.Context, hdr api.ReceiveHeader, body io.Rea
 	req.ContentLength = -1
 	req.Trailer = trailer
 	req.Header.Set(api.HeaderReceive, base64.StdEncoding.EncodeToString(h))
+	req.Header.Set(api.HeaderMigration, hdr.ID)
 	resp, err := c.do(req)
 	if err != nil {
 		return out, err

@@ -16,11 +16,13 @@ const (
 
 // Plugin settings (environment of the managed plugin) that init sets.
 const (
-	EnvPort    = "FLEET_PORT"
-	EnvNode    = "FLEET_NODE"
-	EnvTLSCA   = "FLEET_TLS_CA"
-	EnvTLSCert = "FLEET_TLS_CERT"
-	EnvTLSKey  = "FLEET_TLS_KEY"
+	EnvPort  = "FLEET_PORT"
+	EnvNode  = "FLEET_NODE"
+	EnvTLSCA = "FLEET_TLS_CA"
+	// EnvEnrollToken authenticates the agent's first certificate request
+	// to init (see CSRResponse). The node's private key is made on the node
+	// and is in no setting.
+	EnvEnrollToken = "FLEET_ENROLL_TOKEN"
 )
 
 // Mount names of the managed plugin whose sources init sets per engine.
@@ -47,6 +49,8 @@ type Info struct {
 	Engine       EngineInfo `json:"engine"`
 	CRIU         CRIUInfo   `json:"criu"`
 	Migration    Readiness  `json:"migration"`
+	// CertNotAfter is when the node's certificate expires.
+	CertNotAfter time.Time `json:"certNotAfter"`
 }
 
 // EngineInfo is what the node's Docker engine reports of itself.

@@ -20,12 +20,18 @@ const (
 	// and the SHA-256 of the body in the TrailerSHA256 trailer; the
 	// destination restores it.
 	PathReceive = "/v1/migrations/receive"
+	// PathExpect: the CLI tells the destination which migration to accept
+	// (Expectation), before it asks the source to start.
+	PathExpect = "/v1/migrations/expect"
 	// PathLeave: the CLI asks a node's agent to take its node out of the
 	// swarm and remove itself.
 	PathLeave = "/v1/leave"
 
 	HeaderReceive = "X-Fleet-Receive"
-	TrailerSHA256 = "X-Fleet-Sha256"
+	// HeaderMigration names the announced migration on every node-to-node
+	// request (prepare, image load, receive).
+	HeaderMigration = "X-Fleet-Migration"
+	TrailerSHA256   = "X-Fleet-Sha256"
 )
 
 // Sections of the receive stream.
@@ -37,9 +43,23 @@ const (
 
 // MigrateRequest asks a source agent to move one of its containers.
 type MigrateRequest struct {
+	// ID names the migration the destination was told to expect.
+	ID        string `json:"id"`
 	Container string `json:"container"`
 	To        string `json:"to"`
 	ToAddr    string `json:"toAddr"`
+}
+
+// Expectation announces a migration to its destination: from which node,
+// which container, with what it may bring. The destination refuses every
+// node request that does not match one.
+type Expectation struct {
+	ID        string `json:"id"`
+	From      string `json:"from"`
+	Container string `json:"container"`
+	Network   string `json:"network"`
+	Cores     int    `json:"cores"`
+	Memory    int64  `json:"memory"`
 }
 
 // Phases of a migration, as MigrateEvent reports them.
@@ -104,6 +124,11 @@ type PrepareRequest struct {
 	ImageID string `json:"imageID"`
 	Cores   int    `json:"cores"`
 	Memory  int64  `json:"memory"`
+	// Files is what the writable layer and volumes will take on disk,
+	// Checkpoint what the CRIU images will take in memory (tmpfs); their sum
+	// bounds what the destination writes.
+	Files      int64 `json:"files"`
+	Checkpoint int64 `json:"checkpoint"`
 }
 
 // PrepareResponse says whether the destination needs the image streamed.
@@ -123,8 +148,7 @@ type ReceiveHeader struct {
 	IP         string           `json:"ip"`
 	Aliases    []string         `json:"aliases,omitempty"`
 	Ports      network.PortMap  `json:"ports,omitempty"`
-	Binds      []string         `json:"binds,omitempty"`
-	Volumes    []string         `json:"volumes,omitempty"`
+	Volumes    []VolumeMount    `json:"volumes,omitempty"`
 	Cores      int              `json:"cores"`
 	Memory     int64            `json:"memory"`
 	MemorySwap int64            `json:"memorySwap"`
@@ -133,12 +157,23 @@ type ReceiveHeader struct {
 	ImagesDir bool `json:"imagesDir,omitempty"`
 }
 
+// VolumeMount is a named volume of a migrating container: the only kind of
+// mount a migration carries (no host paths).
+type VolumeMount struct {
+	Name     string `json:"name"`
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"readOnly,omitempty"`
+}
+
 // ReceiveResult is the destination's answer once the container runs there.
 type ReceiveResult struct {
 	ContainerID string        `json:"containerID"`
 	Cpuset      string        `json:"cpuset"`
 	IP          string        `json:"ip"`
 	Restore     *RestoreStats `json:"restore,omitempty"`
+	// Volumes maps a volume's name on the source to its name here, where
+	// the destination had to pick a new one.
+	Volumes map[string]string `json:"volumes,omitempty"`
 }
 
 // LeaveRequest asks an agent to take its node out of the fleet; Force

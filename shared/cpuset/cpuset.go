@@ -22,6 +22,12 @@ func Parse(s string) (Set, error) {
 	if strings.TrimSpace(s) == "" {
 		return out, nil
 	}
+	if len(s) > maxListLen {
+		return nil, fmt.Errorf("cpuset: %d characters long, at most %d", len(s), maxListLen)
+	}
+	// Each core is marked once however often the list names it: memory
+	// stays bounded by MaxCPU, not by the list's length.
+	var seen [MaxCPU + 1]bool
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		lo, hi, isRange := strings.Cut(part, "-")
@@ -39,12 +45,18 @@ func Parse(s string) (Set, error) {
 			}
 		}
 		for c := a; c <= b; c++ {
-			out = append(out, c)
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+			}
 		}
 	}
 	slices.Sort(out)
-	return slices.Compact(out), nil
+	return out, nil
 }
+
+// maxListLen bounds a list's text: every core once, each written out, fits.
+const maxListLen = 6 * (MaxCPU + 1)
 
 func core(s string) (int, error) {
 	n, err := strconv.Atoi(s)

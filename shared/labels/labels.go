@@ -23,6 +23,9 @@ const (
 	Replicas = Prefix + ".replicas"
 	// History marks the swarm config holding a container's migrations.
 	History = Prefix + ".history"
+	// Revocation marks a swarm config holding one revocation; its value
+	// is the revoked node.
+	Revocation = Prefix + ".revocation"
 )
 
 const (
@@ -37,6 +40,8 @@ const (
 	// HistoryConfigPrefix starts the name of the swarm config that stores a
 	// container's migration history.
 	HistoryConfigPrefix = "docker-fleet-history."
+	// RevocationConfigPrefix starts the name of a revocation's config.
+	RevocationConfigPrefix = "docker-fleet-revoked."
 	// AgentPlugin is the managed plugin's name on every engine.
 	AgentPlugin = "fleet-agent:latest"
 )

@@ -1,10 +1,14 @@
 package pki
 
 import (
+	"crypto/ecdsa"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
+	"strings"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -39,22 +43,30 @@ func handshake(t *testing.T, server, client *tls.Config) error {
 	return err
 }
 
+// serverFor is the TLS configuration of an agent holding pair.
+func serverFor(t *testing.T, pair Pair, revoked func(*x509.Certificate) bool) *tls.Config {
+	t.Helper()
+	cert, err := tls.X509KeyPair(pair.Cert, pair.Key)
+	assert.NilError(t, err)
+	srv, err := ServerConfig(pair.CA, func() (*tls.Certificate, error) { return &cert, nil }, revoked)
+	assert.NilError(t, err)
+	return srv
+}
+
 func TestMutualTLS(t *testing.T) {
 	ca, err := NewCA("fleet")
 	assert.NilError(t, err)
 	other, err := NewCA("other")
 	assert.NilError(t, err)
 
-	node, err := ca.Issue("h1")
+	node, err := ca.Issue("h1", RoleNode, NodeValidity)
 	assert.NilError(t, err)
-	cli, err := ca.Issue("cli")
+	cli, err := ca.Issue("cli", RoleOperator, OperatorValidity)
 	assert.NilError(t, err)
-	stranger, err := other.Issue("cli")
-	assert.NilError(t, err)
-
-	srv, err := node.ServerConfig()
+	stranger, err := other.Issue("cli", RoleOperator, OperatorValidity)
 	assert.NilError(t, err)
 
+	srv := serverFor(t, node, nil)
 	good, err := cli.ClientConfig("h1")
 	assert.NilError(t, err)
 	assert.NilError(t, handshake(t, srv, good))
@@ -72,8 +84,120 @@ func TestMutualTLS(t *testing.T) {
 
 	// No client certificate at all is refused.
 	bare := good.Clone()
-	bare.Certificates = nil
+	bare.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &tls.Certificate{}, nil }
 	assert.Check(t, handshake(t, srv, bare) != nil)
+
+	// An operator certificate cannot serve: a client of the fleet refuses
+	// any server but a node.
+	asServer := serverFor(t, Pair{CA: ca.CertPEM, Cert: cli.Cert, Key: cli.Key}, nil)
+	toCLI, err := node.ClientConfig(operatorName(t, cli))
+	assert.NilError(t, err)
+	assert.Check(t, handshake(t, asServer, toCLI) != nil)
+}
+
+func operatorName(t *testing.T, p Pair) string {
+	c, err := ParseCert(p.Cert)
+	assert.NilError(t, err)
+	return c.Subject.CommonName
+}
+
+func TestRoles(t *testing.T) {
+	ca, err := NewCA("fleet")
+	assert.NilError(t, err)
+	node, err := ca.Issue("h2", RoleNode, NodeValidity)
+	assert.NilError(t, err)
+	op, err := ca.Issue("cli", RoleOperator, OperatorValidity)
+	assert.NilError(t, err)
+	nc, err := Verify(ca.CertPEM, node.Cert, RoleNode)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(IdentityOf(nc), Identity{Name: "h2", Role: RoleNode}))
+	oc, err := Verify(ca.CertPEM, op.Cert, RoleOperator)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(IdentityOf(oc), Identity{Name: "cli", Role: RoleOperator}))
+	_, err = Verify(ca.CertPEM, op.Cert, RoleNode)
+	assert.Check(t, err != nil, "an operator certificate is no node's")
+	_, err = Verify(ca.CertPEM, node.Cert, RoleOperator)
+	assert.Check(t, err != nil, "a node certificate is no operator's")
+	_, err = ca.Issue("x", Role("admin"), time.Hour)
+	assert.Check(t, is.ErrorContains(err, "unknown role"))
+}
+
+func TestExpiredRefused(t *testing.T) {
+	ca, err := NewCA("fleet")
+	assert.NilError(t, err)
+	node, err := ca.Issue("h1", RoleNode, NodeValidity)
+	assert.NilError(t, err)
+	// Valid for less than the backdating: expired on issue.
+	old, err := ca.Issue("cli", RoleOperator, -time.Minute)
+	assert.NilError(t, err)
+	cfg, err := old.ClientConfig("h1")
+	assert.NilError(t, err)
+	assert.Check(t, is.ErrorContains(handshake(t, serverFor(t, node, nil), cfg), "expired"))
+}
+
+func TestRevocation(t *testing.T) {
+	ca, err := NewCA("fleet")
+	assert.NilError(t, err)
+	node, err := ca.Issue("h1", RoleNode, NodeValidity)
+	assert.NilError(t, err)
+	peer, err := ca.Issue("h3", RoleNode, NodeValidity)
+	assert.NilError(t, err)
+	rs := Revocations{{Name: "h3", Role: RoleNode, At: time.Now()}}
+	srv := serverFor(t, node, rs.Revoked)
+	cfg, err := peer.ClientConfig("h1")
+	assert.NilError(t, err)
+	assert.Check(t, handshake(t, srv, cfg) != nil)
+	c0, err := ParseCert(peer.Cert)
+	assert.NilError(t, err)
+	assert.Check(t, rs.Revoked(c0))
+
+	// Enrolled again after the revocation, the node is welcome.
+	// (Certificates keep whole seconds: within the revocation's second, a
+	// new one counts as revoked too, which errs on the safe side.)
+	time.Sleep(1100 * time.Millisecond)
+	again, err := ca.Issue("h3", RoleNode, NodeValidity)
+	assert.NilError(t, err)
+	c, err := ParseCert(again.Cert)
+	assert.NilError(t, err)
+	assert.Check(t, !rs.Revoked(c))
+	cfg, err = again.ClientConfig("h1")
+	assert.NilError(t, err)
+	assert.NilError(t, handshake(t, srv, cfg))
+
+	// An operator of the same name is another identity.
+	op, err := ca.Issue("h3", RoleOperator, OperatorValidity)
+	assert.NilError(t, err)
+	oc, err := ParseCert(op.Cert)
+	assert.NilError(t, err)
+	assert.Check(t, !rs.Revoked(oc))
+}
+
+func TestSignNode(t *testing.T) {
+	ca, err := NewCA("fleet")
+	assert.NilError(t, err)
+	key, err := NewKey()
+	assert.NilError(t, err)
+	csr, err := CSR(key, "evil-name")
+	assert.NilError(t, err)
+	certPEM, err := ca.SignNode(csr, "h2", NodeValidity)
+	assert.NilError(t, err)
+	c, err := Verify(ca.CertPEM, certPEM, RoleNode)
+	assert.NilError(t, err)
+	// The name is the operator's, not the request's.
+	assert.Check(t, is.Equal(c.Subject.CommonName, "h2"))
+	assert.Check(t, is.DeepEqual(c.DNSNames, []string{"h2"}))
+	assert.Check(t, c.PublicKey.(*ecdsa.PublicKey).Equal(&key.PublicKey))
+	assert.Check(t, c.NotAfter.Before(time.Now().Add(NodeValidity+time.Minute)))
+
+	// A tampered request is refused.
+	bad := []byte(strings.Replace(string(csr), "A", "B", 3))
+	_, err = ca.SignNode(bad, "h2", NodeValidity)
+	assert.Check(t, err != nil)
+
+	// The token's MAC binds a request to the token.
+	mac := EnrollMAC([]byte("token"), csr)
+	assert.Check(t, mac != "" && mac != EnrollMAC([]byte("other"), csr) && mac != EnrollMAC([]byte("token"), bad))
+	assert.Check(t, is.Equal(EnrollMAC(nil, csr), ""))
 }
 
 func TestParseCARoundTrip(t *testing.T) {
@@ -96,7 +220,7 @@ func TestParseCARoundTrip(t *testing.T) {
 	_, err = ParseCA([]byte("junk"), ca.KeyPEM)
 	assert.Check(t, is.ErrorContains(err, "certificate"))
 
-	leaf, err := ca.Issue("h1")
+	leaf, err := ca.Issue("h1", RoleNode, NodeValidity)
 	assert.NilError(t, err)
 	_, err = ParseCA(leaf.Cert, leaf.Key)
 	assert.Check(t, is.ErrorContains(err, "not a CA"))

@@ -77,7 +77,10 @@ func (p Port) String() string {
 }
 
 var (
-	serviceName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$`)
+	// A service's name goes into swarm config names ("docker-fleet-history."
+	// + "NAME.REPLICA"), which swarm allows up to 64 characters, ending in a
+	// letter or digit: refused here, in our words, rather than by swarm.
+	serviceName = regexp.MustCompile(`^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,36}[a-zA-Z0-9])?$`)
 	volumeName  = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 )
 
@@ -89,7 +92,7 @@ func (s *Service) Validate() error {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
 	if !serviceName.MatchString(s.Name) {
-		bad("name", "%q is not a valid service name (letters, digits, '_' and '-', at most 63)", s.Name)
+		bad("name", "%q is not a valid service name (letters, digits, '_' and '-', starting and ending with a letter or digit, at most 38 characters)", s.Name)
 	}
 	if strings.TrimSpace(s.Image) == "" {
 		bad("image", "missing")

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"strings"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -13,6 +14,8 @@ func TestValidate(t *testing.T) {
 
 	for want, mutate := range map[string]func(*Service){
 		"name: ":                  func(s *Service) { s.Name = "web.1" },
+		"name: \"web-\"":          func(s *Service) { s.Name = "web-" },
+		"at most 38 characters":   func(s *Service) { s.Name = strings.Repeat("a", 39) },
 		"image: missing":          func(s *Service) { s.Image = "" },
 		"replicas: -1":            func(s *Service) { s.Replicas = -1 },
 		"cpus: give either":       func(s *Service) { s.Cpuset = "0" },

@@ -251,7 +251,7 @@ func TestAgentRequiresFleetCertificate(t *testing.T) {
 
 	// With a fleet certificate the agent answers: the refusals below are
 	// about the certificate, not a dead port.
-	good, err := ca.Issue("e2e-client")
+	good, err := ca.Issue("e2e-client", pki.RoleOperator, pki.OperatorValidity)
 	assert.NilError(t, err)
 	cfg, err := good.ClientConfig("h2")
 	assert.NilError(t, err)
@@ -261,14 +261,14 @@ func TestAgentRequiresFleetCertificate(t *testing.T) {
 
 	// No client certificate.
 	bare := cfg.Clone()
-	bare.Certificates = nil
+	bare.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &tls.Certificate{}, nil }
 	_, err = get(bare)
 	assert.Check(t, err != nil, "a client without a certificate was served")
 
 	// A certificate from another CA.
 	other, err := pki.NewCA("not the fleet")
 	assert.NilError(t, err)
-	foreign, err := other.Issue("e2e-client")
+	foreign, err := other.Issue("e2e-client", pki.RoleOperator, pki.OperatorValidity)
 	assert.NilError(t, err)
 	foreign.CA = ca.CertPEM // it trusts the agent; the agent must not trust it
 	fcfg, err := foreign.ClientConfig("h2")

@@ -5,6 +5,7 @@ package agentinstall
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -20,7 +21,6 @@ import (
 	"github.com/docker-fleet/fleet/packaging"
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/labels"
-	"github.com/docker-fleet/fleet/shared/pki"
 )
 
 // envBuild records which plugin tarball a plugin was created from, so that
@@ -29,9 +29,11 @@ const envBuild = "FLEET_BUILD"
 
 // Settings are what init sets on the plugin of one node.
 type Settings struct {
-	Node  string
-	Port  int
-	Creds pki.Pair
+	Node string
+	Port int
+	// CA is the fleet CA certificate. The node's key and certificate are
+	// no settings: the agent makes its key and init enrolls it (Enroll).
+	CA []byte
 	// Socket, DataRoot and HostRoot are paths on the node's host.
 	Socket   string
 	DataRoot string
@@ -55,37 +57,52 @@ func (r Result) String() string {
 // Ensure makes the engine run the agent plugin with these settings. A plugin
 // that already runs from this build with the same CA, node, port and mounts
 // is left alone. On failure, a plugin this call created is removed again.
-func Ensure(ctx context.Context, c client.APIClient, s Settings) (Result, error) {
+// It returns the plugin's enrollment token, which authenticates the agent's
+// certificate request (read back from the engine when unchanged).
+func Ensure(ctx context.Context, c client.APIClient, s Settings) (Result, string, error) {
 	tarball, build, err := pluginTarball()
 	if err != nil {
-		return Unchanged, err
+		return Unchanged, "", err
+	}
+	token, err := newToken()
+	if err != nil {
+		return Unchanged, "", err
 	}
 	res, err := c.PluginInspect(ctx, labels.AgentPlugin, client.PluginInspectOptions{})
 	switch {
 	case errdefs.IsNotFound(err):
-		return Installed, install(ctx, c, tarball, s, build)
+		return Installed, token, install(ctx, c, tarball, s, build, token)
 	case err != nil:
-		return Unchanged, fmt.Errorf("inspecting plugin %s: %w", labels.AgentPlugin, err)
+		return Unchanged, "", fmt.Errorf("inspecting plugin %s: %w", labels.AgentPlugin, err)
 	}
 	p := res.Plugin
 	if current(p, envBuild) != build {
 		if err := Remove(ctx, c); err != nil {
-			return Unchanged, err
+			return Unchanged, "", err
 		}
-		return Installed, install(ctx, c, tarball, s, build)
+		return Installed, token, install(ctx, c, tarball, s, build, token)
 	}
 	if p.Enabled && sameSettings(p, s) {
-		return Unchanged, nil
+		return Unchanged, current(p, api.EnvEnrollToken), nil
 	}
 	if p.Enabled {
 		if _, err := c.PluginDisable(ctx, labels.AgentPlugin, client.PluginDisableOptions{Force: true}); err != nil {
-			return Unchanged, fmt.Errorf("disabling plugin %s: %w", labels.AgentPlugin, err)
+			return Unchanged, "", fmt.Errorf("disabling plugin %s: %w", labels.AgentPlugin, err)
 		}
 	}
-	if err := configure(ctx, c, s, build); err != nil {
-		return Unchanged, err
+	if err := configure(ctx, c, s, build, token); err != nil {
+		return Unchanged, "", err
 	}
-	return Reconfigured, nil
+	return Reconfigured, token, nil
+}
+
+// newToken is a fresh enrollment token.
+func newToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
 }
 
 // Restart disables and enables the agent plugin: an agent whose process
@@ -109,7 +126,7 @@ func Remove(ctx context.Context, c client.APIClient) error {
 	return nil
 }
 
-func install(ctx context.Context, c client.APIClient, tarball []byte, s Settings, build string) error {
+func install(ctx context.Context, c client.APIClient, tarball []byte, s Settings, build, token string) error {
 	tr, err := packaging.Uncompress(tarball)
 	if err != nil {
 		return err
@@ -117,7 +134,7 @@ func install(ctx context.Context, c client.APIClient, tarball []byte, s Settings
 	if _, err := c.PluginCreate(ctx, tr, client.PluginCreateOptions{RepoName: labels.AgentPlugin}); err != nil {
 		return fmt.Errorf("creating plugin %s: %w", labels.AgentPlugin, err)
 	}
-	if err := configure(ctx, c, s, build); err != nil {
+	if err := configure(ctx, c, s, build, token); err != nil {
 		_ = Remove(context.WithoutCancel(ctx), c)
 		return err
 	}
@@ -125,8 +142,8 @@ func install(ctx context.Context, c client.APIClient, tarball []byte, s Settings
 }
 
 // configure sets the settings on a disabled plugin and enables it.
-func configure(ctx context.Context, c client.APIClient, s Settings, build string) error {
-	if _, err := c.PluginSet(ctx, labels.AgentPlugin, client.PluginSetOptions{Args: s.args(build)}); err != nil {
+func configure(ctx context.Context, c client.APIClient, s Settings, build, token string) error {
+	if _, err := c.PluginSet(ctx, labels.AgentPlugin, client.PluginSetOptions{Args: s.args(build, token)}); err != nil {
 		return fmt.Errorf("configuring plugin %s: %w", labels.AgentPlugin, err)
 	}
 	if _, err := c.PluginEnable(ctx, labels.AgentPlugin, client.PluginEnableOptions{Timeout: 30}); err != nil {
@@ -138,16 +155,15 @@ func configure(ctx context.Context, c client.APIClient, s Settings, build string
 	return nil
 }
 
-// args are the `docker plugin set` arguments for s. Certificates travel
-// base64-encoded: plugin settings are single-line values.
-func (s Settings) args(build string) []string {
+// args are the `docker plugin set` arguments for s. The CA certificate
+// travels base64-encoded: plugin settings are single-line values.
+func (s Settings) args(build, token string) []string {
 	b64 := base64.StdEncoding.EncodeToString
 	return []string{
 		api.EnvPort + "=" + strconv.Itoa(s.Port),
 		api.EnvNode + "=" + s.Node,
-		api.EnvTLSCA + "=" + b64(s.Creds.CA),
-		api.EnvTLSCert + "=" + b64(s.Creds.Cert),
-		api.EnvTLSKey + "=" + b64(s.Creds.Key),
+		api.EnvTLSCA + "=" + b64(s.CA),
+		api.EnvEnrollToken + "=" + token,
 		envBuild + "=" + build,
 		api.MountSocket + ".source=" + s.Socket,
 		api.MountDataRoot + ".source=" + s.DataRoot,
@@ -155,8 +171,7 @@ func (s Settings) args(build string) []string {
 	}
 }
 
-// sameSettings compares what matters: a node certificate is issued anew on
-// every init, so it counts as the same when it comes from the same CA.
+// sameSettings compares what matters (the token is the plugin's own).
 func sameSettings(p plugin.Plugin, s Settings) bool {
 	mounts := map[string]string{}
 	for _, m := range p.Settings.Mounts {
@@ -166,8 +181,8 @@ func sameSettings(p plugin.Plugin, s Settings) bool {
 	}
 	return current(p, api.EnvPort) == strconv.Itoa(s.Port) &&
 		current(p, api.EnvNode) == s.Node &&
-		current(p, api.EnvTLSCA) == base64.StdEncoding.EncodeToString(s.Creds.CA) &&
-		current(p, api.EnvTLSCert) != "" && current(p, api.EnvTLSKey) != "" &&
+		current(p, api.EnvTLSCA) == base64.StdEncoding.EncodeToString(s.CA) &&
+		current(p, api.EnvEnrollToken) != "" &&
 		mounts[api.MountSocket] == s.Socket &&
 		mounts[api.MountDataRoot] == s.DataRoot &&
 		mounts[api.MountHostRoot] == s.HostRoot

@@ -1,6 +1,7 @@
 package agentinstall
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 
@@ -8,6 +9,7 @@ import (
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
+	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/pki"
 )
 
@@ -29,26 +31,26 @@ func asInstalled(args []string) plugin.Plugin {
 func TestSameSettings(t *testing.T) {
 	ca, err := pki.NewCA("fleet")
 	assert.NilError(t, err)
-	creds, err := ca.Issue("h1")
-	assert.NilError(t, err)
-	s := Settings{Node: "h1", Port: 7477, Creds: creds, Socket: "/run/docker.sock", DataRoot: "/var/lib/docker", HostRoot: "/"}
-	p := asInstalled(s.args("build1"))
+	s := Settings{Node: "h1", Port: 7477, CA: ca.CertPEM, Socket: "/run/docker.sock", DataRoot: "/var/lib/docker", HostRoot: "/"}
+	p := asInstalled(s.args("build1", "token1"))
 	assert.Check(t, is.Equal(current(p, envBuild), "build1"))
 	assert.Check(t, sameSettings(p, s))
 
-	// A certificate issued anew from the same CA is the same setting.
-	again, err := ca.Issue("h1")
-	assert.NilError(t, err)
-	s2 := s
-	s2.Creds = again
-	assert.Check(t, sameSettings(p, s2))
+	// The settings hold no private key: only the CA certificate and the
+	// enrollment token.
+	for _, kv := range p.Settings.Env {
+		assert.Check(t, !strings.Contains(kv, "PRIVATE KEY"), kv)
+		if v, ok := strings.CutPrefix(kv, api.EnvTLSCA+"="); ok {
+			b, err := base64.StdEncoding.DecodeString(v)
+			assert.NilError(t, err)
+			assert.Check(t, !strings.Contains(string(b), "PRIVATE KEY"))
+		}
+	}
 
 	other, err := pki.NewCA("other")
 	assert.NilError(t, err)
-	foreign, err := other.Issue("h1")
-	assert.NilError(t, err)
 	for name, mutate := range map[string]func(*Settings){
-		"CA":        func(s *Settings) { s.Creds = foreign },
+		"CA":        func(s *Settings) { s.CA = other.CertPEM },
 		"port":      func(s *Settings) { s.Port = 7478 },
 		"node":      func(s *Settings) { s.Node = "h2" },
 		"socket":    func(s *Settings) { s.Socket = "/other.sock" },

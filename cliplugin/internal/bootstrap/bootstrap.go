@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/system"
 	"github.com/moby/moby/client"
@@ -294,14 +295,10 @@ func (in *initializer) ensureAgent(ctx context.Context, e *engines.Engine, info 
 	if err != nil {
 		return err
 	}
-	creds, err := in.fleet.CA.Issue(node.Hostname)
-	if err != nil {
-		return err
-	}
-	res, err := agentinstall.Ensure(ctx, e.Client, agentinstall.Settings{
+	res, token, err := agentinstall.Ensure(ctx, e.Client, agentinstall.Settings{
 		Node:     node.Hostname,
 		Port:     in.opts.AgentPort,
-		Creds:    creds,
+		CA:       in.fleet.CA.CertPEM,
 		Socket:   e.SocketOnHost(),
 		DataRoot: info.DockerRootDir,
 		HostRoot: "/",
@@ -321,13 +318,16 @@ func (in *initializer) ensureAgent(ctx context.Context, e *engines.Engine, info 
 	if res == agentinstall.Unchanged {
 		wait = 5 * time.Second // it was running: it answers at once or not at all
 	}
-	_, err = agent.WaitInfo(ctx, wait)
+	err = in.enroll(ctx, node, token, wait)
 	if err != nil && res == agentinstall.Unchanged {
 		// Enabled and configured, yet silent: its process died. Restart it.
 		if err = agentinstall.Restart(ctx, e.Client); err == nil {
 			res = agentinstall.Restarted
-			_, err = agent.WaitInfo(ctx, AgentTimeout)
+			err = in.enroll(ctx, node, token, AgentTimeout)
 		}
+	}
+	if err == nil {
+		_, err = agent.WaitInfo(ctx, AgentTimeout)
 	}
 	if err != nil {
 		if res == agentinstall.Installed {
@@ -342,7 +342,31 @@ func (in *initializer) ensureAgent(ctx context.Context, e *engines.Engine, info 
 	return nil
 }
 
-// collect asks every node's agent for its readiness, for the table.
+// enroll gives the node's agent a new certificate (its first, or a
+// rotation) and the fleet's revocations, waiting up to wait for it to
+// listen.
+func (in *initializer) enroll(ctx context.Context, node fleet.Node, token string, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		err := in.fleet.Enroll(ctx, node, token)
+		if err == nil {
+			return in.fleet.PushRevocations(ctx, node)
+		}
+		if time.Now().After(deadline) || !errdefs.IsUnavailable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// collect asks every node's agent for its readiness, for the table. The
+// nodes this run did not install (no --worker named them) get their
+// certificate rotated and the revocations all the same: through their
+// current certificate, which needs no access to their engine.
 func (in *initializer) collect(ctx context.Context) error {
 	nodes, err := fleet.Nodes(ctx, in.manager.Client)
 	if err != nil {
@@ -351,10 +375,14 @@ func (in *initializer) collect(ctx context.Context) error {
 	reports := make([]NodeReport, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {
-		reports[i] = in.touched[n.ID]
+		touched, ok := in.touched[n.ID]
+		reports[i] = touched
 		reports[i].Node = n
 		wg.Go(func() {
 			agent, err := in.fleet.Agent(n)
+			if err == nil && !ok {
+				err = in.enroll(ctx, n, "", 5*time.Second)
+			}
 			if err == nil {
 				var info api.Info
 				if info, err = agent.WaitInfo(ctx, 5*time.Second); err == nil {

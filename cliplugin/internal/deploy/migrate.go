@@ -2,6 +2,8 @@ package deploy
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -35,8 +37,25 @@ func (d *Deployer) Migrate(ctx context.Context, name, to string, onEvent func(ap
 	if err != nil {
 		return nil, err
 	}
+	network, err := fleet.FindNetwork(ctx, d.Fleet.Manager)
+	if err != nil {
+		return nil, err
+	}
+	id, err := newMigrationID()
+	if err != nil {
+		return nil, err
+	}
+	// The destination accepts from the source only what is announced here.
+	exp := api.Expectation{ID: id, From: src.Hostname, Container: c.Name, Network: network.Name, Memory: c.Memory}
+	if c.Exclusive {
+		set, _ := cpuset.Parse(c.Cpuset)
+		exp.Cores = len(set)
+	}
+	if err := dst.Agent.Expect(ctx, exp); err != nil {
+		return nil, fmt.Errorf("destination %s: %w", dst.Hostname, err)
+	}
 	res, err := src.Agent.Migrate(ctx, api.MigrateRequest{
-		Container: c.Name, To: dst.Hostname,
+		ID: id, Container: c.Name, To: dst.Hostname,
 		ToAddr: net.JoinHostPort(dst.Addr, strconv.Itoa(dst.AgentPort)),
 	}, onEvent)
 	if err != nil {
@@ -46,6 +65,15 @@ func (d *Deployer) Migrate(ctx context.Context, name, to string, onEvent func(ap
 		d.say("warning: %s moved, but its migration was not recorded: %v", c.Name, err)
 	}
 	return res, nil
+}
+
+// newMigrationID names a migration for its two agents.
+func newMigrationID() (string, error) {
+	b := make([]byte, 10)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
 }
 
 // destination picks where c goes: the node asked for, or the scheduler's
@@ -127,6 +155,10 @@ func (d *Deployer) Leave(ctx context.Context, name string, force bool, onEvent f
 		return res, err
 	}
 	res.Left = true
+	// Gone from the swarm, its certificates go too: no agent takes them.
+	if err := d.Fleet.Revoke(ctx, n.Hostname); err != nil {
+		return res, err
+	}
 	return res, nil
 }
 

@@ -21,6 +21,9 @@ type Fleet struct {
 	Created time.Time
 	// Dial reaches the agents (nil: TCP to each node's agent port).
 	Dial agentclient.DialFunc
+	// CertDir caches the CLI's certificate (default: under the docker
+	// config directory).
+	CertDir string
 
 	credsOnce sync.Once
 	creds     pki.Pair
@@ -34,13 +37,6 @@ func Open(ctx context.Context, manager client.APIClient) (*Fleet, error) {
 		return nil, err
 	}
 	return &Fleet{Manager: manager, CA: ca, Created: created}, nil
-}
-
-// Credentials are this CLI process's client certificate: issued on demand
-// from the fleet CA and never written anywhere.
-func (f *Fleet) Credentials() (pki.Pair, error) {
-	f.credsOnce.Do(func() { f.creds, f.credsErr = f.CA.Issue("docker-fleet-cli") })
-	return f.creds, f.credsErr
 }
 
 // Agent returns a client for the node's agent.

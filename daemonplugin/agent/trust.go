@@ -1,0 +1,77 @@
+package agent
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/docker-fleet/fleet/daemonplugin/workloads"
+	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/pki"
+)
+
+type peerKey struct{}
+
+// authorize lets a request through only from a caller whose certificate
+// (already verified against the fleet CA by TLS) has one of roles and is
+// not revoked: revocation is checked on every request, so a revoked peer's
+// open connection is refused at once too.
+func (a *Agent) authorize(roles []pki.Role, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			reply(w, nil, workloads.Refuse(errdefs.ErrUnauthenticated, "a fleet certificate is required"))
+			return
+		}
+		leaf := r.TLS.PeerCertificates[0]
+		id := pki.IdentityOf(leaf)
+		if a.keys != nil && a.keys.Revoked(leaf) {
+			reply(w, nil, workloads.Refuse(errdefs.ErrUnauthenticated, "the certificate of %s %q is revoked", id.Role, id.Name))
+			return
+		}
+		if !slices.Contains(roles, id.Role) {
+			reply(w, nil, workloads.Refuse(errdefs.ErrPermissionDenied, "%s %q may not call %s %s on node %s (allowed: %v)",
+				id.Role, id.Name, r.Method, r.URL.Path, a.cfg.Node, roles))
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), peerKey{}, id)))
+	})
+}
+
+// peer is the authenticated caller of a request that authorize let through.
+func peer(ctx context.Context) pki.Identity {
+	id, _ := ctx.Value(peerKey{}).(pki.Identity)
+	return id
+}
+
+// nodeCSR makes a new node key and returns its certificate request.
+func (a *Agent) nodeCSR(context.Context, struct{}) (api.CSRResponse, error) {
+	return a.keys.Request()
+}
+
+// installCert takes the certificate init signed: served from the next
+// handshake on, with no restart.
+func (a *Agent) installCert(_ context.Context, req api.CertRequest) (struct{}, error) {
+	return struct{}{}, a.keys.Install(req.Cert)
+}
+
+// setRevocations replaces the fleet's revocation list on this node.
+func (a *Agent) setRevocations(_ context.Context, rs pki.Revocations) (struct{}, error) {
+	if len(rs) > maxRevocations {
+		return struct{}{}, workloads.Refuse(errdefs.ErrInvalidArgument, "%d revocations: at most %d", len(rs), maxRevocations)
+	}
+	return struct{}{}, a.keys.SetRevocations(rs)
+}
+
+// maxRevocations bounds the list (a body limit already bounds its bytes).
+const maxRevocations = 1000
+
+func (a *Agent) certNotAfter() time.Time {
+	if a.keys == nil {
+		return time.Time{}
+	}
+	_, t := a.keys.Enrolled()
+	return t
+}

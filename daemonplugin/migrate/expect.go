@@ -1,0 +1,142 @@
+package migrate
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"regexp"
+	"time"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/docker-fleet/fleet/daemonplugin/workloads"
+	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/labels"
+)
+
+// expectTTL bounds how long an announced migration waits for its source.
+const expectTTL = 10 * time.Minute
+
+// maxExpected bounds the announcements a node keeps at once.
+const maxExpected = 64
+
+var (
+	migrationID = regexp.MustCompile(`^[a-z0-9]{8,40}$`)
+	volumeName  = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+)
+
+// expected is an announced migration and what the destination learnt of it.
+type expected struct {
+	api.Expectation
+	at time.Time
+	// limit is the announced stream size (from prepare): the most the
+	// receive may write; image the one tag an image load may bring.
+	limit int64
+	image string
+}
+
+// Expect records a migration an operator announced to this destination.
+func (m *Migrator) Expect(_ context.Context, e api.Expectation) (struct{}, error) {
+	if !migrationID.MatchString(e.ID) || e.From == "" || e.From == m.Node || e.Container == "" || e.Network == "" ||
+		e.Cores < 0 || e.Memory < 0 {
+		return struct{}{}, workloads.Refuse(errdefs.ErrInvalidArgument, "bad migration announcement %+v", e)
+	}
+	m.expMu.Lock()
+	defer m.expMu.Unlock()
+	m.dropStale()
+	if len(m.expected) >= maxExpected {
+		return struct{}{}, workloads.Refuse(errdefs.ErrResourceExhausted, "node %s already expects %d migrations", m.Node, len(m.expected))
+	}
+	if m.expected == nil {
+		m.expected = map[string]*expected{}
+	}
+	m.expected[e.ID] = &expected{Expectation: e, at: time.Now()}
+	return struct{}{}, nil
+}
+
+// claim returns the announced migration id if from is its source; done
+// removes it (the receive, which ends it either way).
+func (m *Migrator) claim(id, from string, done bool) (expected, error) {
+	m.expMu.Lock()
+	defer m.expMu.Unlock()
+	m.dropStale()
+	e, ok := m.expected[id]
+	if !ok || e.From != from {
+		return expected{}, workloads.Refuse(errdefs.ErrPermissionDenied,
+			"node %s may not send migration %q to %s: no operator announced it", from, id, m.Node)
+	}
+	if done {
+		delete(m.expected, id)
+	}
+	return *e, nil
+}
+
+// prepared records what a prepare announced: the stream's size and image.
+func (m *Migrator) prepared(id string, req api.PrepareRequest) {
+	m.expMu.Lock()
+	defer m.expMu.Unlock()
+	if e, ok := m.expected[id]; ok {
+		e.limit, e.image = req.Files+req.Checkpoint, req.Image
+	}
+}
+
+func (m *Migrator) dropStale() {
+	for id, e := range m.expected {
+		if time.Since(e.at) > expectTTL {
+			delete(m.expected, id)
+		}
+	}
+}
+
+// checkPrepare refuses a prepare that asks more than the operator announced.
+func checkPrepare(e expected, req api.PrepareRequest) error {
+	switch {
+	case req.Name != e.Container:
+		return refuseHeader("container %q, but %q was announced", req.Name, e.Container)
+	case req.Cores != e.Cores:
+		return refuseHeader("%d cores, but %d were announced", req.Cores, e.Cores)
+	case req.Memory != e.Memory:
+		return refuseHeader("memory %d, but %d was announced", req.Memory, e.Memory)
+	case req.Files < 0 || req.Checkpoint < 0:
+		return refuseHeader("negative sizes")
+	}
+	return nil
+}
+
+// checkHeader refuses a receive header that would make the twin anything
+// but the announced container: a migration carries named volumes, its
+// configuration, ports, IP and limits, and nothing that reaches the host.
+func checkHeader(e expected, h api.ReceiveHeader) error {
+	if err := checkPrepare(e, api.PrepareRequest{Name: h.Name, Cores: h.Cores, Memory: h.Memory}); err != nil {
+		return err
+	}
+	switch {
+	case h.ID != e.ID:
+		return refuseHeader("migration %q, but %q was announced", h.ID, e.ID)
+	case h.From != e.From:
+		return refuseHeader("it comes from %q, not %q", h.From, e.From)
+	case h.Network != e.Network:
+		return refuseHeader("network %q, but the fleet network is %q", h.Network, e.Network)
+	case h.Config.Labels[labels.Service] == "":
+		return refuseHeader("it is not a fleet container")
+	case h.Checkpoint != checkpointName:
+		return refuseHeader("checkpoint %q", h.Checkpoint)
+	}
+	seen := map[string]bool{}
+	for _, v := range h.Volumes {
+		switch {
+		case !volumeName.MatchString(v.Name):
+			return refuseHeader("volume %q is not a named volume (a migration carries no host paths)", v.Name)
+		case !path.IsAbs(v.Target) || path.Clean(v.Target) != v.Target:
+			return refuseHeader("volume %s: target %q is not a clean absolute path", v.Name, v.Target)
+		case seen[v.Name]:
+			return refuseHeader("volume %s is listed twice", v.Name)
+		}
+		seen[v.Name] = true
+	}
+	return nil
+}
+
+func refuseHeader(format string, args ...any) error {
+	return workloads.Refuse(errdefs.ErrPermissionDenied, "refused migration: %s", fmt.Sprintf(format, args...))
+}
