@@ -51,6 +51,7 @@ fuzz:
 	$(GO) test ./shared/spec -run '^$$' -fuzz FuzzParsePortVolume -fuzztime $(FUZZTIME)
 	$(GO) test ./cliplugin/internal/specfile -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./daemonplugin/metrics -run '^$$' -fuzz FuzzParsers -fuzztime $(FUZZTIME)
+	$(GO) test ./daemonplugin/migrate -run '^$$' -fuzz FuzzExtract -fuzztime $(FUZZTIME)
 
 ## sim-up / sim-down: the multi-host simulator (SIM_HOSTS hosts, default 3)
 sim-up: bin/workload
