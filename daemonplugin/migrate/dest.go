@@ -105,7 +105,7 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 	if err != nil {
 		return api.ReceiveResult{}, err
 	}
-	if err := checkHeader(e, h); err != nil {
+	if err := checkReceiveHeader(e, h); err != nil {
 		return api.ReceiveResult{}, err
 	}
 	if e.limit == 0 {
@@ -153,9 +153,10 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 	if err := x.extract(io.TeeReader(body, sum)); err != nil {
 		return api.ReceiveResult{}, fmt.Errorf("receiving %s: %w", h.Name, err)
 	}
-	// Read to the end so the trailer arrives.
-	if _, err := io.Copy(sum, body); err != nil {
-		return api.ReceiveResult{}, fmt.Errorf("receiving %s: %w", h.Name, err)
+	// Read to the end so the trailer arrives: past the archive there is
+	// only its padding.
+	if n, err := io.Copy(sum, io.LimitReader(body, maxPadding+1)); err != nil || n > maxPadding {
+		return api.ReceiveResult{}, fmt.Errorf("receiving %s: %d bytes after the end of the archive (%v)", h.Name, n, err)
 	}
 	if got, want := hex.EncodeToString(sum.Sum(nil)), trailer(); got != want {
 		return api.ReceiveResult{}, workloads.Refuse(errdefs.ErrInvalidArgument,
@@ -170,6 +171,10 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 	_, _ = m.Engine.CheckpointRemove(ctx, twin.ID, client.CheckpointRemoveOptions{CheckpointID: h.Checkpoint})
 	return result, nil
 }
+
+// maxPadding bounds what may follow a stream's archive (tar pads to its
+// record size).
+const maxPadding = 64 << 10
 
 // restoreStats reads CRIU's restore stats, which it leaves in its work
 // directory: the images directory unless runc named one in the restored

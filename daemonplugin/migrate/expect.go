@@ -103,10 +103,10 @@ func checkPrepare(e expected, req api.PrepareRequest) error {
 	return nil
 }
 
-// checkHeader refuses a receive header that would make the twin anything
+// checkReceiveHeader refuses a receive header that would make the twin anything
 // but the announced container: a migration carries named volumes, its
 // configuration, ports, IP and limits, and nothing that reaches the host.
-func checkHeader(e expected, h api.ReceiveHeader) error {
+func checkReceiveHeader(e expected, h api.ReceiveHeader) error {
 	if err := checkPrepare(e, api.PrepareRequest{Name: h.Name, Cores: h.Cores, Memory: h.Memory}); err != nil {
 		return err
 	}
@@ -129,10 +129,10 @@ func checkHeader(e expected, h api.ReceiveHeader) error {
 			return refuseHeader("volume %q is not a named volume (a migration carries no host paths)", v.Name)
 		case !path.IsAbs(v.Target) || path.Clean(v.Target) != v.Target:
 			return refuseHeader("volume %s: target %q is not a clean absolute path", v.Name, v.Target)
-		case seen[v.Name]:
-			return refuseHeader("volume %s is listed twice", v.Name)
+		case seen[v.Name+":"+v.Target]:
+			return refuseHeader("volume %s is listed twice at %s", v.Name, v.Target)
 		}
-		seen[v.Name] = true
+		seen[v.Name+":"+v.Target] = true
 	}
 	return nil
 }

@@ -12,12 +12,12 @@ import (
 	"github.com/docker-fleet/fleet/shared/labels"
 )
 
-func TestCheckHeader(t *testing.T) {
+func TestCheckReceiveHeader(t *testing.T) {
 	e := expected{Expectation: api.Expectation{ID: "abcdef0123", From: "h2", Container: "web.1", Network: "fleet", Cores: 2, Memory: 1 << 30}}
 	good := api.ReceiveHeader{ID: "abcdef0123", Name: "web.1", From: "h2", Checkpoint: checkpointName, Network: "fleet",
 		Cores: 2, Memory: 1 << 30, Config: container.Config{Labels: map[string]string{labels.Service: "web"}},
 		Volumes: []api.VolumeMount{{Name: "data", Target: "/data"}}}
-	assert.NilError(t, checkHeader(e, good))
+	assert.NilError(t, checkReceiveHeader(e, good))
 
 	for name, mutate := range map[string]func(*api.ReceiveHeader){
 		"host path as volume": func(h *api.ReceiveHeader) { h.Volumes[0].Name = "/" },
@@ -39,7 +39,7 @@ func TestCheckHeader(t *testing.T) {
 		h.Volumes = append([]api.VolumeMount{}, good.Volumes...)
 		h.Config.Labels = map[string]string{labels.Service: "web"}
 		mutate(&h)
-		err := checkHeader(e, h)
+		err := checkReceiveHeader(e, h)
 		assert.Check(t, errdefs.IsPermissionDenied(err), "%s: %v", name, err)
 		assert.Check(t, is.ErrorContains(err, "refused migration"), name)
 	}

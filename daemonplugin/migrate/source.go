@@ -64,7 +64,11 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 	}
 
 	emit(api.MigrateEvent{Phase: api.PhasePrepare, Message: "asking " + req.To})
-	prepReq, err := m.prepareRequest(ctx, c, hdr)
+	trees, err := m.trees(c)
+	if err != nil {
+		return nil, err
+	}
+	prepReq, err := m.prepareRequest(ctx, c, hdr, trees)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +132,7 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 	_, _ = m.Engine.NetworkDisconnect(ctx, hdr.Network, client.NetworkDisconnectOptions{Container: c.ID, Force: true})
 
 	emit(api.MigrateEvent{Phase: api.PhaseTransfer, Message: "streaming to " + req.To})
-	sent, got, err := m.send(ctx, peer, hdr, c, cpDir, emit)
+	sent, got, err := m.send(ctx, peer, hdr, trees, cpDir, emit)
 	if err != nil {
 		emit(api.MigrateEvent{Phase: api.PhaseRollback, Message: "restoring " + hdr.Name + " on " + m.Node})
 		if rerr := m.rollback(ctx, c, hdr, imgDir); rerr != nil {
@@ -208,39 +212,30 @@ func (m *Migrator) sendImage(ctx context.Context, peer *agentclient.Client, migr
 }
 
 // prepareRequest is what the destination must make room for, measured
-// before the freeze: the writable layer and volumes exactly (refusing what
-// a stream cannot carry), the CRIU images from the memory in use.
-func (m *Migrator) prepareRequest(ctx context.Context, c container.InspectResponse, h api.ReceiveHeader) (api.PrepareRequest, error) {
+// before the freeze: the writable layer and volumes by a scan (which also
+// refuses what a stream cannot carry), the CRIU images from the memory in
+// use. The margins cover what the container writes until it is frozen.
+func (m *Migrator) prepareRequest(ctx context.Context, c container.InspectResponse, h api.ReceiveHeader, trees []tree) (api.PrepareRequest, error) {
 	req := api.PrepareRequest{Name: h.Name, Image: c.Config.Image, ImageID: c.Image, Cores: h.Cores, Memory: h.Memory}
-	if c.GraphDriver == nil || c.GraphDriver.Data["UpperDir"] == "" {
-		return req, fmt.Errorf("the engine's storage driver has no writable layer directory (overlay2 is needed)")
-	}
-	dirs := []string{c.GraphDriver.Data["UpperDir"]}
-	for _, mp := range c.Mounts {
-		if mp.Type == mount.TypeVolume {
-			dirs = append(dirs, mp.Source)
-		}
-	}
-	for _, d := range dirs {
-		n, err := scanSize(m.host(d))
+	for _, t := range trees {
+		st, err := scanTree(t.prefix, t.dir)
 		if err != nil {
 			return req, fmt.Errorf("%s cannot migrate: %w", h.Name, err)
 		}
-		req.Files += n
+		req.Files += st.Bytes
 	}
+	req.Files += req.Files/10 + 16<<20
 	used, err := m.Workloads.MemoryUsage(ctx, c.ID)
 	if err != nil {
 		return req, err
 	}
-	// CRIU writes the pages in use and its own small images; the margin
-	// covers growth between now and the freeze.
 	req.Checkpoint = used + used/4 + 64<<20
 	return req, nil
 }
 
 // send streams the container to the destination, watching that the stream
 // keeps moving, and returns the bytes sent and the destination's answer.
-func (m *Migrator) send(ctx context.Context, peer *agentclient.Client, h api.ReceiveHeader, c container.InspectResponse, cpDir string, emit func(api.MigrateEvent)) (int64, api.ReceiveResult, error) {
+func (m *Migrator) send(ctx context.Context, peer *agentclient.Client, h api.ReceiveHeader, trees []tree, cpDir string, emit func(api.MigrateEvent)) (int64, api.ReceiveResult, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	pr, pw := io.Pipe()
@@ -249,7 +244,7 @@ func (m *Migrator) send(ctx context.Context, peer *agentclient.Client, h api.Rec
 	go func() {
 		w := io.MultiWriter(pw, sum, counter{&sent})
 		tw := tar.NewWriter(w)
-		err := m.writeContainer(ctx, tw, c, cpDir)
+		err := m.writeContainer(ctx, tw, trees, cpDir)
 		if err == nil {
 			err = tw.Close()
 		}
@@ -291,25 +286,33 @@ type counter struct{ n *atomic.Int64 }
 
 func (c counter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
 
+// tree is one directory the stream carries, under its section's prefix.
+type tree struct{ prefix, dir string }
+
+// trees are the container's writable layer and its named volumes (each
+// once, however often it is mounted), as host paths.
+func (m *Migrator) trees(c container.InspectResponse) ([]tree, error) {
+	if c.GraphDriver == nil || c.GraphDriver.Data["UpperDir"] == "" {
+		return nil, fmt.Errorf("the engine's storage driver has no writable layer directory (overlay2 is needed)")
+	}
+	out := []tree{{api.SectionRootfs, m.host(c.GraphDriver.Data["UpperDir"])}}
+	seen := map[string]bool{}
+	for _, mp := range c.Mounts {
+		if mp.Type == mount.TypeVolume && !seen[mp.Name] {
+			seen[mp.Name] = true
+			out = append(out, tree{api.SectionVolumes + mp.Name + "/", m.host(mp.Source)})
+		}
+	}
+	return out, nil
+}
+
 // writeContainer writes the writable layer, the named volumes and the CRIU
 // images, each in its section.
-func (m *Migrator) writeContainer(ctx context.Context, tw *tar.Writer, c container.InspectResponse, cpDir string) error {
-	if c.GraphDriver == nil || c.GraphDriver.Data["UpperDir"] == "" {
-		return fmt.Errorf("the engine's storage driver has no writable layer directory (overlay2 is needed)")
-	}
-	if err := writeTree(tw, api.SectionRootfs, m.host(c.GraphDriver.Data["UpperDir"])); err != nil {
-		return fmt.Errorf("writable layer: %w", err)
-	}
-	for _, mp := range c.Mounts {
-		if mp.Type != mount.TypeVolume {
-			continue
+func (m *Migrator) writeContainer(ctx context.Context, tw *tar.Writer, trees []tree, cpDir string) error {
+	for _, t := range append(trees, tree{api.SectionCheckpoint, cpDir}) {
+		if err := writeTree(tw, t.prefix, t.dir); err != nil {
+			return fmt.Errorf("%s: %w", strings.TrimSuffix(t.prefix, "/"), err)
 		}
-		if err := writeTree(tw, api.SectionVolumes+mp.Name+"/", m.host(mp.Source)); err != nil {
-			return fmt.Errorf("volume %s: %w", mp.Name, err)
-		}
-	}
-	if err := writeTree(tw, api.SectionCheckpoint, cpDir); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return ctx.Err()
 }

@@ -76,18 +76,22 @@ func (m *Manager) CreateTwin(ctx context.Context, h api.ReceiveHeader) (*Twin, e
 	}
 	twin := &Twin{Name: h.Name, Cpuset: cores.String(), Volumes: map[string]string{}, Renamed: map[string]string{}}
 	var binds []string
+	names := map[string]string{} // source name → name here
 	for _, v := range h.Volumes {
-		name, mountpoint, err := m.freshVolume(ctx, v.Name, h.ID)
-		if err != nil {
-			m.RemoveTwin(context.WithoutCancel(ctx), twin)
-			return nil, fmt.Errorf("node %s: volume %s: %w", m.Node, v.Name, err)
+		if _, made := names[v.Name]; !made { // a volume mounted twice is made once
+			name, mountpoint, err := m.freshVolume(ctx, v.Name, h.ID)
+			if err != nil {
+				m.RemoveTwin(context.WithoutCancel(ctx), twin)
+				return nil, fmt.Errorf("node %s: volume %s: %w", m.Node, v.Name, err)
+			}
+			names[v.Name] = name
+			twin.CreatedVolumes = append(twin.CreatedVolumes, name)
+			twin.Volumes[v.Name] = mountpoint
+			if name != v.Name {
+				twin.Renamed[v.Name] = name
+			}
 		}
-		twin.CreatedVolumes = append(twin.CreatedVolumes, name)
-		twin.Volumes[v.Name] = mountpoint
-		if name != v.Name {
-			twin.Renamed[v.Name] = name
-		}
-		b := name + ":" + v.Target
+		b := names[v.Name] + ":" + v.Target
 		if v.ReadOnly {
 			b += ":ro"
 		}

@@ -188,16 +188,33 @@ func TestMigrateKeepsStateUnderPolling(t *testing.T) {
 func TestMigrateNamedVolume(t *testing.T) {
 	initFleet(t)
 	removeServices(t, "vol")
+	// Another replica's volume of the same name lives on the destination.
+	for _, h := range []string{"h2", "h3"} {
+		docker(t, h, "volume", "rm", "-f", "e2e-vol")
+	}
+	mustDocker(t, "h3", "volume", "create", "e2e-vol")
+	t.Cleanup(func() { removeServices(t, "vol"); docker(t, "h3", "volume", "rm", "-f", "e2e-vol") })
+	unrelated := mustDocker(t, "h3", "volume", "inspect", "e2e-vol", "--format", "{{.Mountpoint}}")
+	assert.NilError(t, os.WriteFile(filepath.Join(unrelated, "other"), []byte("not yours"), 0o644))
+	untouched := treeListing(t, unrelated)
+
 	mustFleet(t, "create", "--name", "vol", "--image", workload, "--node", "h2", "-v", "e2e-vol:/data", "-e", "BIRTH_FILE=/data/birth", "-e", "BALLAST_MB=4")
 	ip := fleetIP(t, "vol.1")
 	st0 := ask(t, "h1", ip)
 	mustFleet(t, "migrate", "vol.1", "--to", "h3")
 
-	mp := mustDocker(t, "h3", "volume", "inspect", "e2e-vol", "--format", "{{.Mountpoint}}")
+	// The volume arrived in a fresh one, recorded in the container.
+	name := mustDocker(t, "h3", "inspect", "vol.1", "--format", "{{range .Mounts}}{{.Name}}{{end}}")
+	assert.Check(t, name != "e2e-vol" && strings.HasPrefix(name, "e2e-vol-"), "volume %q", name)
+	t.Cleanup(func() { docker(t, "h3", "volume", "rm", "-f", name) })
+	mp := mustDocker(t, "h3", "volume", "inspect", name, "--format", "{{.Mountpoint}}")
 	b, err := os.ReadFile(filepath.Join(mp, "birth"))
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(string(b), st0.Birth), "the volume's file on the destination")
 	assert.Check(t, is.Equal(ask(t, "h1", ip).Birth, st0.Birth))
+	assert.Check(t, is.Equal(treeListing(t, unrelated), untouched), "the unrelated volume changed")
+	// Nothing of it stays on the source.
+	assert.Check(t, !strings.Contains(mustDocker(t, "h2", "volume", "ls", "-q"), "e2e-vol"), "the source volume is left behind")
 }
 
 func TestMigrateToHostWithoutImage(t *testing.T) {
