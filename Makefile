@@ -52,6 +52,8 @@ fuzz:
 	$(GO) test ./cliplugin/internal/specfile -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./daemonplugin/metrics -run '^$$' -fuzz FuzzParsers -fuzztime $(FUZZTIME)
 	$(GO) test ./daemonplugin/migrate -run '^$$' -fuzz FuzzExtract -fuzztime $(FUZZTIME)
+	$(GO) test ./daemonplugin/migrate -run '^$$' -fuzz FuzzReceiveHeader -fuzztime $(FUZZTIME)
+	$(GO) test ./daemonplugin/agent -run '^$$' -fuzz FuzzRequestBodies -fuzztime $(FUZZTIME)
 
 ## sim-up / sim-down: the multi-host simulator (SIM_HOSTS hosts, default 3)
 sim-up: bin/workload

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -14,6 +13,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 
+	"github.com/docker-fleet/fleet/daemonplugin/migrate"
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/labels"
@@ -72,9 +72,7 @@ func (a *Agent) serveReceive(w http.ResponseWriter, r *http.Request) {
 	var h api.ReceiveHeader
 	raw, err := base64.StdEncoding.DecodeString(r.Header.Get(api.HeaderReceive))
 	if err == nil {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		err = dec.Decode(&h)
+		h, err = migrate.DecodeReceiveHeader(raw)
 	}
 	if err == nil && h.ID != r.Header.Get(api.HeaderMigration) {
 		err = fmt.Errorf("migration %q in the header, %q on the request", h.ID, r.Header.Get(api.HeaderMigration))

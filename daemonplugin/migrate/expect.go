@@ -1,7 +1,10 @@
 package migrate
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"regexp"
@@ -135,6 +138,21 @@ func checkReceiveHeader(e expected, h api.ReceiveHeader) error {
 		seen[v.Name+":"+v.Target] = true
 	}
 	return nil
+}
+
+// DecodeReceiveHeader reads a receive header strictly: a field this
+// version does not know (such as "binds") is refused, not ignored.
+func DecodeReceiveHeader(raw []byte) (api.ReceiveHeader, error) {
+	var h api.ReceiveHeader
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&h); err != nil {
+		return h, err
+	}
+	if dec.More() {
+		return h, errors.New("trailing data")
+	}
+	return h, nil
 }
 
 func refuseHeader(format string, args ...any) error {

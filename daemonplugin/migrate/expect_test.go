@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/containerd/errdefs"
@@ -61,4 +62,30 @@ func TestExpectations(t *testing.T) {
 	assert.NilError(t, err)
 	_, err = m.claim("abcdef0123", "h2", false)
 	assert.Check(t, errdefs.IsPermissionDenied(err), "a receive ends the announcement")
+}
+
+// FuzzReceiveHeader: whatever a source sends, a header the destination
+// accepts names only what was announced and only named volumes at clean
+// absolute paths.
+func FuzzReceiveHeader(f *testing.F) {
+	f.Add([]byte(`{"id":"abcdef0123","name":"web.1","from":"h2","checkpoint":"fleet-migration","network":"fleet","config":{"Labels":{"com.docker.fleet.service":"web"}},"volumes":[{"name":"data","target":"/data"}]}`))
+	f.Add([]byte(`{"id":"abcdef0123","volumes":[{"name":"/","target":"/host"}],"binds":["/:/host"]}`))
+	e := expected{Expectation: api.Expectation{ID: "abcdef0123", From: "h2", Container: "web.1", Network: "fleet"}}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		h, err := DecodeReceiveHeader(raw)
+		if err != nil {
+			return
+		}
+		if checkReceiveHeader(e, h) != nil {
+			return
+		}
+		if h.Name != e.Container || h.From != e.From || h.Network != e.Network || h.Cores != 0 || h.Memory != 0 {
+			t.Fatalf("accepted a header beyond its announcement: %+v", h)
+		}
+		for _, v := range h.Volumes {
+			if !volumeName.MatchString(v.Name) || !strings.HasPrefix(v.Target, "/") || strings.Contains(v.Target, "..") {
+				t.Fatalf("accepted volume %+v", v)
+			}
+		}
+	})
 }

@@ -275,6 +275,7 @@ func TestHostileStreamsChangeNothing(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			before := hostSnapshot(t, "h3", victim)
 			err := hostile(t, ca, c.hdr, c.body)
+			t.Log(err)
 			assert.Check(t, is.ErrorContains(err, c.want))
 			assert.Check(t, is.Equal(hostSnapshot(t, "h3", victim), before), "the host changed")
 		})
