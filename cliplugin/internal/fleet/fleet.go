@@ -21,6 +21,8 @@ type Fleet struct {
 	Created time.Time
 	// Dial reaches the agents (nil: TCP to each node's agent port).
 	Dial agentclient.DialFunc
+	// ConnsPerAgent bounds the connections open to one agent (0: none).
+	ConnsPerAgent int
 
 	credsOnce sync.Once
 	creds     pki.Pair
@@ -52,5 +54,9 @@ func (f *Fleet) Agent(n Node) (*agentclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return agentclient.New(creds, n.Hostname, n.Addr, n.AgentPort, f.Dial)
+	c, err := agentclient.New(creds, n.Hostname, n.Addr, n.AgentPort, f.Dial)
+	if err == nil && f.ConnsPerAgent > 0 {
+		c.LimitConns(f.ConnsPerAgent)
+	}
+	return c, err
 }
