@@ -22,11 +22,13 @@ import (
 	"github.com/docker-fleet/fleet/shared/labels"
 )
 
-// The relay's limits: it moves bytes for a few connections at a time, each
-// one a short-lived process.
+// The relay's limits: it moves bytes for every open connection of every
+// CLI at once, each a process of its own (≈2 MiB of memory and a few
+// threads): ten commands at once on three nodes run thirty, which a 64 MiB
+// limit had the kernel kill mid-request. These bound a runaway, not use.
 const (
-	relayMemory = 64 << 20
-	relayPids   = 256
+	relayMemory = 512 << 20
+	relayPids   = 2048
 	relayUser   = "65534:65534" // nobody
 )
 
