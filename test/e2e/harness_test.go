@@ -7,6 +7,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"net"
 	"os"
@@ -107,6 +108,27 @@ func fleetCA(t *testing.T) *pki.CA {
 	ca, err := pki.ParseBundle(data)
 	assert.NilError(t, err)
 	return ca
+}
+
+// withoutCertificate is cfg showing no client certificate.
+func withoutCertificate(cfg *tls.Config) *tls.Config {
+	bare := cfg.Clone()
+	bare.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &tls.Certificate{}, nil }
+	return bare
+}
+
+// foreignClient dials host h's agent with an operator certificate of
+// another CA: it trusts the agent, the agent must not trust it.
+func foreignClient(t *testing.T, ca *pki.CA, h string) *tls.Config {
+	t.Helper()
+	other, err := pki.NewCA("not the fleet")
+	assert.NilError(t, err)
+	foreign, err := other.Issue("e2e-client", pki.RoleOperator, pki.OperatorValidity)
+	assert.NilError(t, err)
+	foreign.CA = ca.CertPEM
+	cfg, err := foreign.ClientConfig(h)
+	assert.NilError(t, err)
+	return cfg
 }
 
 // swarmNodes returns hostname → status of the manager's swarm nodes.

@@ -260,19 +260,12 @@ func TestAgentRequiresFleetCertificate(t *testing.T) {
 	assert.Check(t, is.Equal(resp.StatusCode, http.StatusOK))
 
 	// No client certificate.
-	bare := cfg.Clone()
-	bare.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &tls.Certificate{}, nil }
+	bare := withoutCertificate(cfg)
 	_, err = get(bare)
 	assert.Check(t, err != nil, "a client without a certificate was served")
 
 	// A certificate from another CA.
-	other, err := pki.NewCA("not the fleet")
-	assert.NilError(t, err)
-	foreign, err := other.Issue("e2e-client", pki.RoleOperator, pki.OperatorValidity)
-	assert.NilError(t, err)
-	foreign.CA = ca.CertPEM // it trusts the agent; the agent must not trust it
-	fcfg, err := foreign.ClientConfig("h2")
-	assert.NilError(t, err)
+	fcfg := foreignClient(t, ca, "h2")
 	_, err = get(fcfg)
 	assert.Check(t, err != nil, "a client with another CA's certificate was served")
 

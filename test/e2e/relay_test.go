@@ -275,17 +275,10 @@ func TestRelayRequiresFleetCertificate(t *testing.T) {
 	assert.NilError(t, err)
 	assert.NilError(t, relayHandshake(t, cfg))
 
-	bare := cfg.Clone()
-	bare.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &tls.Certificate{}, nil }
+	bare := withoutCertificate(cfg)
 	assert.Check(t, relayHandshake(t, bare) != nil, "a client without a certificate was served through the relay")
 
-	other, err := pki.NewCA("not the fleet")
-	assert.NilError(t, err)
-	foreign, err := other.Issue("e2e-client", pki.RoleOperator, pki.OperatorValidity)
-	assert.NilError(t, err)
-	foreign.CA = ca.CertPEM // it trusts the agent; the agent must not trust it
-	fcfg, err := foreign.ClientConfig("h2")
-	assert.NilError(t, err)
+	fcfg := foreignClient(t, ca, "h2")
 	assert.Check(t, relayHandshake(t, fcfg) != nil, "a client with another CA's certificate was served through the relay")
 
 	// The relay is no general proxy: it dials the agent port and no other.
