@@ -79,11 +79,13 @@ servers: install bin/workload
 ## test: everything CI runs
 test: lint unit e2e
 
-## bench: migration downtime and total, docker fleet against the docker-native path
+## bench: migration downtime and total, docker fleet against the docker-native path,
+## and describe/create through the relay against direct (BENCH_ONLY=transport or migrate)
 BENCH_SIZES ?= 64,256,1024
+BENCH_ONLY ?=
 bench: install sim-up
 	docker --context h1 fleet init --worker h2 --worker h3 >/dev/null
-	$(GO) run ./test/bench -sizes $(BENCH_SIZES)
+	$(GO) run ./test/bench -sizes $(BENCH_SIZES) -only '$(BENCH_ONLY)'
 
 ## demo: the main job on the local simulator
 demo: install sim-up

@@ -12,7 +12,9 @@ import (
 
 	"github.com/docker-fleet/fleet/daemonplugin/agent"
 	"github.com/docker-fleet/fleet/daemonplugin/hostexec"
+	"github.com/docker-fleet/fleet/daemonplugin/relay"
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
+	"github.com/docker-fleet/fleet/shared/api"
 )
 
 func main() {
@@ -27,6 +29,10 @@ func main() {
 		signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 		<-sig
 		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == api.RelayArg {
+		// The relay container's process, or one connection through it.
+		os.Exit(relay.Main(os.Args[2:]))
 	}
 	hostexec.SetHostMountNS()
 	log.SetFlags(log.LstdFlags | log.Lmsgprefix)

@@ -78,7 +78,7 @@ func runCreate(cmd *cobra.Command, dockerCli command.Cli, opts createOptions, ar
 	if err != nil {
 		return err
 	}
-	f, err := fleet.Open(ctx, dockerCli.Client())
+	f, err := openFleet(cmd, dockerCli)
 	if err != nil {
 		return err
 	}

@@ -49,7 +49,7 @@ cpuset, memory use and limit, CPU %, network traffic and IP.`,
 
 func runDescribe(cmd *cobra.Command, dockerCli command.Cli, opts describeOptions) error {
 	ctx := cmd.Context()
-	f, err := fleet.Open(ctx, dockerCli.Client())
+	f, err := openFleet(cmd, dockerCli)
 	if err != nil {
 		return err
 	}

@@ -63,6 +63,9 @@ func runInit(cmd *cobra.Command, dockerCli command.Cli, opts initOptions) error 
 	if err != nil {
 		return err
 	}
+	if bopts.Dial, err = agentDialer(cmd, dockerCli); err != nil {
+		return err
+	}
 	ctx := cmd.Context()
 	manager := &engines.Engine{Context: dockerCli.CurrentContext(), Host: dockerCli.DockerEndpoint().Host, Client: dockerCli.Client()}
 	var workers []*engines.Engine

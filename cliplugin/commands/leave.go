@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/deploy"
-	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
 	"github.com/docker-fleet/fleet/shared/api"
 )
 
@@ -40,7 +39,7 @@ the containers that could not move, unless --force.`,
 
 func runLeave(cmd *cobra.Command, dockerCli command.Cli, opts leaveOptions, node string) error {
 	ctx := cmd.Context()
-	f, err := fleet.Open(ctx, dockerCli.Client())
+	f, err := openFleet(cmd, dockerCli)
 	if err != nil {
 		return err
 	}

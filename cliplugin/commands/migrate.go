@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/deploy"
-	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
 	"github.com/docker-fleet/fleet/shared/api"
 )
 
@@ -47,7 +46,7 @@ running on the source with its state (exit 1, with the reason).`,
 
 func runMigrate(cmd *cobra.Command, dockerCli command.Cli, opts migrateOptions, name string) error {
 	ctx := cmd.Context()
-	f, err := fleet.Open(ctx, dockerCli.Client())
+	f, err := openFleet(cmd, dockerCli)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/deploy"
-	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/cpuset"
 	"github.com/docker-fleet/fleet/shared/spec"
@@ -57,7 +56,7 @@ func runResize(cmd *cobra.Command, dockerCli command.Cli, opts resizeOptions, ta
 		return err
 	}
 	ctx := cmd.Context()
-	f, err := fleet.Open(ctx, dockerCli.Client())
+	f, err := openFleet(cmd, dockerCli)
 	if err != nil {
 		return err
 	}

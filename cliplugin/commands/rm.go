@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/deploy"
-	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
 )
 
 func newRmCommand(dockerCli command.Cli) *cobra.Command {
@@ -30,7 +29,7 @@ are free again.`,
 
 func runRm(cmd *cobra.Command, dockerCli command.Cli, names []string) error {
 	ctx := cmd.Context()
-	f, err := fleet.Open(ctx, dockerCli.Client())
+	f, err := openFleet(cmd, dockerCli)
 	if err != nil {
 		return err
 	}

@@ -21,13 +21,15 @@ placed on exclusive cores, resized in place, scaled as services and
 live-migrated between hosts with CRIU.
 
 Run it against the fleet's manager engine (the current docker context, or
-docker --context NAME fleet …).`,
+docker --context NAME fleet …). The agents are reached through that engine's
+API alone, unless --direct.`,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			return plugin.PersistentPreRunE(cmd, args)
 		},
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	addTransportFlags(cmd)
 	cmd.AddCommand(
 		newInitCommand(dockerCli),
 		newCreateCommand(dockerCli),

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
 	"github.com/docker-fleet/fleet/daemonplugin/migrate"
@@ -96,6 +97,24 @@ func (a *Agent) serveReceive(w http.ResponseWriter, r *http.Request) {
 	reply(w, res, err)
 }
 
+// leaveSwarm takes the engine out of the swarm. A busy engine can time out
+// shutting its swarm node down half-way ("context deadline exceeded"), and
+// then a second leave finishes the job: what counts is the state it ends in.
+func (a *Agent) leaveSwarm(ctx context.Context) error {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if _, err = a.engine.SwarmLeave(ctx, client.SwarmLeaveOptions{Force: true}); err == nil {
+			return nil
+		}
+		info, ierr := a.engine.Info(ctx, client.InfoOptions{})
+		if ierr == nil && info.Info.Swarm.LocalNodeState == swarm.LocalNodeStateInactive {
+			return nil
+		}
+		log.Printf("leaving the swarm (attempt %d): %v", attempt+1, err)
+	}
+	return err
+}
+
 type readFunc func([]byte) (int, error)
 
 func (f readFunc) Read(p []byte) (int, error) { return f(p) }
@@ -122,7 +141,7 @@ func (a *Agent) leave(ctx context.Context, req api.LeaveRequest) (struct{}, erro
 	if _, err := a.engine.ContainerRemove(ctx, workloads.AnchorName, client.ContainerRemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
 		return struct{}{}, err
 	}
-	if _, err := a.engine.SwarmLeave(ctx, client.SwarmLeaveOptions{Force: true}); err != nil {
+	if err := a.leaveSwarm(ctx); err != nil {
 		return struct{}{}, fmt.Errorf("leaving the swarm: %w", err)
 	}
 	go func() {

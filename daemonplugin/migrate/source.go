@@ -16,12 +16,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/containerd/errdefs"
 	units "github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
+	"github.com/docker-fleet/fleet/daemonplugin/workloads"
 	"github.com/docker-fleet/fleet/shared/agentclient"
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/cpuset"
@@ -42,6 +44,9 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 	// staying connected.
 	ctx = context.WithoutCancel(ctx)
 	start := time.Now()
+	if req.ID == "" {
+		return nil, workloads.Refuse(errdefs.ErrInvalidArgument, "migration of %s: no migration id (a CLI older than this agent): update docker-fleet", req.Container)
+	}
 
 	res, err := m.Engine.ContainerInspect(ctx, req.Container, client.ContainerInspectOptions{})
 	if err != nil {

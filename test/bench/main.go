@@ -3,8 +3,12 @@
 // (docker checkpoint create, copy the directory, docker start --checkpoint on
 // the other host) in the same run, and prints both and their ratio.
 //
+// With -only transport (or alongside the migrations) it measures what the
+// way to the agents costs: describe and a one-replica create through the
+// manager's relay against direct connections to the agent ports.
+//
 // It needs the simulator up and a fleet of h1..h3 (make bench does both).
-// Usage: bench [-sizes 64,256,1024]
+// Usage: bench [-sizes 64,256,1024] [-only migrate|transport] [-runs N]
 package main
 
 import (
@@ -42,7 +46,15 @@ type measure struct {
 
 func main() {
 	sizes := flag.String("sizes", "64,256,1024", "ballast sizes in MB")
+	only := flag.String("only", "", "run only the migrate or the transport measures")
+	runs := flag.Int("runs", 10, "runs of each transport measure")
 	flag.Parse()
+	if *only != "migrate" {
+		transportBench(*runs)
+	}
+	if *only == "transport" {
+		return
+	}
 	fmt.Printf("%-8s %-28s %-28s %s\n", "SIZE", "DOCKER FLEET gap / total", "DOCKER-NATIVE gap / total", "RATIO (gap, total)")
 	for _, s := range strings.Split(*sizes, ",") {
 		mb, err := strconv.Atoi(s)

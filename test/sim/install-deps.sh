@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the simulator needs when it is missing: a Docker engine,
-# iproute2/iptables/util-linux, and a CRIU that works on this kernel (>= 4.2,
-# built from Debian's sid source package: bookworm's 3.17 fails on the vDSO,
-# 4.1 on any TCP socket). Safe to run again; does nothing when all is there.
+# iproute2/iptables/util-linux, sshd (for the ssh context test), and a CRIU
+# that works on this kernel (>= 4.2, built from Debian's sid source package:
+# bookworm's 3.17 fails on the vDSO, 4.1 on any TCP socket). Safe to run
+# again; does nothing when all is there.
 set -euo pipefail
 
 CRIU_MIN="4.2"
@@ -27,6 +28,8 @@ command -v iptables >/dev/null || need+=(iptables)
 command -v nsenter >/dev/null || need+=(util-linux)
 command -v xz >/dev/null || need+=(xz-utils)
 command -v curl >/dev/null || need+=(curl ca-certificates)
+# sshd, for the end-to-end test of a docker context over ssh.
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
 if [ ${#need[@]} -gt 0 ]; then
 	log "installing ${need[*]}"
 	apt_install "${need[@]}"

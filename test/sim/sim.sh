@@ -89,12 +89,25 @@ host_down() {
 	docker context rm -f "$h" >/dev/null 2>&1 || true
 }
 
+# without_fds execs a command without this script's open files (fd 3 and
+# up): a daemon would otherwise keep a lock its caller took with
+# `flock FILE sim.sh …` long after the caller is done, and hold it as long as
+# the host lives.
+without_fds() {
+	local fd
+	for fd in /proc/$BASHPID/fd/*; do
+		fd=${fd##*/}
+		[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+	done
+	exec "$@"
+}
+
 # start_engine launches host $1's dockerd (its containerd must be running)
 # and waits until it answers.
 start_engine() {
 	local h=$1
 	# nsenter, not `ip netns exec`, which remounts /sys and hides the cgroups.
-	nsenter --net="/run/netns/$h" setsid unshare --uts sh -c "hostname $h; exec dockerd \
+	without_fds nsenter --net="/run/netns/$h" setsid unshare --uts sh -c "hostname $h; exec dockerd \
 		--config-file $STATE/$h/daemon.json \
 		--data-root $DATA/$h/docker --exec-root $STATE/$h/exec \
 		--pidfile $STATE/$h/dockerd.pid -H unix://$(sock "$h")" \
@@ -149,7 +162,7 @@ JSON
 	# Each host has its own containerd: one shared with another dockerd (or a
 	# system one) would mix their containers and plugins.
 	mkdir -p "$STATE/$h/containerd"
-	nsenter --net="/run/netns/$h" setsid containerd \
+	without_fds nsenter --net="/run/netns/$h" setsid containerd \
 		--root "$DATA/$h/containerd" --state "$STATE/$h/containerd" \
 		--address "$STATE/$h/containerd/containerd.sock" \
 		>"$STATE/$h/containerd.log" 2>&1 </dev/null &

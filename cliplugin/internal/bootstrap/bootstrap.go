@@ -24,6 +24,7 @@ import (
 	"github.com/docker-fleet/fleet/cliplugin/internal/agentinstall"
 	"github.com/docker-fleet/fleet/cliplugin/internal/engines"
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
+	"github.com/docker-fleet/fleet/shared/agentclient"
 	"github.com/docker-fleet/fleet/shared/api"
 )
 
@@ -39,6 +40,8 @@ type Options struct {
 	Subnet        netip.Prefix // zero: the swarm picks one
 	AdvertiseAddr string
 	AgentPort     int
+	// Dial reaches the agents (nil: TCP to each agent's port); see package dial.
+	Dial agentclient.DialFunc
 }
 
 // Report is what init did and found.
@@ -80,6 +83,9 @@ func Init(ctx context.Context, manager *engines.Engine, workers []*engines.Engin
 	if err := in.precheck(ctx); err != nil {
 		return nil, err
 	}
+	for _, e := range append([]*engines.Engine{manager}, workers...) {
+		e.LearnSocket(ctx)
+	}
 	if err := in.ensureSwarm(ctx); err != nil {
 		return nil, err
 	}
@@ -88,13 +94,16 @@ func Init(ctx context.Context, manager *engines.Engine, workers []*engines.Engin
 		return nil, err
 	}
 	in.report.CACreated = created
-	in.fleet = &fleet.Fleet{Manager: manager.Client, CA: ca}
+	in.fleet = &fleet.Fleet{Manager: manager.Client, CA: ca, Dial: opts.Dial}
 	in.report.Network, in.report.NetworkCreated, err = fleet.EnsureNetwork(ctx, manager.Client, opts.Network, opts.Subnet)
 	if err != nil {
 		return nil, err
 	}
 	if in.report.NetworkCreated {
 		in.say("created overlay network %s (%s)", in.report.Network.Name, in.report.Network.Subnet)
+	}
+	if err := in.ensureRelay(ctx); err != nil {
+		return nil, err
 	}
 	if err := in.ensureAgent(ctx, manager, in.mgrInfo); err != nil {
 		return nil, fmt.Errorf("manager (docker context %q): %w", manager.Context, err)

@@ -72,6 +72,10 @@ func RenderNode(out io.Writer, v NodeView) error {
 		fmt.Fprintf(w, "Engine:\t%s (API %s, %s, data root %s)\n", i.Engine.Version, i.Engine.APIVersion, exp, i.Engine.DataRoot)
 		fmt.Fprintf(w, "CRIU:\t%s\n", criuLine(i.CRIU))
 		fmt.Fprintf(w, "Agent:\t%s at %s:%d\n", i.AgentVersion, v.Addr, v.AgentPort)
+		if !i.CertNotAfter.IsZero() {
+			fmt.Fprintf(w, "Certificate:\tnode, expires %s (in %d days; `docker fleet init` renews it)\n",
+				i.CertNotAfter.UTC().Format(time.DateOnly), int(time.Until(i.CertNotAfter).Hours()/24))
+		}
 		fmt.Fprintf(w, "Kernel:\t%s\n", i.Kernel)
 		fmt.Fprintf(w, "Migration:\t%s\n", Migration(i, ""))
 		for _, p := range i.Migration.Problems {

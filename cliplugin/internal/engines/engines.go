@@ -23,6 +23,8 @@ type Engine struct {
 	Context string
 	Host    string
 	Client  client.APIClient
+	// socket is where the engine's socket is on its host, when learned.
+	socket string
 }
 
 // FromContext opens the engine the docker context name points at.
@@ -66,8 +68,11 @@ func (e *Engine) Check(ctx context.Context) error {
 // SocketOnHost is the path of the engine's API socket on the engine's own
 // host, which the agent mounts. A unix context names it; for a remote
 // context (ssh://, tcp://) the engine is taken to listen where it does by
-// default.
+// default, unless LearnSocket found otherwise.
 func (e *Engine) SocketOnHost() string {
+	if e.socket != "" {
+		return e.socket
+	}
 	if p, ok := strings.CutPrefix(e.Host, "unix://"); ok {
 		return p
 	}

@@ -24,6 +24,8 @@ type Fleet struct {
 	// CertDir caches the CLI's certificate (default: under the docker
 	// config directory).
 	CertDir string
+	// ConnsPerAgent bounds the connections open to one agent (0: none).
+	ConnsPerAgent int
 
 	credsOnce sync.Once
 	creds     pki.Pair
@@ -48,5 +50,9 @@ func (f *Fleet) Agent(n Node) (*agentclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return agentclient.New(creds, n.Hostname, n.Addr, n.AgentPort, f.Dial)
+	c, err := agentclient.New(creds, n.Hostname, n.Addr, n.AgentPort, f.Dial)
+	if err == nil && f.ConnsPerAgent > 0 {
+		c.LimitConns(f.ConnsPerAgent)
+	}
+	return c, err
 }

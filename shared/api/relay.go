@@ -1,0 +1,32 @@
+package api
+
+// The relay is how the CLI reaches the agents through the manager's Docker
+// API alone (a docker context over ssh, or the engine's TLS port): a small
+// container on the manager engine, made by init from the agent's own binary,
+// in which the CLI execs `fleet-agent relay dial HOST:PORT` once per
+// connection. The exec's stdin and stdout are the connection; TLS runs end
+// to end between the CLI and the agent, so the relay only moves bytes.
+const (
+	// RelayContainer is the relay's container name on the manager engine.
+	RelayContainer = "fleet-relay"
+	// RelayImage is the relay's image repository; its tag is the build of
+	// the CLI that made it, so that init replaces it when that changes.
+	RelayImage = "docker-fleet/relay"
+	// RelayBinary is the agent binary's path in the relay image.
+	RelayBinary = "/fleet-agent"
+
+	// RelayArg puts the agent binary in relay mode; RelayIdle (the
+	// container's own process) and RelayDial HOST:PORT are its commands.
+	RelayArg  = "relay"
+	RelayIdle = "idle"
+	RelayDial = "dial"
+
+	// EnvRelayPorts lists the only TCP ports (comma-separated) the relay
+	// dials: the fleet's agent ports. It is no general proxy.
+	EnvRelayPorts = "FLEET_RELAY_PORTS"
+
+	// RelayReady is the one byte `relay dial` writes on its stdout once its
+	// TCP connection is open; every byte after it is the agent's. Before
+	// it, a failed dial ends the exec with the reason on stderr.
+	RelayReady byte = 0x06
+)
