@@ -10,7 +10,7 @@ SIM_HOSTS ?= 3
 PLUGIN_TAR := packaging/dist/fleet-agent-plugin.tar.gz
 GOFILES := $(shell find . -name '*.go' -not -path './.git/*')
 
-.PHONY: all build install test unit e2e fuzz bench demo sim-up sim-down lint clean
+.PHONY: all build install test unit e2e servers fuzz bench demo sim-up sim-down lint clean
 
 all: build
 
@@ -23,7 +23,7 @@ $(PLUGIN_TAR): bin/fleet-agent manifest/config.json packaging/build-plugin.sh
 bin/docker-fleet: $(PLUGIN_TAR) $(GOFILES) go.mod go.sum
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cliplugin
 
-bin/workload: test/workload/main.go
+bin/workload: $(wildcard test/workload/*.go)
 	$(GO) build -trimpath -o $@ ./test/workload
 
 ## build: the docker-fleet CLI plugin (with the agent plugin inside) and the agent plugin package
@@ -38,6 +38,7 @@ lint:
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/...
+	$(GO) vet -tags servers ./test/...
 
 ## unit: unit tests
 unit:
@@ -67,8 +68,16 @@ e2e: install bin/workload
 	SIM_WORKLOAD=$(CURDIR)/bin/workload test/sim/sim.sh reset $(SIM_HOSTS)
 	SIM_WORKLOAD=$(CURDIR)/bin/workload $(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/
 
+## servers: real servers built from Debian's packages (test/servers/images.sh, no
+## registry), each migrated live under its own load client, on a fresh simulator
+servers: install bin/workload
+	test/servers/images.sh build
+	SIM_WORKLOAD=$(CURDIR)/bin/workload test/sim/sim.sh reset $(SIM_HOSTS)
+	test/servers/images.sh load h1 h2 h3
+	$(GO) test -tags servers -count=1 -timeout 30m -v ./test/servers/
+
 ## test: everything CI runs
-test: lint unit e2e
+test: lint unit e2e servers
 
 ## bench: migration downtime and total, docker fleet against the docker-native path,
 ## and describe/create through the relay against direct (BENCH_ONLY=transport or migrate)

@@ -43,8 +43,10 @@ func client(args []string) {
 			log.Fatal("poll URL INTERVAL_MS")
 		}
 		poll(args[1], time.Duration(ms)*time.Millisecond)
+	case len(args) > 0 && (args[0] == "memcache" || args[0] == "beanstalk"):
+		kvClient(args)
 	default:
-		log.Fatal("usage: workload | workload get URL | workload poll URL INTERVAL_MS")
+		log.Fatal("usage: workload | workload get URL | workload poll URL INTERVAL_MS | workload memcache|beanstalk HOST:PORT N RATE")
 	}
 }
 
