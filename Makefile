@@ -23,7 +23,7 @@ $(PLUGIN_TAR): bin/fleet-agent manifest/config.json packaging/build-plugin.sh
 bin/docker-fleet: $(PLUGIN_TAR) $(GOFILES) go.mod go.sum
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cliplugin
 
-bin/workload: test/workload/main.go
+bin/workload: $(wildcard test/workload/*.go)
 	$(GO) build -trimpath -o $@ ./test/workload
 
 ## build: the docker-fleet CLI plugin (with the agent plugin inside) and the agent plugin package
