@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -151,14 +152,17 @@ func TestMigrateNonRootWithSharedMemoryLockAndSocket(t *testing.T) {
 	assert.Check(t, is.DeepEqual(st0.Extras, map[string]string{"shm": "ok (owner 1000)", "posixshm": "ok", "lock": "ok", "unix": "ok"}))
 	assert.Check(t, is.Equal(fleetCmd(t, "migrate", "--check", "asuser.1", "--to", "h3").Code, 0))
 	stop := poller(t, "h1", ip)
+	time.Sleep(2 * time.Second)
 
 	r := fleetCmd(t, "migrate", "asuser.1", "--to", "h3")
 	assert.Assert(t, r.Code == 0, r.String())
 	t.Log(strings.TrimSpace(r.Stdout))
+	time.Sleep(time.Second)
 	poll := stop()
 	t.Logf("poller: %+v", poll)
 	assert.Check(t, is.Equal(poll.Dials, 1), "the poller's TCP connection did not survive: %+v", poll)
 	assert.Check(t, !poll.WentBack)
+	assert.Check(t, poll.Errors == 0 && poll.Last > st0.Counter, "%+v", poll)
 
 	c, ok := containerOn(t, "asuser.1")
 	assert.Assert(t, ok)
