@@ -151,5 +151,8 @@ func renderInit(out io.Writer, r *bootstrap.Report) error {
 	if len(problems) > 0 {
 		fmt.Fprintf(out, "Live migration will not work until this is fixed:\n  %s\n", strings.Join(problems, "\n  "))
 	}
+	if limits := r.Limits(); len(limits) > 0 {
+		fmt.Fprintf(out, "Live migration works with these limits:\n  %s\n", strings.Join(limits, "\n  "))
+	}
 	return nil
 }

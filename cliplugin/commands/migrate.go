@@ -16,6 +16,7 @@ import (
 type migrateOptions struct {
 	to     string
 	format string
+	check  bool
 }
 
 func newMigrateCommand(dockerCli command.Cli) *cobra.Command {
@@ -30,10 +31,15 @@ and its established TCP connections. The source node's agent streams it
 straight to the destination's agent over mutual TLS.
 
 It ends with the container running on the destination only (exit 0), or still
-running on the source with its state (exit 1, with the reason).`,
+running on the source with its state (exit 1, with the reason). What CRIU
+cannot checkpoint (io_uring, multipath TCP, a unix socket connected to the
+outside, a bind mount of a host path, …) is refused before the freeze;
+--check says so without migrating (exit 0 when it would go, 1 with the
+reasons when not).`,
 		Example: `  docker fleet migrate web.1 --to h3
   docker fleet migrate web.1                 # the scheduler picks the node
-  docker fleet migrate web.1 --format json`,
+  docker fleet migrate web.1 --format json
+  docker fleet migrate --check db.1          # would it go? changes nothing`,
 		Args: cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runMigrate(cmd, dockerCli, opts, args[0])
@@ -41,6 +47,7 @@ running on the source with its state (exit 1, with the reason).`,
 	}
 	cmd.Flags().StringVar(&opts.to, "to", "", "Destination node (default: the scheduler picks)")
 	cmd.Flags().StringVar(&opts.format, "format", "", formatHelp)
+	cmd.Flags().BoolVar(&opts.check, "check", false, "Only check whether the container can migrate now; change nothing")
 	return cmd
 }
 
@@ -51,6 +58,9 @@ func runMigrate(cmd *cobra.Command, dockerCli command.Cli, opts migrateOptions, 
 		return err
 	}
 	d := &deploy.Deployer{Fleet: f, Progress: dockerCli.Err()}
+	if opts.check {
+		return runMigrateCheck(cmd, dockerCli, d, opts, name)
+	}
 	res, err := d.Migrate(ctx, name, opts.to, progress(dockerCli.Err(), ""))
 	if err != nil {
 		return err

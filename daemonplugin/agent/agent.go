@@ -61,14 +61,19 @@ func New(cfg Config) (*Agent, error) {
 		}
 	}
 	wl := &workloads.Manager{Node: cfg.Node, Engine: engine, Cores: func() (cpuset.Set, error) { return metrics.Cores(cfg.Proc) }}
-	return &Agent{
+	a := &Agent{
 		cfg:       cfg,
 		engine:    engine,
 		keys:      keys,
 		sampler:   metrics.NewSampler(cfg.Proc, time.Second),
 		workloads: wl,
 		migrator:  &migrate.Migrator{Node: cfg.Node, Engine: engine, Workloads: wl, Creds: keys, HostRoot: hostexec.HostRoot},
-	}, nil
+	}
+	a.migrator.ForeignLimits = func() bool {
+		criu, _ := a.criuInfo()
+		return readsForeignLimits(readCapabilities(cfg.Proc), criu)
+	}
+	return a, nil
 }
 
 // Run serves the engine hooks on the plugin socket and, once init has given
@@ -143,6 +148,9 @@ func (a *Agent) Handler() http.Handler {
 		"POST " + api.PathPrepare:    a.servePrepare,
 		"POST " + api.PathImageLoad:  a.serveImageLoad,
 		"POST " + api.PathReceive:    a.serveReceive,
+
+		// migrate --check: looks at a container, changes nothing.
+		"POST " + api.PathMigrateCheck: postJSON(a.migrator.Check),
 	}
 	for pattern, h := range routes {
 		roles, ok := api.Access[pattern]
@@ -226,6 +234,9 @@ func (a *Agent) Info(ctx context.Context) (api.Info, error) {
 	if node == "" {
 		node = in.Name
 	}
+	caps := readCapabilities(a.cfg.Proc)
+	ready := Readiness(engine, criu, criuVersion)
+	ready.Limits = CapabilityLimits(caps, criu)
 	return api.Info{
 		Node:         node,
 		AgentVersion: version.Version,
@@ -234,7 +245,8 @@ func (a *Agent) Info(ctx context.Context) (api.Info, error) {
 		MemTotal:     in.MemTotal,
 		Engine:       engine,
 		CRIU:         criu,
-		Migration:    Readiness(engine, criu, criuVersion),
+		Migration:    ready,
+		Capabilities: caps,
 		CertNotAfter: a.certNotAfter(),
 	}, nil
 }
@@ -274,6 +286,7 @@ func (a *Agent) criuInfo() (api.CRIUInfo, int) {
 	defer a.criuMu.Unlock()
 	if a.criuAt.IsZero() || time.Since(a.criuAt) > criuTTL {
 		a.criu, a.criuVersion = criucheck.Check(a.cfg.CRIUPath)
+		a.criu.Patches = criuPatches()
 		a.criuAt = time.Now()
 	}
 	return a.criu, a.criuVersion

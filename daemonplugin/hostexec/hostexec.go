@@ -80,11 +80,17 @@ func Exec(argv []string) error {
 	return syscall.Exec(p, args, env)
 }
 
-func find(tool string) (string, error) {
+func find(tool string) (string, error) { return findIn("/", tool) }
+
+// HostPath is where, seen from the agent through the bind of the host's
+// root at root, the launcher finds the host's tool.
+func HostPath(root, tool string) (string, error) { return findIn(root, tool) }
+
+func findIn(root, tool string) (string, error) {
 	for _, dir := range searchPath {
 		p := filepath.Join(dir, tool)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-			return p, nil
+		if st, err := os.Stat(filepath.Join(root, p)); err == nil && st.Mode().IsRegular() {
+			return filepath.Join(root, p), nil
 		}
 	}
 	return "", fmt.Errorf("%s is not installed on the host (looked in %v)", tool, searchPath)

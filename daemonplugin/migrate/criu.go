@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,9 +14,10 @@ import (
 )
 
 // criuOptions are what fleet migrations need from CRIU: established TCP
-// connections are checkpointed and restored, and connections still being
-// set up under load do not fail the dump.
-var criuOptions = []string{"tcp-established", "skip-in-flight"}
+// connections are checkpointed and restored, connections still being set
+// up under load do not fail the dump, and file locks (fcntl, flock: every
+// database holds some) are checkpointed and restored.
+var criuOptions = []string{"tcp-established", "skip-in-flight", "file-locks"}
 
 // editCRIUConfig edits the host's runc CRIU configuration, which every
 // engine of the host reads for checkpoints and restores (engines before 24
@@ -79,15 +81,40 @@ func withCRIULock(hostRoot string, extra []string, fn func() error) error {
 // logPath finds the CRIU log an engine error points at.
 var logPath = regexp.MustCompile(`path= ?(\S+\.log)`)
 
+// criuLogPath is where CRIU's log of a failed checkpoint or restore is on
+// the host: named by runcCheckpoint's error, or in the engine's message.
+func criuLogPath(err error) string {
+	var d *dumpFailed
+	if errors.As(err, &d) {
+		return d.log
+	}
+	if m := logPath.FindStringSubmatch(err.Error()); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// failure turns a failed checkpoint or restore (kind "dump" or "restore")
+// into the reason CRIU wrote in its log, in words a user can act on, and
+// keeps that log on the node (the reason names the copy).
+func (m *Migrator) failure(err error, kind, container string) string {
+	log := criuLogPath(err)
+	shown := m.keepLog(log, kind, container)
+	if shown == "" {
+		shown = log
+	}
+	return criuReason(m.HostRoot, err, log, shown)
+}
+
 // criuReason turns an engine's "criu failed: type NOTIFY errno 0" into the
-// reason CRIU wrote in its log, in words a user can act on.
-func criuReason(hostRoot string, err error) string {
+// reason CRIU wrote in its log at log (a host path), naming the log as
+// shown.
+func criuReason(hostRoot string, err error, log, shown string) string {
 	msg := err.Error()
-	m := logPath.FindStringSubmatch(msg)
-	if m == nil {
+	if log == "" {
 		return msg
 	}
-	f, ferr := os.Open(filepath.Join(hostRoot, m[1]))
+	f, ferr := os.Open(filepath.Join(hostRoot, log))
 	if ferr != nil {
 		return msg
 	}
@@ -101,17 +128,32 @@ func criuReason(hostRoot string, err error) string {
 			errs = append(errs, line[i:])
 		}
 	}
-	return explainCRIU(errs, m[1])
+	return explainCRIU(errs, shown)
+}
+
+// criuExplained are CRIU errors the fleet knows the cause of, in a user's
+// words with what to change; CRIU's line follows as detail.
+var criuExplained = []struct{ match, words string }{
+	{"Unsupported proto 262", "the container " + mptcpAdvice},
+	{"[io_uring]", "a process " + ioUringAdvice},
+	{"Can't get rlimit", "a process runs as another user than root, and CRIU cannot read its resource limits here " +
+		"(root lacks CAP_SYS_RESOURCE and this CRIU is a stock build): install the fleet's CRIU build (packaging/criu)"},
+	{"Failed to get stats for IPC shared memory", "the container has SysV shared memory of another user than root, " +
+		"which CRIU can read only with CAP_IPC_OWNER, which the agent lacks here"},
+	{"Can't dump ghost file", "a process holds a deleted file open that is larger than CRIU carries (1 MiB): " +
+		"have the program close it, or keep the file until the move"},
 }
 
 func explainCRIU(errs []string, log string) string {
-	all := strings.Join(errs, "\n")
-	switch {
-	case strings.Contains(all, "Unsupported proto 262"):
-		return "the container has a multipath TCP (MPTCP) socket, which CRIU cannot checkpoint; " +
-			"Go 1.24 and later listen with MPTCP by default: run the program with GODEBUG=multipathtcp=0"
-	case len(errs) == 0:
+	if len(errs) == 0 {
 		return "CRIU failed without an error line; see " + log
+	}
+	for _, e := range errs {
+		for _, x := range criuExplained {
+			if strings.Contains(e, x.match) {
+				return fmt.Sprintf("%s (CRIU: %s; log: %s)", x.words, stripSource(e), log)
+			}
+		}
 	}
 	// The first error that is not the harmless rlimit complaint.
 	for _, e := range errs {

@@ -162,7 +162,7 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 		return api.ReceiveResult{}, workloads.Refuse(errdefs.ErrInvalidArgument,
 			"receiving %s: the stream is corrupt (SHA-256 %s, the source sent %q)", h.Name, got, want)
 	}
-	if err := m.restore(ctx, twin.ID, h.ImagesDir, imgDir); err != nil {
+	if err := m.restore(ctx, twin.ID, h.Name, h.ImagesDir, imgDir); err != nil {
 		return api.ReceiveResult{}, fmt.Errorf("restoring %s on %s: %w", h.Name, m.Node, err)
 	}
 	ok = true

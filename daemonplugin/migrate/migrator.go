@@ -30,6 +30,10 @@ type Migrator struct {
 	// paths (writable layers, checkpoints, volumes) are read and written
 	// through it.
 	HostRoot string
+	// ForeignLimits reports whether this node's CRIU can read the resource
+	// limits of another user's process (CAP_SYS_RESOURCE, or the fleet's
+	// CRIU build); nil means it can.
+	ForeignLimits func() bool
 
 	// one migration at a time on this host: the CRIU configuration is the
 	// host's, and a second freeze would only slow the first.

@@ -95,10 +95,16 @@ func (m *Migrator) runcCheckpoint(ctx context.Context, t *runcTarget, id, imgDir
 		"--image-path", imgDir, "--work-path", work, "--tcp-established", id)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("%s (%s): path= %s", strings.TrimSpace(string(out)), err, filepath.Join(work, "dump.log"))
+		return &dumpFailed{msg: fmt.Sprintf("%s (%s)", strings.TrimSpace(string(out)), err), log: filepath.Join(work, "dump.log")}
 	}
 	return nil
 }
+
+// dumpFailed is a failed runc checkpoint and where CRIU's log of it is
+// (a host path).
+type dumpFailed struct{ msg, log string }
+
+func (e *dumpFailed) Error() string { return e.msg }
 
 // unlockNetwork takes away the rules with which CRIU locks a container's
 // network during a dump. CRIU removes them itself when a dump ends, but not

@@ -53,11 +53,13 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 		return nil, fmt.Errorf("%s on %s: %w", req.Container, m.Node, err)
 	}
 	c := res.Container
-	if _, ok := c.Config.Labels[labels.Service]; !ok {
-		return nil, fmt.Errorf("%s on %s is not a fleet container", req.Container, m.Node)
+	if err := checkable(c, req.Container, m.Node); err != nil {
+		return nil, err
 	}
-	if !c.State.Running {
-		return nil, fmt.Errorf("%s on %s is %s, not running: only a running container is live-migrated", req.Container, m.Node, c.State.Status)
+	// What CRIU cannot checkpoint is refused before anything is frozen,
+	// announced or sent.
+	if problems := m.precheck(c); len(problems) > 0 {
+		return nil, refusePrecheck(strings.TrimPrefix(c.Name, "/"), m.Node, problems)
 	}
 	hdr, err := m.header(c, req.ID)
 	if err != nil {
@@ -97,6 +99,9 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 	hdr.ImagesDir = rerr == nil
 	imgDir := filepath.Join(shmDir, "fleet-migration-"+hdr.ID)
 	defer os.RemoveAll(m.host(imgDir))
+	// The dump's work directory holds CRIU's log and stats: the log of a
+	// failed dump is kept elsewhere (keepLog), the stats read on success.
+	defer os.RemoveAll(m.host(imgDir + "-work"))
 
 	// Freeze: from here on, the container runs again here or there.
 	emit(api.MigrateEvent{Phase: api.PhaseCheckpoint, Message: "checkpointing " + hdr.Name})
@@ -109,7 +114,7 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 		return err
 	})
 	if err != nil {
-		reason := criuReason(m.HostRoot, err)
+		reason := m.failure(err, "dump", hdr.Name)
 		if now, ierr := m.Engine.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{}); ierr == nil && !now.Container.State.Running {
 			// CRIU resumes what it failed to dump; should it not have, the
 			// container is brought back from what it was.
@@ -119,8 +124,6 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 		}
 		return nil, fmt.Errorf("checkpoint of %s failed, it keeps running on %s: %s", hdr.Name, m.Node, reason)
 	}
-	// The dump's work directory holds its log and CRIU's stats: kept when
-	// the dump failed (the error names the log), dropped once read.
 	dump := dumpStats(m.host(imgDir + "-work"))
 	_ = os.RemoveAll(m.host(imgDir + "-work"))
 	cpDir := m.host(imgDir)
@@ -340,7 +343,7 @@ func (m *Migrator) rollback(ctx context.Context, c container.InspectResponse, h 
 	if lastErr != nil {
 		return fmt.Errorf("reconnecting to %s with %s: %w", h.Network, h.IP, lastErr)
 	}
-	if err := m.restore(ctx, c.ID, h.ImagesDir, imgDir); err != nil {
+	if err := m.restore(ctx, c.ID, h.Name, h.ImagesDir, imgDir); err != nil {
 		return err
 	}
 	_, _ = m.Engine.CheckpointRemove(ctx, c.ID, client.CheckpointRemoveOptions{CheckpointID: checkpointName})
@@ -350,7 +353,7 @@ func (m *Migrator) rollback(ctx context.Context, c container.InspectResponse, h 
 // restore starts a container from its checkpoint: from the engine's
 // checkpoint directory, or (fast path) from images in imgDir, of which the
 // engine gets only descriptors.json.
-func (m *Migrator) restore(ctx context.Context, id string, fast bool, imgDir string) error {
+func (m *Migrator) restore(ctx context.Context, id, name string, fast bool, imgDir string) error {
 	var extra []string
 	if fast {
 		cpDir, err := m.checkpointDir(ctx, id)
@@ -372,7 +375,7 @@ func (m *Migrator) restore(ctx context.Context, id string, fast bool, imgDir str
 	return withCRIULock(m.HostRoot, extra, func() error {
 		_, err := m.Engine.ContainerStart(ctx, id, client.ContainerStartOptions{CheckpointID: checkpointName})
 		if err != nil {
-			return fmt.Errorf("restore: %s", criuReason(m.HostRoot, err))
+			return fmt.Errorf("restore: %s", m.failure(err, "restore", name))
 		}
 		return nil
 	})

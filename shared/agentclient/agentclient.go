@@ -326,3 +326,9 @@ func (c *Client) Leave(ctx context.Context, req api.LeaveRequest) error {
 	_, err := call[struct{}](ctx, c, http.MethodPost, api.PathLeave, req)
 	return err
 }
+
+// Check asks the node's agent whether one of its containers can be
+// checkpointed now; it changes nothing.
+func (c *Client) Check(ctx context.Context, req api.CheckRequest) (api.CheckResult, error) {
+	return call[api.CheckResult](ctx, c, http.MethodPost, api.PathMigrateCheck, req)
+}

@@ -45,6 +45,7 @@ var Access = map[string][]pki.Role{
 	"DELETE " + PathContainer + "{name}":              operator,
 	"POST " + PathContainer + "{name}" + ResizeSuffix: operator,
 	"POST " + PathMigrate:                             operator,
+	"POST " + PathMigrateCheck:                        operator,
 	"POST " + PathExpect:                              operator,
 	"POST " + PathLeave:                               operator,
 	"POST " + PathNodeCSR:                             operator,

@@ -49,6 +49,8 @@ type Info struct {
 	Engine       EngineInfo `json:"engine"`
 	CRIU         CRIUInfo   `json:"criu"`
 	Migration    Readiness  `json:"migration"`
+	// Capabilities are those CRIU work needs, as the node has them.
+	Capabilities Capabilities `json:"capabilities"`
 	// CertNotAfter is when the node's certificate expires.
 	CertNotAfter time.Time `json:"certNotAfter"`
 }
@@ -68,6 +70,9 @@ type CRIUInfo struct {
 	// Error says why CRIU could not be used (not installed, fails to run).
 	Error    string       `json:"error,omitempty"`
 	Features CRIUFeatures `json:"features"`
+	// Patches are the fleet's CRIU patches the host's CRIU was built with
+	// (packaging/criu), as the stamp next to the binary records them.
+	Patches []string `json:"patches,omitempty"`
 }
 
 // CRIUFeatures are the kernel features that decide which migration
@@ -84,6 +89,9 @@ type CRIUFeatures struct {
 type Readiness struct {
 	Ready    bool     `json:"ready"`
 	Problems []string `json:"problems,omitempty"`
+	// Limits are what migration cannot do on the node even when it is
+	// ready (such as containers of some kind), and why.
+	Limits []string `json:"limits,omitempty"`
 }
 
 // Metrics are a node's current figures.

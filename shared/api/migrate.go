@@ -10,6 +10,9 @@ const (
 	// PathMigrate: the CLI asks the source agent to migrate a container; the
 	// answer is a stream of MigrateEvent, one JSON document a line.
 	PathMigrate = "/v1/migrate"
+	// PathMigrateCheck: the CLI asks the source agent whether a container
+	// can be checkpointed (CheckRequest, CheckResult); nothing changes.
+	PathMigrateCheck = "/v1/migrate/check"
 	// PathPrepare: the source asks the destination whether it can take it.
 	PathPrepare = "/v1/migrations/prepare"
 	// PathImageLoad: the source streams `docker save` of an image the
@@ -48,6 +51,21 @@ type MigrateRequest struct {
 	Container string `json:"container"`
 	To        string `json:"to"`
 	ToAddr    string `json:"toAddr"`
+}
+
+// CheckRequest names a container whose processes the source agent looks
+// at for what CRIU cannot checkpoint.
+type CheckRequest struct {
+	Container string `json:"container"`
+}
+
+// CheckResult is the source's verdict before any freeze: Problems say, in
+// a user's words, what stops the checkpoint and what to change.
+type CheckResult struct {
+	Container string   `json:"container"`
+	Node      string   `json:"node"`
+	OK        bool     `json:"ok"`
+	Problems  []string `json:"problems,omitempty"`
 }
 
 // Expectation announces a migration to its destination: from which node,

@@ -12,6 +12,9 @@ const (
 	CA = Prefix + ".ca"
 	// AgentPort is the node label recording the port its agent listens on.
 	AgentPort = Prefix + ".agent-port"
+	// HostCaps is the node label recording which of the capabilities the
+	// agent asks for the node's root has (comma-separated).
+	HostCaps = Prefix + ".host-caps"
 	// Service and Replica mark fleet containers.
 	Service = Prefix + ".service"
 	Replica = Prefix + ".replica"

@@ -25,6 +25,9 @@ type workloadState struct {
 	BallastSHA256 string `json:"ballastSHA256"`
 	BallastOK     *bool  `json:"ballastOK"`
 	Birth         string `json:"birth"`
+	// UID and Extras: see EXTRAS in test/workload.
+	UID    int               `json:"uid"`
+	Extras map[string]string `json:"extras"`
 }
 
 type pollSummary struct {

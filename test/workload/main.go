@@ -5,7 +5,8 @@
 //
 // Settings (environment): BALLAST_MB (default 16), PORT (8080), BIRTH_FILE
 // (/var/lib/workload/birth), MPTCP=1 to listen with multipath TCP (which CRIU
-// cannot checkpoint).
+// cannot checkpoint), EXTRAS to hold what servers hold (see extras.go), in
+// the directory of BIRTH_FILE.
 //
 // The same binary is the tests' client: "workload get URL" prints one answer;
 // "workload poll URL INTERVAL_MS" polls over one kept-alive connection until
@@ -43,6 +44,9 @@ type State struct {
 	// BallastOK is set on ?verify=1: the ballast still hashes to BallastSHA256.
 	BallastOK *bool  `json:"ballastOK,omitempty"`
 	Birth     string `json:"birth"`
+	// UID is the user the workload runs as; Extras the state of EXTRAS.
+	UID    int               `json:"uid"`
+	Extras map[string]string `json:"extras,omitempty"`
 }
 
 var (
@@ -66,6 +70,7 @@ func main() {
 	}
 	fillBallast(mb, birth)
 	ballastSum = hashBallast()
+	ex := startExtras(os.Getenv("EXTRAS"), filepath.Dir(birthFile), birth)
 
 	go func() {
 		for range time.Tick(10 * time.Millisecond) {
@@ -81,6 +86,7 @@ func main() {
 			Hostname: host, PID: os.Getpid(), Started: started,
 			Counter: counter.Load(), Requests: requests.Add(1),
 			BallastMB: mb, BallastSHA256: ballastSum, Birth: birth,
+			UID: os.Getuid(), Extras: ex.state(),
 		}
 		if r.URL.Query().Get("verify") == "1" {
 			ok := hashBallast() == ballastSum

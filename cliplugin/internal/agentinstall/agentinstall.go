@@ -38,6 +38,9 @@ type Settings struct {
 	Socket   string
 	DataRoot string
 	HostRoot string
+	// Capabilities are those the plugin asks for (see Capabilities): they
+	// are fixed when it is created, so other ones mean a new plugin.
+	Capabilities []string
 }
 
 // Result says what Ensure did.
@@ -76,7 +79,7 @@ func Ensure(ctx context.Context, c client.APIClient, s Settings) (Result, string
 		return Unchanged, "", fmt.Errorf("inspecting plugin %s: %w", labels.AgentPlugin, err)
 	}
 	p := res.Plugin
-	if current(p, envBuild) != build {
+	if current(p, envBuild) != build || !sameCaps(p.Config.Linux.Capabilities, s.Capabilities) {
 		if err := Remove(ctx, c); err != nil {
 			return Unchanged, "", err
 		}
@@ -127,7 +130,7 @@ func Remove(ctx context.Context, c client.APIClient) error {
 }
 
 func install(ctx context.Context, c client.APIClient, tarball []byte, s Settings, build, token string) error {
-	tr, err := packaging.Uncompress(tarball)
+	tr, err := withCapabilities(tarball, s.Capabilities)
 	if err != nil {
 		return err
 	}

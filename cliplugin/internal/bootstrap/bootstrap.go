@@ -22,6 +22,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/agentinstall"
+	"github.com/docker-fleet/fleet/cliplugin/internal/describe"
 	"github.com/docker-fleet/fleet/cliplugin/internal/engines"
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
 	"github.com/docker-fleet/fleet/shared/agentclient"
@@ -294,7 +295,11 @@ func (in *initializer) waitReady(ctx context.Context, nodeID string) error {
 }
 
 // ensureAgent installs (or keeps) the agent on e's engine, records its port
-// on the swarm node and waits until it answers over mutual TLS.
+// on the swarm node and waits until it answers over mutual TLS. The agent
+// asks for the capabilities the host's root has (agentinstall.Capabilities):
+// as recorded on the node, or, where no agent reported them yet, the
+// required ones first and, once the agent tells what the host has, a
+// second install with those.
 func (in *initializer) ensureAgent(ctx context.Context, e *engines.Engine, info system.Info) error {
 	nodes, err := fleet.Nodes(ctx, in.manager.Client)
 	if err != nil {
@@ -304,24 +309,62 @@ func (in *initializer) ensureAgent(ctx context.Context, e *engines.Engine, info 
 	if err != nil {
 		return err
 	}
-	res, token, err := agentinstall.Ensure(ctx, e.Client, agentinstall.Settings{
-		Node:     node.Hostname,
-		Port:     in.opts.AgentPort,
-		CA:       in.fleet.CA.CertPEM,
-		Socket:   e.SocketOnHost(),
-		DataRoot: info.DockerRootDir,
-		HostRoot: "/",
+	var results []string
+	_, err = agentinstall.Fit(node.HostCaps, func(caps []string) ([]string, error) {
+		res, ainfo, err := in.installAgent(ctx, e, info, node, caps)
+		if err != nil {
+			return nil, err
+		}
+		if res != agentinstall.Unchanged {
+			results = append(results, res.String())
+		}
+		host := ainfo.Capabilities.Host
+		if len(host) > 0 && !fleet.SameHostCaps(node.HostCaps, host) {
+			// Only a shortcut for the next install: not worth failing for.
+			if err := fleet.SetHostCaps(ctx, in.manager.Client, node.ID, host); err != nil {
+				in.say("warning: %s: recording its capabilities: %v", node.Hostname, err)
+			}
+			node.HostCaps = host
+		}
+		return host, nil
 	})
 	if err != nil {
 		return err
 	}
+	if len(results) > 0 {
+		in.say("%s: agent %s", node.Hostname, strings.Join(slices.Compact(results), ", then "))
+	}
+	r := in.touched[node.ID]
+	r.Context, r.Agent = e.Context, agentinstall.Unchanged.String()
+	if len(results) > 0 {
+		r.Agent = results[0]
+	}
+	in.touched[node.ID] = r
+	return nil
+}
+
+// installAgent makes e's engine run the agent with caps and waits until it
+// answers, returning what it reports.
+func (in *initializer) installAgent(ctx context.Context, e *engines.Engine, info system.Info, node fleet.Node, caps []string) (agentinstall.Result, api.Info, error) {
+	res, token, err := agentinstall.Ensure(ctx, e.Client, agentinstall.Settings{
+		Node:         node.Hostname,
+		Port:         in.opts.AgentPort,
+		CA:           in.fleet.CA.CertPEM,
+		Socket:       e.SocketOnHost(),
+		DataRoot:     info.DockerRootDir,
+		HostRoot:     "/",
+		Capabilities: caps,
+	})
+	if err != nil {
+		return res, api.Info{}, err
+	}
 	if err := fleet.SetAgentPort(ctx, in.manager.Client, node.ID, in.opts.AgentPort); err != nil {
-		return err
+		return res, api.Info{}, err
 	}
 	node.AgentPort = in.opts.AgentPort
 	agent, err := in.fleet.Agent(node)
 	if err != nil {
-		return err
+		return res, api.Info{}, err
 	}
 	wait := AgentTimeout
 	if res == agentinstall.Unchanged {
@@ -335,20 +378,17 @@ func (in *initializer) ensureAgent(ctx context.Context, e *engines.Engine, info 
 			err = in.enroll(ctx, node, token, AgentTimeout)
 		}
 	}
+	var ainfo api.Info
 	if err == nil {
-		_, err = agent.WaitInfo(ctx, AgentTimeout)
+		ainfo, err = agent.WaitInfo(ctx, AgentTimeout)
 	}
 	if err != nil {
 		if res == agentinstall.Installed {
 			_ = agentinstall.Remove(context.WithoutCancel(ctx), e.Client)
 		}
-		return fmt.Errorf("the agent on %s does not answer at %s: %w", node.Hostname, agent.Addr, err)
+		return res, ainfo, fmt.Errorf("the agent on %s does not answer at %s: %w", node.Hostname, agent.Addr, err)
 	}
-	if res != agentinstall.Unchanged {
-		in.say("%s: agent %s", node.Hostname, res)
-	}
-	in.touched[node.ID] = NodeReport{Context: e.Context, Agent: res.String()}
-	return nil
+	return res, ainfo, nil
 }
 
 // enroll gives the node's agent a new certificate (its first, or a
@@ -412,6 +452,17 @@ func (in *initializer) say(format string, args ...any) {
 	if in.progress != nil {
 		fmt.Fprintf(in.progress, format+"\n", args...)
 	}
+}
+
+// Limits lists, per node, what migration cannot do there (Readiness.Limits).
+func (r *Report) Limits() []string {
+	var ls []describe.NodeLimits
+	for _, n := range r.Nodes {
+		if n.Info != nil {
+			ls = append(ls, describe.NodeLimits{Node: n.Hostname, Limits: n.Info.Migration.Limits})
+		}
+	}
+	return describe.GroupLimits(ls)
 }
 
 // Problems lists, per node, what stands in the way of migration there.

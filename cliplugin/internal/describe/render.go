@@ -40,6 +40,9 @@ func RenderFleet(out io.Writer, v *FleetView) error {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Hostname, role, n.State, n.Addr, cpus, cpu, mem, ctrs, Migration(n.Info, n.Error))
 	}
+	for _, l := range Limits(v.Nodes) {
+		fmt.Fprintf(w, "  limited: %s\n", l)
+	}
 	fmt.Fprintln(w)
 	if len(v.Services) == 0 {
 		fmt.Fprintln(w, "Services:\tnone")
@@ -81,6 +84,10 @@ func RenderNode(out io.Writer, v NodeView) error {
 		for _, p := range i.Migration.Problems {
 			fmt.Fprintf(w, "\t- %s\n", p)
 		}
+		for _, l := range i.Migration.Limits {
+			fmt.Fprintf(w, "\t- limited: %s\n", l)
+		}
+		fmt.Fprintf(w, "Capabilities:\t%s\n", capsLine(i.Capabilities))
 	}
 	if m := v.Metrics; m != nil {
 		fmt.Fprintf(w, "Uptime:\t%s\n", units.HumanDuration(time.Duration(m.Uptime*float64(time.Second))))
@@ -139,6 +146,9 @@ func criuLine(c api.CRIUInfo) string {
 		return "none: " + c.Error
 	}
 	s := fmt.Sprintf("%s (post-copy/lazy-pages %s, pre-copy/mem-track %s)", c.Version, yesNo(c.Features.LazyPages), yesNo(c.Features.MemTrack))
+	if len(c.Patches) > 0 {
+		s += ", the fleet's build (" + strings.Join(c.Patches, ", ") + ")"
+	}
 	if c.Error != "" {
 		s += ": " + c.Error
 	}

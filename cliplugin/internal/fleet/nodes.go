@@ -24,6 +24,9 @@ type Node struct {
 	Addr         string `json:"addr"`
 	// AgentPort is 0 on a node where init has not installed the agent.
 	AgentPort int `json:"agentPort,omitempty"`
+	// HostCaps are the capabilities the agent asks for that the node's
+	// root has, as its agent reported them (nil: not known yet).
+	HostCaps []string `json:"hostCaps,omitempty"`
 }
 
 // Nodes lists the swarm's nodes, sorted by hostname.
@@ -98,5 +101,6 @@ func fromSwarmNode(n swarm.Node) Node {
 	if p, err := strconv.Atoi(n.Spec.Labels[labels.AgentPort]); err == nil {
 		out.AgentPort = p
 	}
+	out.HostCaps = hostCaps(n.Spec.Labels)
 	return out
 }
