@@ -18,16 +18,9 @@ type CheckResult struct {
 // its node's agent looks at its processes for what CRIU cannot checkpoint,
 // and the scheduler must find it a destination.
 func (d *Deployer) Check(ctx context.Context, name, to string) (*CheckResult, error) {
-	inv, err := d.Fleet.Inventory(ctx)
+	inv, c, src, err := d.locate(ctx, name)
 	if err != nil {
 		return nil, err
-	}
-	c, src, ok := inv.Find(name)
-	if !ok {
-		if uerr := inv.Unreachable(); uerr != nil {
-			return nil, fmt.Errorf("no fleet container %q on the nodes that answer (%v)", name, uerr)
-		}
-		return nil, fmt.Errorf("no fleet container %q", name)
 	}
 	res, err := src.Agent.Check(ctx, api.CheckRequest{Container: c.Name})
 	if err != nil {

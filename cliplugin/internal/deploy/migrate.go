@@ -22,16 +22,9 @@ import (
 // scheduler picks. The source node's agent drives it, streaming straight to
 // the destination's agent; progress comes back through onEvent.
 func (d *Deployer) Migrate(ctx context.Context, name, to string, onEvent func(api.MigrateEvent)) (*api.MigrateResult, error) {
-	inv, err := d.Fleet.Inventory(ctx)
+	inv, c, src, err := d.locate(ctx, name)
 	if err != nil {
 		return nil, err
-	}
-	c, src, ok := inv.Find(name)
-	if !ok {
-		if uerr := inv.Unreachable(); uerr != nil {
-			return nil, fmt.Errorf("no fleet container %q on the nodes that answer (%v)", name, uerr)
-		}
-		return nil, fmt.Errorf("no fleet container %q", name)
 	}
 	dst, err := destination(inv, c, src, to)
 	if err != nil {
@@ -65,6 +58,22 @@ func (d *Deployer) Migrate(ctx context.Context, name, to string, onEvent func(ap
 		d.say("warning: %s moved, but its migration was not recorded: %v", c.Name, err)
 	}
 	return res, nil
+}
+
+// locate finds a fleet container and its node in the fleet as it is now.
+func (d *Deployer) locate(ctx context.Context, name string) (fleet.Inventory, api.FleetContainer, *fleet.NodeState, error) {
+	inv, err := d.Fleet.Inventory(ctx)
+	if err != nil {
+		return nil, api.FleetContainer{}, nil, err
+	}
+	c, src, ok := inv.Find(name)
+	if !ok {
+		if uerr := inv.Unreachable(); uerr != nil {
+			return nil, c, nil, fmt.Errorf("no fleet container %q on the nodes that answer (%v)", name, uerr)
+		}
+		return nil, c, nil, fmt.Errorf("no fleet container %q", name)
+	}
+	return inv, c, src, nil
 }
 
 // newMigrationID names a migration for its two agents.
