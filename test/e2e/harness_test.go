@@ -5,24 +5,21 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 	"gotest.tools/v3/assert"
 
 	"github.com/docker-fleet/fleet/shared/pki"
+	"github.com/docker-fleet/fleet/test/testkit"
 )
 
 // Manager and the first workers of the simulator.
@@ -33,45 +30,23 @@ const (
 
 var workers = []string{"h2", "h3"}
 
-type result struct {
-	Stdout, Stderr string
-	Code           int
-}
+type result = testkit.Result
 
-func (r result) String() string {
-	return "exit " + strconv.Itoa(r.Code) + "\nstdout:\n" + r.Stdout + "\nstderr:\n" + r.Stderr
-}
-
-// run runs a command and returns what it printed and its exit code.
 func run(t *testing.T, name string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{Stdout: out.String(), Stderr: errb.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.Code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("%s %v: %v", name, args, err)
-	}
-	return r
+	return testkit.Run(t, name, args...)
 }
 
 // docker runs the docker CLI against the engine of context ctxName.
 func docker(t *testing.T, ctxName string, args ...string) result {
 	t.Helper()
-	return run(t, "docker", append([]string{"--context", ctxName}, args...)...)
+	return testkit.Docker(t, ctxName, args...)
 }
 
 // mustDocker is docker that fails the test on a non-zero exit.
 func mustDocker(t *testing.T, ctxName string, args ...string) string {
 	t.Helper()
-	r := docker(t, ctxName, args...)
-	assert.Assert(t, r.Code == 0, "docker --context %s %v\n%s", ctxName, args, r)
-	return strings.TrimSpace(r.Stdout)
+	return testkit.MustDocker(t, ctxName, args...)
 }
 
 // sim runs the simulator script.

@@ -10,12 +10,9 @@
 package servers
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -26,6 +23,8 @@ import (
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/docker-fleet/fleet/test/testkit"
 )
 
 const (
@@ -42,42 +41,23 @@ const (
 
 var hosts = []string{"h1", "h2", "h3"}
 
-type result struct {
-	Stdout, Stderr string
-	Code           int
-}
-
-func (r result) String() string {
-	return "exit " + strconv.Itoa(r.Code) + "\nstdout:\n" + r.Stdout + "\nstderr:\n" + r.Stderr
-}
+type result = testkit.Result
 
 func run(t *testing.T, name string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{Stdout: out.String(), Stderr: errb.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.Code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("%s %v: %v", name, args, err)
-	}
-	return r
+	return testkit.Run(t, name, args...)
 }
 
-func docker(t *testing.T, host string, args ...string) result {
+// docker runs the docker CLI against the engine of context ctxName.
+func docker(t *testing.T, ctxName string, args ...string) result {
 	t.Helper()
-	return run(t, "docker", append([]string{"--context", host}, args...)...)
+	return testkit.Docker(t, ctxName, args...)
 }
 
-func mustDocker(t *testing.T, host string, args ...string) string {
+// mustDocker is docker that fails the test on a non-zero exit.
+func mustDocker(t *testing.T, ctxName string, args ...string) string {
 	t.Helper()
-	r := docker(t, host, args...)
-	assert.Assert(t, r.Code == 0, "docker --context %s %v\n%s", host, args, r)
-	return strings.TrimSpace(r.Stdout)
+	return testkit.MustDocker(t, ctxName, args...)
 }
 
 func fleet(t *testing.T, args ...string) result {
