@@ -77,7 +77,7 @@ servers: install bin/workload
 	$(GO) test -tags servers -count=1 -timeout 30m -v ./test/servers/
 
 ## test: everything CI runs
-test: lint unit e2e
+test: lint unit e2e servers
 
 ## bench: migration downtime and total, docker fleet against the docker-native path,
 ## and describe/create through the relay against direct (BENCH_ONLY=transport or migrate)

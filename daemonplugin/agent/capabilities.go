@@ -114,5 +114,10 @@ func CapabilityLimits(caps api.Capabilities, criu api.CRIUInfo) []string {
 	if !slices.Contains(caps.Agent, api.CapIPCOwner) {
 		out = append(out, lacks(api.CapIPCOwner)+": SysV shared memory of another user than root (PostgreSQL's) cannot be checkpointed")
 	}
+	if criu.Version != "" && !slices.Contains(criu.Patches, api.CRIUPatchLockNetns) {
+		out = append(out, "this host's CRIU gives a restored container its address before its connections are back: "+
+			"a client's packet in that moment gets a reset (a dropped connection, a refused one); "+
+			"install the fleet's CRIU build (locked restore, packaging/criu)")
+	}
 	return out
 }

@@ -41,7 +41,11 @@ func TestReadCapabilitiesOnAHostWhoseRootHasThemAll(t *testing.T) {
 	caps := readCapabilities(fakeProc(t, 0x1ffffffffff, mask(all...)))
 	assert.Check(t, is.DeepEqual(caps.Host, all))
 	assert.Check(t, is.DeepEqual(caps.Agent, all))
-	assert.Check(t, is.Len(CapabilityLimits(caps, api.CRIUInfo{Version: "4.2.1"}), 0), "nothing this host cannot do")
+	fleetCRIU := api.CRIUInfo{Version: "4.2.1", Patches: []string{api.CRIUPatchRlimits, api.CRIUPatchLockNetns}}
+	assert.Check(t, is.Len(CapabilityLimits(caps, fleetCRIU), 0), "nothing this host cannot do")
+	stock := CapabilityLimits(caps, api.CRIUInfo{Version: "4.2.1"})
+	assert.Assert(t, is.Len(stock, 1), "a stock CRIU restores unlocked")
+	assert.Check(t, is.Contains(stock[0], "gets a reset"))
 	assert.Check(t, readsForeignLimits(caps, api.CRIUInfo{Version: "4.2.1"}), "a stock CRIU reads other users' limits with CAP_SYS_RESOURCE")
 }
 
@@ -60,11 +64,12 @@ func TestReadCapabilitiesOnAHostWithoutSysResource(t *testing.T) {
 
 	stock := api.CRIUInfo{Version: "4.2.1"}
 	limits := CapabilityLimits(caps, stock)
-	assert.Assert(t, is.Len(limits, 1))
+	assert.Assert(t, is.Len(limits, 2))
 	assert.Check(t, is.Contains(limits[0], "root lacks CAP_SYS_RESOURCE: containers whose processes are not root cannot be checkpointed"))
+	assert.Check(t, is.Contains(limits[1], "gets a reset"))
 	assert.Check(t, !readsForeignLimits(caps, stock))
 
-	patched := api.CRIUInfo{Version: "4.2.1", Patches: []string{api.CRIUPatchRlimits}}
+	patched := api.CRIUInfo{Version: "4.2.1", Patches: []string{api.CRIUPatchRlimits, api.CRIUPatchLockNetns}}
 	limits = CapabilityLimits(caps, patched)
 	assert.Assert(t, is.Len(limits, 1))
 	assert.Check(t, is.Contains(limits[0], "root lacks CAP_SYS_RESOURCE: containers whose processes are not root migrate only with the fleet's CRIU build"))
@@ -73,7 +78,7 @@ func TestReadCapabilitiesOnAHostWithoutSysResource(t *testing.T) {
 
 func TestCapabilityLimitsOfAnAgentInstalledWithLess(t *testing.T) {
 	caps := readCapabilities(fakeProc(t, 0x1ffffffffff, mask(api.RequiredCaps...)))
-	limits := CapabilityLimits(caps, api.CRIUInfo{Version: "4.2.1"})
+	limits := CapabilityLimits(caps, api.CRIUInfo{Version: "4.2.1", Patches: []string{api.CRIUPatchLockNetns}})
 	assert.Assert(t, is.Len(limits, 2))
 	assert.Check(t, is.Contains(limits[0], "the agent runs without CAP_SYS_RESOURCE (`docker fleet init` installs it with it)"))
 	assert.Check(t, is.Contains(limits[1], "CAP_IPC_OWNER"))

@@ -32,6 +32,12 @@ const (
 // (packaging/criu/rlimits-from-proc.patch).
 const CRIUPatchRlimits = "rlimits-from-proc"
 
+// CRIUPatchLockNetns is the fleet's CRIU patch that locks a restored
+// container's network namespace before the engine gives it its address, so
+// that no peer gets a reset before the sockets are back
+// (packaging/criu/lock-netns-before-setup-ns.patch).
+const CRIUPatchLockNetns = "lock-netns-before-setup-ns"
+
 // Capabilities are the capabilities of RequiredCaps and OptionalCaps as a
 // node has them.
 type Capabilities struct {

@@ -120,6 +120,7 @@ func TestAgentCapabilitiesFitTheHost(t *testing.T) {
 		installed := mustDocker(t, n.Hostname, "plugin", "inspect", "fleet-agent:latest", "--format", "{{json .Config.Linux.Capabilities}}")
 		assert.Check(t, is.Equal(strings.Contains(installed, "CAP_SYS_RESOURCE"), !lacks), "node %s plugin: %s", n.Hostname, installed)
 		assert.Check(t, slices.Contains(n.Info.CRIU.Patches, "rlimits-from-proc"), "node %s: the fleet's CRIU build", n.Hostname)
+		assert.Check(t, slices.Contains(n.Info.CRIU.Patches, "lock-netns-before-setup-ns"), "node %s: the fleet's CRIU build", n.Hostname)
 		assert.Check(t, n.Info.Migration.Ready, "node %s: %v", n.Hostname, n.Info.Migration.Problems)
 		limits := strings.Join(n.Info.Migration.Limits, "\n")
 		if lacks {

@@ -57,12 +57,36 @@ func ask(t *testing.T, from, ip string) workloadState {
 // poller polls the workload at ip from host from until stopped.
 func poller(t *testing.T, from, ip string) func() pollSummary {
 	t.Helper()
-	name := "e2e-poller-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	mustDocker(t, from, "run", "-d", "--name", name, "--network", "fleet", workload, "poll", "http://"+ip+":8080/", "30")
+	return clientSummary[pollSummary](t, from, "poll", "http://"+ip+":8080/", "30")
+}
+
+// dialSummary is what "workload dial" prints.
+type dialSummary struct {
+	Dials    int `json:"dials"`
+	OK       int `json:"ok"`
+	Refused  int `json:"refused"`
+	TimedOut int `json:"timedOut"`
+	Other    int `json:"other"`
+}
+
+// dialer opens a new connection to the workload at ip every 10 ms from a
+// client on host from, until the returned function stops it.
+func dialer(t *testing.T, from, ip string) func() dialSummary {
+	t.Helper()
+	return clientSummary[dialSummary](t, from, "dial", ip+":8080", "10")
+}
+
+// clientSummary runs the workload as a client (args) in a container on the
+// fleet network on host from; the returned function stops it and decodes
+// the summary it prints last.
+func clientSummary[S any](t *testing.T, from string, args ...string) func() S {
+	t.Helper()
+	name := "e2e-" + args[0] + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	mustDocker(t, from, append([]string{"run", "-d", "--name", name, "--network", "fleet", workload}, args...)...)
 	t.Cleanup(func() { docker(t, from, "rm", "-f", name) })
-	return func() pollSummary {
+	return func() S {
 		mustDocker(t, from, "stop", name)
-		var s pollSummary
+		var s S
 		out := mustDocker(t, from, "logs", name)
 		lines := strings.Split(out, "\n")
 		assert.NilError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &s), out)
@@ -131,6 +155,7 @@ func TestMigrateKeepsStateUnderPolling(t *testing.T) {
 	ip := fleetIP(t, "stateful.1")
 	st0 := ask(t, "h1", ip)
 	stop := poller(t, "h1", ip)
+	stopDials := dialer(t, "h1", ip)
 	time.Sleep(2 * time.Second)
 
 	r := fleetCmd(t, "migrate", "stateful.1", "--to", "h3", "--format", "json")
@@ -163,6 +188,13 @@ func TestMigrateKeepsStateUnderPolling(t *testing.T) {
 	assert.Check(t, !poll.WentBack, "the counter went back")
 	assert.Check(t, is.Equal(poll.Dials, 1), "the poller's TCP connection did not survive: %+v", poll)
 	assert.Check(t, poll.Last > st0.Counter)
+	// New connections during the move wait; none is refused (the
+	// destination holds the container's traffic until its sockets are
+	// restored).
+	dials := stopDials()
+	t.Logf("dialer: %+v", dials)
+	assert.Check(t, is.Equal(dials.Refused, 0), "connections refused during the migration: %+v", dials)
+	assert.Check(t, dials.OK > 0, "%+v", dials)
 
 	after, ok := containerOn(t, "stateful.1")
 	assert.Assert(t, ok)

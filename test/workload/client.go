@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -43,10 +45,16 @@ func client(args []string) {
 			log.Fatal("poll URL INTERVAL_MS")
 		}
 		poll(args[1], time.Duration(ms)*time.Millisecond)
+	case len(args) == 3 && args[0] == "dial":
+		ms, err := strconv.Atoi(args[2])
+		if err != nil {
+			log.Fatal("dial HOST:PORT INTERVAL_MS")
+		}
+		dial(args[1], time.Duration(ms)*time.Millisecond)
 	case len(args) > 0 && (args[0] == "memcache" || args[0] == "beanstalk"):
 		kvClient(args)
 	default:
-		log.Fatal("usage: workload | workload get URL | workload poll URL INTERVAL_MS | workload memcache|beanstalk HOST:PORT N RATE")
+		log.Fatal("usage: workload | workload get URL | workload poll URL INTERVAL_MS | workload dial HOST:PORT INTERVAL_MS | workload memcache|beanstalk HOST:PORT N RATE")
 	}
 }
 
@@ -104,5 +112,61 @@ func poll(url string, every time.Duration) {
 		sum.LastBallast = st.BallastSHA256
 		hosts[st.Hostname] = true
 		sum.Hostnames = len(hosts)
+	}
+}
+
+// DialSummary is what "workload dial" prints when stopped.
+type DialSummary struct {
+	Dials    int `json:"dials"`
+	OK       int `json:"ok"`
+	Refused  int `json:"refused"`
+	TimedOut int `json:"timedOut"`
+	Other    int `json:"other"`
+}
+
+// dial opens a new connection every interval, each on its own, until
+// SIGTERM. A migration must never refuse one: while the server moves, a
+// connection attempt waits (its SYN is dropped and sent again) and then
+// succeeds, or at worst times out; a reset means the server's address
+// answered before its sockets were there.
+func dial(addr string, every time.Duration) {
+	var (
+		sum  DialSummary
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		tick = time.NewTicker(every)
+	)
+	defer tick.Stop()
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
+	for {
+		select {
+		case <-stop:
+			wg.Wait()
+			b, _ := json.Marshal(sum)
+			fmt.Println(string(b))
+			return
+		case <-tick.C:
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+			mu.Lock()
+			defer mu.Unlock()
+			sum.Dials++
+			var ne net.Error
+			switch {
+			case err == nil:
+				sum.OK++
+				c.Close()
+			case errors.Is(err, syscall.ECONNREFUSED):
+				sum.Refused++
+			case errors.As(err, &ne) && ne.Timeout():
+				sum.TimedOut++
+			default:
+				sum.Other++
+			}
+		}()
 	}
 }

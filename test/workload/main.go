@@ -11,7 +11,9 @@
 // The same binary is the tests' client: "workload get URL" prints one answer;
 // "workload poll URL INTERVAL_MS" polls over one kept-alive connection until
 // SIGTERM and then prints a summary (longest gap, connections dialled, whether
-// the counter ever went back).
+// the counter ever went back); "workload dial HOST:PORT INTERVAL_MS" opens a
+// new connection every interval until SIGTERM and then prints how many were
+// refused.
 package main
 
 import (
