@@ -10,7 +10,7 @@ SIM_HOSTS ?= 3
 PLUGIN_TAR := packaging/dist/fleet-agent-plugin.tar.gz
 GOFILES := $(shell find . -name '*.go' -not -path './.git/*')
 
-.PHONY: all build install test unit e2e servers fuzz bench demo sim-up sim-down lint clean
+.PHONY: all build install test unit e2e e2e-engines servers fuzz bench demo sim-up sim-down lint clean
 
 all: build
 
@@ -68,6 +68,13 @@ e2e: install bin/workload
 	SIM_WORKLOAD=$(CURDIR)/bin/workload test/sim/sim.sh reset $(SIM_HOSTS)
 	SIM_WORKLOAD=$(CURDIR)/bin/workload $(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/
 
+## e2e-engines: the end-to-end tests of a mixed fleet (test/e2e/engines_test.go):
+## Docker 26.1 (trixie), the machine's 20.10, 26.1 and 28 (sid), side by side
+E2E_ENGINES := 26,20.10,26,28
+e2e-engines: install bin/workload
+	SIM_ENGINES=$(E2E_ENGINES) SIM_WORKLOAD=$(CURDIR)/bin/workload test/sim/sim.sh reset 4
+	FLEET_E2E_ENGINES=$(E2E_ENGINES) $(GO) test -tags e2e -count=1 -timeout 20m -v -run '^TestEngines' ./test/e2e/
+
 ## servers: real servers built from Debian's packages (test/servers/images.sh, no
 ## registry), each migrated live under its own load client, on a fresh simulator
 servers: install bin/workload
@@ -77,7 +84,7 @@ servers: install bin/workload
 	$(GO) test -tags servers -count=1 -timeout 30m -v ./test/servers/
 
 ## test: everything CI runs
-test: lint unit e2e servers
+test: lint unit e2e servers e2e-engines
 
 ## bench: migration downtime and total, docker fleet against the docker-native path,
 ## and describe/create through the relay against direct (BENCH_ONLY=transport or migrate)

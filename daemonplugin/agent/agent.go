@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -223,11 +224,20 @@ func (a *Agent) Info(ctx context.Context) (api.Info, error) {
 	}
 	in := sys.Info
 	engine := api.EngineInfo{
-		Version:      in.ServerVersion,
-		APIVersion:   ver.APIVersion,
-		Experimental: in.ExperimentalBuild,
-		DataRoot:     in.DockerRootDir,
-		SwarmNodeID:  in.Swarm.NodeID,
+		Version:       in.ServerVersion,
+		APIVersion:    ver.APIVersion,
+		CgroupVersion: in.CgroupVersion,
+		Experimental:  in.ExperimentalBuild,
+		DataRoot:      in.DockerRootDir,
+		SwarmNodeID:   in.Swarm.NodeID,
+	}
+	for _, c := range ver.Components {
+		switch strings.ToLower(c.Name) {
+		case "containerd":
+			engine.Containerd = c.Version
+		case "runc":
+			engine.Runc = c.Version
+		}
 	}
 	criu, criuVersion := a.criuInfo()
 	node := a.cfg.Node

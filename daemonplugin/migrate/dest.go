@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/client"
 	"golang.org/x/sys/unix"
 
+	"github.com/docker-fleet/fleet/daemonplugin/enginecompat"
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
 	"github.com/docker-fleet/fleet/shared/api"
 )
@@ -28,6 +29,9 @@ func (m *Migrator) Prepare(ctx context.Context, from, id string, req api.Prepare
 	}
 	if err := checkPrepare(e, req); err != nil {
 		return api.PrepareResponse{}, err
+	}
+	if p := m.engineRestoreProblem(ctx); p != "" {
+		return api.PrepareResponse{}, workloads.Refuse(errdefs.ErrFailedPrecondition, "node %s cannot take a migrated container: %s", m.Node, p)
 	}
 	if err := m.Workloads.CanTake(ctx, req.Cores, req.Memory); err != nil {
 		return api.PrepareResponse{}, err
@@ -50,6 +54,16 @@ func (m *Migrator) Prepare(ctx context.Context, from, id string, req api.Prepare
 		}
 	}
 	return api.PrepareResponse{}, nil
+}
+
+// engineRestoreProblem says why this node's engine cannot restore a
+// checkpoint, or "" when it can (or cannot be asked: the restore will say).
+func (m *Migrator) engineRestoreProblem(ctx context.Context) string {
+	v, err := m.Engine.ServerVersion(ctx, client.ServerVersionOptions{})
+	if err != nil {
+		return ""
+	}
+	return enginecompat.RestoreProblem(v.Version)
 }
 
 // checkRoom refuses a migration whose files would not fit on the engine's

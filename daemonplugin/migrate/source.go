@@ -58,7 +58,7 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 	}
 	// What CRIU cannot checkpoint is refused before anything is frozen,
 	// announced or sent.
-	if problems := m.precheck(c); len(problems) > 0 {
+	if problems := m.precheck(ctx, c); len(problems) > 0 {
 		return nil, refusePrecheck(strings.TrimPrefix(c.Name, "/"), m.Node, problems)
 	}
 	hdr, err := m.header(c, req.ID)

@@ -57,11 +57,16 @@ type Info struct {
 
 // EngineInfo is what the node's Docker engine reports of itself.
 type EngineInfo struct {
-	Version      string `json:"version"`
-	APIVersion   string `json:"apiVersion"`
-	Experimental bool   `json:"experimental"`
-	DataRoot     string `json:"dataRoot"`
-	SwarmNodeID  string `json:"swarmNodeID"`
+	Version    string `json:"version"`
+	APIVersion string `json:"apiVersion"`
+	// Containerd and Runc are the versions of the engine's components, as
+	// it reports them; CgroupVersion is "1" or "2".
+	Containerd    string `json:"containerd,omitempty"`
+	Runc          string `json:"runc,omitempty"`
+	CgroupVersion string `json:"cgroupVersion,omitempty"`
+	Experimental  bool   `json:"experimental"`
+	DataRoot      string `json:"dataRoot"`
+	SwarmNodeID   string `json:"swarmNodeID"`
 }
 
 // CRIUInfo is the host's CRIU as go-criu found it.

@@ -11,6 +11,7 @@ CRIU_MIN="4.2"
 CRIU_PREFIX=/usr/local
 export DEBIAN_FRONTEND=noninteractive
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/debian.sh"
 changed=""
 
 log() { echo "install-deps: $*" >&2; }
@@ -64,28 +65,6 @@ criu_ok() {
 		[ -f "$criu_stamp" ] && [ "$(cat "$criu_stamp")" = "$(stamp)" ]
 }
 
-# debian_mirror prints the Debian mirror the machine's own apt sources use
-# for its release (so that no mirror is named here).
-debian_mirror() {
-	local codename
-	codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
-	{
-		cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-			awk -v c="$codename" '$1 == "deb" {
-				i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
-				if ($(i + 1) == c) print $i }'
-		cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
-			awk -v c="$codename" 'BEGIN { RS = "" } {
-				uri = ""; ok = 0
-				n = split($0, l, "\n")
-				for (j = 1; j <= n; j++) {
-					if (l[j] ~ /^URIs:/) { split(l[j], u, " "); uri = u[2] }
-					if (l[j] ~ /^Suites:/) { m = split(l[j], s, " "); for (k = 2; k <= m; k++) if (s[k] == c) ok = 1 }
-				}
-				if (ok && uri != "") print uri }'
-	} | sed -n 1p
-}
-
 if ! criu_ok; then
 	log "building CRIU >= $CRIU_MIN from Debian's sid source package, with $(basename -a "${patches[@]}" | tr '\n' ' ')"
 	apt_install build-essential pkg-config libprotobuf-dev libprotobuf-c-dev \
@@ -94,13 +73,7 @@ if ! criu_ok; then
 	mirror=$(debian_mirror)
 	[ -n "$mirror" ] || { log "no Debian mirror for this release in the machine's apt sources"; exit 1; }
 	work=$(mktemp -d)
-	# A sources list and lists directory of its own: the machine's apt
-	# state is left alone.
-	echo "deb-src $mirror sid main" >"$work/sid.list"
-	aptsrc=(-o Dir::Etc::sourcelist="$work/sid.list" -o Dir::Etc::sourceparts=- -o Dir::State::Lists="$work/lists"
-		-o APT::Sandbox::User=root)
-	mkdir -p "$work/lists/partial"
-	apt-get update -qq "${aptsrc[@]}"
+	debian_apt "$work/apt" "deb-src $mirror sid main"
 	# Only the upstream tarball is needed (and the Debian diff is not always
 	# in the pool): take its URI and checksum from the source index.
 	read -r uri sum < <(apt-get source --print-uris -qq "${aptsrc[@]}" criu/sid |

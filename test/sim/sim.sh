@@ -13,6 +13,12 @@
 #
 # Needs root. Installs what is missing (install-deps.sh). Set SIM_WORKLOAD to
 # the workload binary to have its image imported on every host.
+#
+# SIM_ENGINES picks each host's Docker engine: one version for every host
+# ("28") or one per host ("20.10,28,28"); unset, every host runs the
+# machine's own. Other versions than the machine's are installed side by side
+# from Debian's packages (engines.sh); a host whose engine differs from the
+# one asked for is rebuilt by `up`.
 set -euo pipefail
 
 STATE=/run/fsim              # short: plugin sockets live under it (108-byte limit)
@@ -31,6 +37,39 @@ dk() { local h=$1; shift; docker -H "unix://$(sock "$h")" "$@"; }
 
 healthy() {
 	[ -e "/run/netns/$1" ] && [ -S "$(sock "$1")" ] && timeout 10 docker -H "unix://$(sock "$1")" info >/dev/null 2>&1
+}
+
+# engine_want prints the engine version SIM_ENGINES asks for on host $1 of
+# $2 hosts ("" for the machine's own).
+engine_want() {
+	local h=$1 n=$2 list
+	[ -n "${SIM_ENGINES:-}" ] || return 0
+	IFS=, read -ra list <<<"$SIM_ENGINES"
+	if [ "${#list[@]}" -eq 1 ]; then
+		echo "${list[0]}"
+	elif [ "${#list[@]}" -eq "$n" ]; then
+		echo "${list[$((${h#h} - 1))]}"
+	else
+		die "SIM_ENGINES=$SIM_ENGINES names ${#list[@]} engines for $n hosts: give one for all or one per host"
+	fi
+}
+
+# engine_prefix prints where host $1's engine binaries are ("" for the
+# machine's own), as chosen when the host was made.
+engine_prefix() { cat "$STATE/$1/engine-prefix" 2>/dev/null || true; }
+
+# on_path runs a command of host $1 with its engine's binaries first on PATH
+# (dockerd finds its containerd, docker-proxy and runc there, containerd its
+# shim).
+on_path() {
+	local prefix
+	prefix=$(engine_prefix "$1")
+	shift
+	if [ -n "$prefix" ]; then
+		PATH="$prefix/usr/bin:$prefix/usr/sbin:$PATH" "$@"
+	else
+		"$@"
+	fi
 }
 
 bridge_up() {
@@ -107,7 +146,7 @@ without_fds() {
 start_engine() {
 	local h=$1
 	# nsenter, not `ip netns exec`, which remounts /sys and hides the cgroups.
-	without_fds nsenter --net="/run/netns/$h" setsid unshare --uts sh -c "hostname $h; exec dockerd \
+	on_path "$h" without_fds nsenter --net="/run/netns/$h" setsid unshare --uts sh -c "hostname $h; exec dockerd \
 		--config-file $STATE/$h/daemon.json \
 		--data-root $DATA/$h/docker --exec-root $STATE/$h/exec \
 		--pidfile $STATE/$h/dockerd.pid -H unix://$(sock "$h")" \
@@ -135,11 +174,13 @@ stop_engine() {
 }
 
 host_up() {
-	local h=$1 i=${1#h} ip
+	local h=$1 i=${1#h} want=$2 prefix=$3 ip
 	ip=$(host_ip "$h")
 	host_down "$h"
-	log "$h: starting at $ip"
+	log "$h: starting at $ip${want:+ with Docker $want}"
 	mkdir -p "$STATE/$h" "$DATA/$h"
+	echo "$want" >"$STATE/$h/engine-want"
+	echo "$prefix" >"$STATE/$h/engine-prefix"
 
 	ip netns add "$h"
 	ip link add "fsim-$h" type veth peer name eth0 netns "$h"
@@ -162,7 +203,7 @@ JSON
 	# Each host has its own containerd: one shared with another dockerd (or a
 	# system one) would mix their containers and plugins.
 	mkdir -p "$STATE/$h/containerd"
-	without_fds nsenter --net="/run/netns/$h" setsid containerd \
+	on_path "$h" without_fds nsenter --net="/run/netns/$h" setsid containerd \
 		--root "$DATA/$h/containerd" --state "$STATE/$h/containerd" \
 		--address "$STATE/$h/containerd/containerd.sock" \
 		>"$STATE/$h/containerd.log" 2>&1 </dev/null &
@@ -217,13 +258,22 @@ cmd_up() {
 	local n=${1:-${SIM_HOSTS:-3}}
 	[ "$(id -u)" = 0 ] || die "needs root"
 	"$here/install-deps.sh"
+	# Every engine asked for, before any host changes.
+	local want=() prefix=()
+	for i in $(seq 1 "$n"); do
+		want[i]=$(engine_want "h$i" "$n")
+		prefix[i]=""
+		if [ -n "${want[i]}" ]; then
+			prefix[i]=$("$here/engines.sh" prefix "${want[i]}") || die "h$i: no Docker ${want[i]} (SIM_ENGINES)"
+		fi
+	done
 	mkdir -p "$STATE" "$DATA"
 	bridge_up
 	for i in $(seq 1 "$n"); do
-		if healthy "h$i"; then
+		if healthy "h$i" && [ "$(cat "$STATE/h$i/engine-want" 2>/dev/null)" = "${want[i]}" ]; then
 			log "h$i: up"
 		else
-			host_up "h$i"
+			host_up "h$i" "${want[i]}" "${prefix[i]}"
 		fi
 		load_workload "h$i"
 	done

@@ -73,6 +73,7 @@ func RenderNode(out io.Writer, v NodeView) error {
 			exp = "experimental"
 		}
 		fmt.Fprintf(w, "Engine:\t%s (API %s, %s, data root %s)\n", i.Engine.Version, i.Engine.APIVersion, exp, i.Engine.DataRoot)
+		fmt.Fprintf(w, "Runtime:\tcontainerd %s, runc %s, cgroup v%s\n", orUnknown(i.Engine.Containerd), orUnknown(i.Engine.Runc), orUnknown(i.Engine.CgroupVersion))
 		fmt.Fprintf(w, "CRIU:\t%s\n", criuLine(i.CRIU))
 		fmt.Fprintf(w, "Agent:\t%s at %s:%d\n", i.AgentVersion, v.Addr, v.AgentPort)
 		if !i.CertNotAfter.IsZero() {
@@ -235,4 +236,12 @@ func bytesOrDash(n int64) string {
 		return "-"
 	}
 	return units.BytesSize(float64(n))
+}
+
+// orUnknown is a version an engine did not report.
+func orUnknown(v string) string {
+	if v == "" {
+		return "?"
+	}
+	return v
 }
