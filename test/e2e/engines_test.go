@@ -83,6 +83,8 @@ func TestEnginesMigrateAcrossVersions(t *testing.T) {
 	} {
 		r := fleetCmd(t, "migrate", "across.1", "--to", hop.to)
 		assert.Assert(t, r.Code == 0, "%s: %s", hop.what, r)
+		// The fast path (runc state found through the bundle) on each.
+		assert.Check(t, !strings.Contains(r.Stderr, "no direct runc access"), "%s: %s", hop.what, r.Stderr)
 		c, ok := containerOn(t, "across.1")
 		assert.Assert(t, ok)
 		assert.Check(t, is.Equal(c.Host, hop.to), hop.what)

@@ -4,7 +4,8 @@
 # (experimental on) and a docker context named after it.
 #
 #   sim.sh up [N]     bring hosts h1..hN up (default 3); healthy hosts are kept,
-#                     broken or half-made ones (a killed run) are rebuilt
+#                     unless one is broken or half-made (a killed run) or runs
+#                     another engine than SIM_ENGINES asks: then all are rebuilt
 #   sim.sh down       remove every simulated host and everything they made
 #   sim.sh reset [N]  down, then up
 #   sim.sh status     one line per host
@@ -269,8 +270,17 @@ cmd_up() {
 	done
 	mkdir -p "$STATE" "$DATA"
 	bridge_up
+	# Hosts share one swarm: when one must be made again (down, broken, or
+	# another engine asked for), the others would be left in a swarm whose
+	# member is gone, so all are made again.
+	local keep=1
 	for i in $(seq 1 "$n"); do
-		if healthy "h$i" && [ "$(cat "$STATE/h$i/engine-want" 2>/dev/null)" = "${want[i]}" ]; then
+		if ! healthy "h$i" || [ "$(cat "$STATE/h$i/engine-want" 2>/dev/null)" != "${want[i]}" ]; then
+			keep=""
+		fi
+	done
+	for i in $(seq 1 "$n"); do
+		if [ -n "$keep" ]; then
 			log "h$i: up"
 		else
 			host_up "h$i" "${want[i]}" "${prefix[i]}"

@@ -465,18 +465,17 @@ func (r *Report) Limits() []string {
 	return describe.GroupLimits(ls)
 }
 
-// Problems lists, per node, what stands in the way of migration there.
+// Problems lists what stands in the way of migration, each with the nodes
+// where it does.
 func (r *Report) Problems() []string {
-	var out []string
+	var ps []describe.NodeLimits
 	for _, n := range r.Nodes {
 		switch {
 		case n.Error != "":
-			out = append(out, n.Hostname+": "+n.Error)
+			ps = append(ps, describe.NodeLimits{Node: n.Hostname, Limits: []string{n.Error}})
 		case n.Info != nil:
-			for _, p := range n.Info.Migration.Problems {
-				out = append(out, n.Hostname+": "+p)
-			}
+			ps = append(ps, describe.NodeLimits{Node: n.Hostname, Limits: n.Info.Migration.Problems})
 		}
 	}
-	return slices.Clip(out)
+	return describe.GroupLimits(ps)
 }
