@@ -5,7 +5,8 @@
 #
 #   sim.sh up [N]     bring hosts h1..hN up (default 3); healthy hosts are kept,
 #                     unless one is broken or half-made (a killed run) or runs
-#                     another engine than SIM_ENGINES asks: then all are rebuilt
+#                     another engine than SIM_ENGINES asks: then all are rebuilt;
+#                     hosts never made are added
 #   sim.sh down       remove every simulated host and everything they made
 #   sim.sh reset [N]  down, then up
 #   sim.sh status     one line per host
@@ -273,14 +274,16 @@ cmd_up() {
 	# Hosts share one swarm: when one must be made again (down, broken, or
 	# another engine asked for), the others would be left in a swarm whose
 	# member is gone, so all are made again.
+	# A host never made (more asked for than before) is only added.
 	local keep=1
 	for i in $(seq 1 "$n"); do
+		[ -e "$STATE/h$i" ] || [ -e "/run/netns/h$i" ] || continue
 		if ! healthy "h$i" || [ "$(cat "$STATE/h$i/engine-want" 2>/dev/null)" != "${want[i]}" ]; then
 			keep=""
 		fi
 	done
 	for i in $(seq 1 "$n"); do
-		if [ -n "$keep" ]; then
+		if [ -n "$keep" ] && healthy "h$i"; then
 			log "h$i: up"
 		else
 			host_up "h$i" "${want[i]}" "${prefix[i]}"
