@@ -69,8 +69,8 @@ e2e: install bin/workload
 	SIM_WORKLOAD=$(CURDIR)/bin/workload $(GO) test -tags e2e -count=1 -timeout 40m -v ./test/e2e/
 
 ## e2e-engines: the end-to-end tests of a mixed fleet (test/e2e/engines_test.go):
-## Docker 26.1 (trixie), the machine's 20.10, 26.1 and 28 (sid), side by side
-E2E_ENGINES := 26,20.10,26,28
+## Docker 28 (sid), the machine's 20.10, 26.1 (trixie) and 28, side by side
+E2E_ENGINES := 28,20.10,26,28
 e2e-engines: install bin/workload
 	SIM_ENGINES=$(E2E_ENGINES) SIM_WORKLOAD=$(CURDIR)/bin/workload test/sim/sim.sh reset 4
 	FLEET_E2E_ENGINES=$(E2E_ENGINES) $(GO) test -tags e2e -count=1 -timeout 20m -v -run '^TestEngines' ./test/e2e/

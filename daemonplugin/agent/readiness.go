@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/docker-fleet/fleet/daemonplugin/criucheck"
-	"github.com/docker-fleet/fleet/daemonplugin/enginecompat"
 	"github.com/docker-fleet/fleet/shared/api"
 )
 
@@ -14,9 +13,6 @@ func Readiness(engine api.EngineInfo, criu api.CRIUInfo, criuVersion int) api.Re
 	var problems []string
 	if !engine.Experimental {
 		problems = append(problems, `engine experimental mode is off: set "experimental": true in daemon.json and restart dockerd`)
-	}
-	if p := enginecompat.RestoreProblem(engine.Version); p != "" {
-		problems = append(problems, p)
 	}
 	switch {
 	case criu.Version == "" && criu.Error != "":

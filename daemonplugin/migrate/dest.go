@@ -30,40 +30,41 @@ func (m *Migrator) Prepare(ctx context.Context, from, id string, req api.Prepare
 	if err := checkPrepare(e, req); err != nil {
 		return api.PrepareResponse{}, err
 	}
-	if p := m.engineRestoreProblem(ctx); p != "" {
-		return api.PrepareResponse{}, workloads.Refuse(errdefs.ErrFailedPrecondition, "node %s cannot take a migrated container: %s", m.Node, p)
-	}
 	if err := m.Workloads.CanTake(ctx, req.Cores, req.Memory); err != nil {
 		return api.PrepareResponse{}, err
 	}
 	if err := m.checkRoom(ctx, req); err != nil {
 		return api.PrepareResponse{}, err
 	}
-	m.prepared(id, req)
+	resp := api.PrepareResponse{Holder: req.InHolder}
+	if !resp.Holder {
+		if resp.Holder, err = m.needsHolder(ctx); err != nil {
+			return api.PrepareResponse{}, err
+		}
+	}
+	m.prepared(id, req, resp.Holder)
 	_, err = m.Engine.ImageInspect(ctx, req.ImageID)
 	if err != nil && !errdefs.IsNotFound(err) {
 		return api.PrepareResponse{}, err
 	}
-	if err == nil {
-		return api.PrepareResponse{HaveImage: true}, nil
-	}
 	// Not here: try the registry before asking the source to stream it.
-	if workloads.PullImage(ctx, m.Engine, req.Image) == nil {
-		if _, err := m.Engine.ImageInspect(ctx, req.ImageID); err == nil {
-			return api.PrepareResponse{HaveImage: true}, nil
-		}
-	}
-	return api.PrepareResponse{}, nil
+	resp.HaveImage = err == nil || (workloads.PullImage(ctx, m.Engine, req.Image) == nil && m.haveImage(ctx, req.ImageID))
+	return resp, nil
 }
 
-// engineRestoreProblem says why this node's engine cannot restore a
-// checkpoint, or "" when it can (or cannot be asked: the restore will say).
-func (m *Migrator) engineRestoreProblem(ctx context.Context) string {
+func (m *Migrator) haveImage(ctx context.Context, id string) bool {
+	_, err := m.Engine.ImageInspect(ctx, id)
+	return err == nil
+}
+
+// needsHolder says whether this node's engine restores a checkpointed
+// container only into a network holder (enginecompat.NeedsNetnsHolder).
+func (m *Migrator) needsHolder(ctx context.Context) (bool, error) {
 	v, err := m.Engine.ServerVersion(ctx, client.ServerVersionOptions{})
 	if err != nil {
-		return ""
+		return false, fmt.Errorf("engine: %w", err)
 	}
-	return enginecompat.RestoreProblem(v.Version)
+	return enginecompat.NeedsNetnsHolder(v.Version), nil
 }
 
 // checkRoom refuses a migration whose files would not fit on the engine's
@@ -125,9 +126,17 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 	if e.limit == 0 {
 		return api.ReceiveResult{}, workloads.Refuse(errdefs.ErrFailedPrecondition, "migration %s: receive before prepare", h.ID)
 	}
-	twin, err := m.Workloads.CreateTwin(ctx, h)
+	twin, err := m.Workloads.CreateTwin(ctx, h, e.holder)
 	if err != nil {
 		return api.ReceiveResult{}, err
+	}
+	if twin.HolderPid != 0 {
+		// The holder has the address from its start: until the sockets are
+		// back, a peer's packet would be answered with a reset.
+		if err := lockNetwork(ctx, twin.HolderPid); err != nil {
+			m.Workloads.RemoveTwin(context.WithoutCancel(ctx), twin)
+			return api.ReceiveResult{}, fmt.Errorf("locking the network of %s on %s: %w", h.Name, m.Node, err)
+		}
 	}
 	ok := false
 	defer func() {
@@ -180,6 +189,11 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 		return api.ReceiveResult{}, fmt.Errorf("restoring %s on %s: %w", h.Name, m.Node, err)
 	}
 	ok = true
+	if twin.HolderPid != 0 {
+		unlockNetwork(ctx, twin.HolderPid)
+	} else if res, err := m.Engine.ContainerInspect(ctx, twin.ID, client.ContainerInspectOptions{}); err == nil {
+		unlockNetwork(ctx, res.Container.State.Pid)
+	}
 	result := api.ReceiveResult{ContainerID: twin.ID, Cpuset: twin.Cpuset, IP: h.IP, Volumes: twin.Renamed,
 		Restore: m.restoreStats(ctx, twin.ID, cpDir)}
 	_, _ = m.Engine.CheckpointRemove(ctx, twin.ID, client.CheckpointRemoveOptions{CheckpointID: h.Checkpoint})

@@ -36,6 +36,9 @@ type expected struct {
 	// receive may write; image the one tag an image load may bring.
 	limit int64
 	image string
+	// holder says the twin is restored into a network holder (prepare's
+	// answer, on which the source checkpointed).
+	holder bool
 }
 
 // Expect records a migration an operator announced to this destination.
@@ -74,12 +77,13 @@ func (m *Migrator) claim(id, from string, done bool) (expected, error) {
 	return *e, nil
 }
 
-// prepared records what a prepare announced: the stream's size and image.
-func (m *Migrator) prepared(id string, req api.PrepareRequest) {
+// prepared records what a prepare announced and was answered: the stream's
+// size and image, and whether the twin gets a network holder.
+func (m *Migrator) prepared(id string, req api.PrepareRequest, holder bool) {
 	m.expMu.Lock()
 	defer m.expMu.Unlock()
 	if e, ok := m.expected[id]; ok {
-		e.limit, e.image = req.Files+req.Checkpoint, req.Image
+		e.limit, e.image, e.holder = req.Files+req.Checkpoint, req.Image, holder
 	}
 }
 

@@ -72,11 +72,6 @@ func refusePrecheck(name, node string, problems []string) error {
 // precheck lists what stops the container's checkpoint, in a user's words.
 func (m *Migrator) precheck(ctx context.Context, c container.InspectResponse) []string {
 	var out []string
-	// A failed migration is undone by restoring the checkpoint here: an
-	// engine that cannot restore would lose the container.
-	if p := m.engineRestoreProblem(ctx); p != "" {
-		out = append(out, fmt.Sprintf("a failed migration could not be undone on %s: %s", m.Node, p))
-	}
 	for _, mp := range c.Mounts {
 		if mp.Type == mount.TypeBind {
 			out = append(out, fmt.Sprintf("it bind-mounts %s from its host, which cannot move with it: use a named volume", mp.Source))

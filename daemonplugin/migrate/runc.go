@@ -83,7 +83,18 @@ func (m *Migrator) findRunc(c container.InspectResponse) (*runcTarget, error) {
 	return &runcTarget{Root: root}, nil
 }
 
-// runcCheckpoint dumps the container into imgDir (a host path) and stops it.
+// runc runs the host's runc on the target's state.
+func (t *runcTarget) run(ctx context.Context, args ...string) error {
+	out, err := exec.CommandContext(ctx, runcLauncher, append([]string{"--root", t.Root}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("runc %s: %s (%w)", args[0], strings.TrimSpace(string(out)), err)
+	}
+	return nil
+}
+
+// runcCheckpoint dumps the frozen container into imgDir (a host path) and
+// leaves it there, frozen: the migration's end decides whether it resumes
+// or goes.
 func (m *Migrator) runcCheckpoint(ctx context.Context, t *runcTarget, id, imgDir string) error {
 	work := imgDir + "-work"
 	for _, d := range []string{imgDir, work} {
@@ -91,7 +102,7 @@ func (m *Migrator) runcCheckpoint(ctx context.Context, t *runcTarget, id, imgDir
 			return err
 		}
 	}
-	cmd := exec.CommandContext(ctx, runcLauncher, "--root", t.Root, "checkpoint",
+	cmd := exec.CommandContext(ctx, runcLauncher, "--root", t.Root, "checkpoint", "--leave-running",
 		"--image-path", imgDir, "--work-path", work, "--tcp-established", id)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -106,10 +117,63 @@ type dumpFailed struct{ msg, log string }
 
 func (e *dumpFailed) Error() string { return e.msg }
 
-// unlockNetwork takes away the rules with which CRIU locks a container's
+// lockChain holds the agent's own network lock, apart from CRIU's chain:
+// CRIU locks and unlocks its own during a dump, and keeps its lock method
+// in the images for the restore, so the agent's lock must leave it alone.
+const lockChain = "FLEET-LOCK"
+
+// lockRules drop every packet into and out of a network namespace but
+// CRIU's own (marked SOCCR_MARK, as in CRIU's lock).
+const lockRules = `*filter
+:` + lockChain + ` - [0:0]
+-I INPUT -j ` + lockChain + `
+-I OUTPUT -j ` + lockChain + `
+-A ` + lockChain + ` -m mark --mark 0xC114 -j ACCEPT
+-A ` + lockChain + ` -j DROP
+COMMIT
+`
+
+// unlockRules take lockRules away, all at once or (absent) not at all.
+const unlockRules = `*filter
+-D INPUT -j ` + lockChain + `
+-D OUTPUT -j ` + lockChain + `
+-F ` + lockChain + `
+-X ` + lockChain + `
+COMMIT
+`
+
+// lockNetwork locks the network namespace of process pid: peers' packets
+// are dropped (and sent again by them) rather than answered while the
+// namespace's sockets are not what its peers know. The agent locks a
+// migrating container itself, from before its checkpoint until it resumes
+// here or goes, which CRIU's own lock (lifted when a dump ends) would not
+// cover; and a network holder from its start until the sockets are
+// restored in it, which CRIU does not do for a namespace it did not make.
+func lockNetwork(ctx context.Context, pid int) error {
+	if out, err := iptablesRestore(ctx, pid, lockRules); err != nil {
+		return fmt.Errorf("iptables-restore: %s (%w)", out, err)
+	}
+	return nil
+}
+
+// unlockNetwork takes lockNetwork's rules away. A restored container may
+// have brought them along in its checkpoint (CRIU restores the iptables it
+// dumped, on hosts whose iptables are the legacy ones).
+func unlockNetwork(ctx context.Context, pid int) {
+	_, _ = iptablesRestore(ctx, pid, unlockRules)
+}
+
+func iptablesRestore(ctx context.Context, pid int, rules string) (string, error) {
+	cmd := exec.CommandContext(ctx, nsenterLauncher, fmt.Sprintf("--net=/proc/%d/ns/net", pid), "--", "iptables-restore", "--noflush")
+	cmd.Stdin = strings.NewReader(rules)
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// unlockCRIU takes away the rules with which CRIU locks a container's
 // network during a dump. CRIU removes them itself when a dump ends, but not
 // always when one fails half-way; left there, they cut the container off.
-func unlockNetwork(ctx context.Context, pid int) {
+func unlockCRIU(ctx context.Context, pid int) {
 	ns := fmt.Sprintf("--net=/proc/%d/ns/net", pid)
 	iptables := func(args ...string) error {
 		return exec.CommandContext(ctx, nsenterLauncher, append([]string{ns, "--", "iptables"}, args...)...).Run()

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,7 +19,6 @@ import (
 	units "github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
-	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
@@ -61,7 +59,14 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 	if problems := m.precheck(ctx, c); len(problems) > 0 {
 		return nil, refusePrecheck(strings.TrimPrefix(c.Name, "/"), m.Node, problems)
 	}
-	hdr, err := m.header(c, req.ID)
+	carrier, err := m.Workloads.Carrier(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	// A container in a holder's namespace is checkpointed without it, and
+	// so restored into one wherever it goes.
+	holder := carrier.ID != c.ID
+	hdr, err := m.header(c, carrier, req.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -79,6 +84,7 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 	if err != nil {
 		return nil, err
 	}
+	prepReq.InHolder = holder
 	prep, err := peer.Prepare(ctx, req.ID, prepReq)
 	if err != nil {
 		return nil, fmt.Errorf("destination %s: %w", req.To, err)
@@ -94,6 +100,12 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 	// engine checkpoints.
 	rt, rerr := m.findRunc(c)
 	if rerr != nil {
+		if holder || prep.Holder {
+			return nil, workloads.Refuse(errdefs.ErrFailedPrecondition,
+				"%s cannot migrate to %s, it keeps running on %s untouched: its network namespace must be left out of the checkpoint "+
+					"(%s restores into a network holder), which needs direct runc access, and there is none here (%v)",
+				hdr.Name, req.To, m.Node, req.To, rerr)
+		}
 		emit(api.MigrateEvent{Phase: api.PhaseCheckpoint, Message: "no direct runc access (" + rerr.Error() + "): checkpointing through the engine"})
 	}
 	hdr.ImagesDir = rerr == nil
@@ -105,53 +117,43 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 
 	// Freeze: from here on, the container runs again here or there.
 	emit(api.MigrateEvent{Phase: api.PhaseCheckpoint, Message: "checkpointing " + hdr.Name})
-	frozen := time.Now()
-	err = withCRIULock(m.HostRoot, nil, func() error {
-		if hdr.ImagesDir {
-			return m.runcCheckpoint(ctx, rt, c.ID, imgDir)
-		}
-		_, err := m.Engine.CheckpointCreate(ctx, c.ID, client.CheckpointCreateOptions{CheckpointID: checkpointName, Exit: true})
-		return err
-	})
-	if err != nil {
-		reason := m.failure(err, "dump", hdr.Name)
-		if now, ierr := m.Engine.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{}); ierr == nil && !now.Container.State.Running {
-			// CRIU resumes what it failed to dump; should it not have, the
-			// container is brought back from what it was.
-			_, _ = m.Engine.ContainerStart(ctx, c.ID, client.ContainerStartOptions{})
-		} else if ierr == nil {
-			unlockNetwork(ctx, now.Container.State.Pid)
-		}
-		return nil, fmt.Errorf("checkpoint of %s failed, it keeps running on %s: %s", hdr.Name, m.Node, reason)
+	frozenAt := time.Now()
+	var f frozen
+	if hdr.ImagesDir {
+		f, err = m.freeze(ctx, rt, c, hdr.Name, imgDir, prep.Holder && !holder)
+	} else {
+		f, err = m.checkpointThroughEngine(ctx, c, hdr.Name, imgDir)
 	}
-	dump := dumpStats(m.host(imgDir + "-work"))
-	_ = os.RemoveAll(m.host(imgDir + "-work"))
-	cpDir := m.host(imgDir)
-	if !hdr.ImagesDir {
-		if cpDir, err = m.checkpointDir(ctx, c.ID); err != nil {
-			return nil, err
-		}
-		dump = dumpStats(cpDir)
-	} else if err := m.waitStopped(ctx, c.ID); err != nil {
+	if err != nil {
 		return nil, err
 	}
-	emit(api.MigrateEvent{Phase: api.PhaseCheckpoint, Message: fmt.Sprintf("checkpointed in %.2fs", time.Since(frozen).Seconds())})
+	// CRIU leaves its stats in the work directory runc names, or the
+	// engine's checkpoint directory.
+	dump := dumpStats(m.host(imgDir + "-work"))
+	if !hdr.ImagesDir {
+		dump = dumpStats(f.imagesDir())
+	}
+	emit(api.MigrateEvent{Phase: api.PhaseCheckpoint, Message: fmt.Sprintf("checkpointed in %.2fs", time.Since(frozenAt).Seconds())})
 	// Free the overlay IP for the twin (the frozen endpoint would hold it).
-	_, _ = m.Engine.NetworkDisconnect(ctx, hdr.Network, client.NetworkDisconnectOptions{Container: c.ID, Force: true})
+	_, _ = m.Engine.NetworkDisconnect(ctx, hdr.Network, client.NetworkDisconnectOptions{Container: carrier.ID, Force: true})
 
 	emit(api.MigrateEvent{Phase: api.PhaseTransfer, Message: "streaming to " + req.To})
-	sent, got, err := m.send(ctx, peer, hdr, trees, cpDir, emit)
+	sent, got, err := m.send(ctx, peer, hdr, trees, f.imagesDir(), emit)
 	if err != nil {
-		emit(api.MigrateEvent{Phase: api.PhaseRollback, Message: "restoring " + hdr.Name + " on " + m.Node})
-		if rerr := m.rollback(ctx, c, hdr, imgDir); rerr != nil {
-			return nil, fmt.Errorf("migration to %s failed (%v), and restoring it on %s failed too: %v", req.To, err, m.Node, rerr)
+		emit(api.MigrateEvent{Phase: api.PhaseRollback, Message: "resuming " + hdr.Name + " on " + m.Node})
+		if rerr := m.undo(ctx, f, carrier.ID, hdr); rerr != nil {
+			return nil, fmt.Errorf("migration to %s failed (%v), and resuming it on %s failed too: %v", req.To, err, m.Node, rerr)
 		}
 		return nil, fmt.Errorf("migration to %s failed, %s runs on %s again with its state: %v", req.To, hdr.Name, m.Node, err)
 	}
 	restored := time.Now()
-	// The twin runs: this copy goes, and the volumes it took along.
-	if _, err := m.Engine.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
-		return nil, fmt.Errorf("%s runs on %s, but removing the stopped copy on %s failed: %w", hdr.Name, req.To, m.Node, err)
+	// The twin runs: this copy goes, with its holder and the volumes it
+	// took along.
+	f.end(ctx)
+	for _, id := range []string{c.ID, carrier.ID} {
+		if _, err := m.Engine.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
+			return nil, fmt.Errorf("%s runs on %s, but removing the stopped copy on %s failed: %w", hdr.Name, req.To, m.Node, err)
+		}
 	}
 	for _, v := range hdr.Volumes {
 		// Not forced: a volume another container here still uses stays.
@@ -161,25 +163,29 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 	}
 	return &api.MigrateResult{
 		Container: hdr.Name, From: m.Node, To: req.To, IP: got.IP, Cpuset: got.Cpuset,
-		Downtime: restored.Sub(frozen).Seconds(), Total: time.Since(start).Seconds(),
+		Downtime: restored.Sub(frozenAt).Seconds(), Total: time.Since(start).Seconds(),
 		Bytes: sent, Dump: dump, Restore: got.Restore, Time: time.Now().UTC().Format(time.RFC3339),
 	}, nil
 }
 
-// header describes the container for its twin.
-func (m *Migrator) header(c container.InspectResponse, id string) (api.ReceiveHeader, error) {
+// header describes the container for its twin; carrier is the container
+// whose endpoint carries its network (itself, or its holder).
+func (m *Migrator) header(c, carrier container.InspectResponse, id string) (api.ReceiveHeader, error) {
 	name := strings.TrimPrefix(c.Name, "/")
 	net := c.Config.Labels[labels.NetworkName]
-	ep, ok := c.NetworkSettings.Networks[net]
+	ep, ok := carrier.NetworkSettings.Networks[net]
 	if !ok || ep == nil || !ep.IPAddress.IsValid() {
 		return api.ReceiveHeader{}, fmt.Errorf("%s is not on the fleet network %q", name, net)
 	}
 	h := api.ReceiveHeader{
 		ID: id, Name: name, From: m.Node, Checkpoint: checkpointName,
-		Config: *c.Config, Network: net, IP: ep.IPAddress.String(), Ports: c.HostConfig.PortBindings,
+		Config: *c.Config, Network: net, IP: ep.IPAddress.String(), Ports: carrier.HostConfig.PortBindings,
 		Memory: c.HostConfig.Memory, MemorySwap: c.HostConfig.MemorySwap,
 	}
-	short := c.ID[:12]
+	// What a holder carries for the container.
+	h.Config.Hostname, h.Config.Domainname = carrier.Config.Hostname, carrier.Config.Domainname
+	h.Config.ExposedPorts = carrier.Config.ExposedPorts
+	short := carrier.ID[:12]
 	for _, a := range ep.Aliases {
 		if a != short {
 			h.Aliases = append(h.Aliases, a)
@@ -323,77 +329,6 @@ func (m *Migrator) writeContainer(ctx context.Context, tw *tar.Writer, trees []t
 		}
 	}
 	return ctx.Err()
-}
-
-// rollback brings the frozen container back on this node from its own
-// checkpoint, with its IP and aliases.
-func (m *Migrator) rollback(ctx context.Context, c container.InspectResponse, h api.ReceiveHeader, imgDir string) error {
-	ip, _ := netip.ParseAddr(h.IP)
-	var lastErr error
-	// The destination may still hold the IP for a moment while it cleans up.
-	for attempt := 0; attempt < 20; attempt++ {
-		_, lastErr = m.Engine.NetworkConnect(ctx, h.Network, client.NetworkConnectOptions{Container: c.ID,
-			EndpointConfig: &network.EndpointSettings{IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: ip}, Aliases: h.Aliases}})
-		if lastErr == nil || strings.Contains(lastErr.Error(), "already exists") {
-			lastErr = nil
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	if lastErr != nil {
-		return fmt.Errorf("reconnecting to %s with %s: %w", h.Network, h.IP, lastErr)
-	}
-	if err := m.restore(ctx, c.ID, h.Name, h.ImagesDir, imgDir); err != nil {
-		return err
-	}
-	_, _ = m.Engine.CheckpointRemove(ctx, c.ID, client.CheckpointRemoveOptions{CheckpointID: checkpointName})
-	return nil
-}
-
-// restore starts a container from its checkpoint: from the engine's
-// checkpoint directory, or (fast path) from images in imgDir, of which the
-// engine gets only descriptors.json.
-func (m *Migrator) restore(ctx context.Context, id, name string, fast bool, imgDir string) error {
-	var extra []string
-	if fast {
-		cpDir, err := m.checkpointDir(ctx, id)
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(cpDir, 0o700); err != nil {
-			return err
-		}
-		desc, err := os.ReadFile(m.host(filepath.Join(imgDir, "descriptors.json")))
-		if err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
-		}
-		if err := os.WriteFile(filepath.Join(cpDir, "descriptors.json"), desc, 0o600); err != nil {
-			return err
-		}
-		extra = []string{"images-dir " + imgDir}
-	}
-	return withCRIULock(m.HostRoot, extra, func() error {
-		_, err := m.Engine.ContainerStart(ctx, id, client.ContainerStartOptions{CheckpointID: checkpointName})
-		if err != nil {
-			return fmt.Errorf("restore: %s", m.failure(err, "restore", name))
-		}
-		return nil
-	})
-}
-
-// waitStopped waits until the engine has seen the checkpointed process go.
-func (m *Migrator) waitStopped(ctx context.Context, id string) error {
-	for i := 0; i < 100; i++ {
-		res, err := m.Engine.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
-		if err != nil {
-			return err
-		}
-		if !res.Container.State.Running {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("the engine still reports %s running after its checkpoint", id)
 }
 
 func splitAddr(addr string) (string, int, error) {

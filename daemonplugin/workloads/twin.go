@@ -7,7 +7,6 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
 	"github.com/docker-fleet/fleet/shared/api"
@@ -50,12 +49,18 @@ type Twin struct {
 	Renamed map[string]string
 	// CreatedVolumes are the volumes made for the twin, removed with it.
 	CreatedVolumes []string
+	// HolderID and HolderPid name the network holder the twin joins, if
+	// it was made with one.
+	HolderID  string
+	HolderPid int
 }
 
 // CreateTwin creates the destination container of a migration under the
 // ledger lock: as many exclusive cores as the source had (the cpuset may
-// differ), the same memory limit, configuration, IP and aliases.
-func (m *Manager) CreateTwin(ctx context.Context, h api.ReceiveHeader) (*Twin, error) {
+// differ), the same memory limit, configuration, IP and aliases. With
+// holder, a running network holder carries the IP, aliases, ports and
+// hostname, and the twin joins its namespace.
+func (m *Manager) CreateTwin(ctx context.Context, h api.ReceiveHeader, holder bool) (*Twin, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st, err := m.read(ctx)
@@ -111,13 +116,22 @@ func (m *Manager) CreateTwin(ctx context.Context, h api.ReceiveHeader) (*Twin, e
 	host.CpusetCpus = twin.Cpuset
 	host.Memory = h.Memory
 	host.MemorySwap = h.MemorySwap
+	netcfg := endpointConfig(h.Network, ip, h.Aliases)
+	if holder {
+		hc, err := m.createHolder(ctx, h, ip)
+		if err != nil {
+			m.RemoveTwin(context.WithoutCancel(ctx), twin)
+			return nil, err
+		}
+		twin.HolderID, twin.HolderPid = hc.ID, hc.State.Pid
+		joinHolder(&cfg, host, hc.ID)
+		netcfg = nil
+	}
 	created, err := m.Engine.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Name:       h.Name,
-		Config:     &cfg,
-		HostConfig: host,
-		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-			h.Network: {IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: ip}, Aliases: h.Aliases},
-		}},
+		Name:             h.Name,
+		Config:           &cfg,
+		HostConfig:       host,
+		NetworkingConfig: netcfg,
 	})
 	if err != nil {
 		m.RemoveTwin(context.WithoutCancel(ctx), twin)
@@ -167,10 +181,13 @@ func withLabel(l map[string]string, k, v string) map[string]string {
 	return out
 }
 
-// RemoveTwin undoes CreateTwin: the container and the volumes it created.
+// RemoveTwin undoes CreateTwin: the container, its holder and the volumes
+// it created.
 func (m *Manager) RemoveTwin(ctx context.Context, t *Twin) {
-	if t.ID != "" {
-		_, _ = m.Engine.ContainerRemove(ctx, t.ID, client.ContainerRemoveOptions{Force: true})
+	for _, id := range []string{t.ID, t.HolderID} {
+		if id != "" {
+			_, _ = m.Engine.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
+		}
 	}
 	for _, v := range t.CreatedVolumes {
 		_, _ = m.Engine.VolumeRemove(ctx, v, client.VolumeRemoveOptions{Force: true})
@@ -188,4 +205,5 @@ func (m *Manager) CleanupIncoming(ctx context.Context) {
 	for _, c := range list.Items {
 		_, _ = m.Engine.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
 	}
+	m.cleanupHolders(ctx)
 }

@@ -80,7 +80,7 @@ func (m *Manager) read(ctx context.Context) (*state, error) {
 		ctr := res.Container
 		set, _ := cpuset.Parse(ctr.HostConfig.CpusetCpus)
 		_, fleet := ctr.Config.Labels[labels.Service]
-		fc := m.fleetContainer(ctr)
+		fc := m.fleetContainer(ctx, ctr)
 		pinned = append(pinned, ledger.Pinned{Name: fc.Name, Cpuset: set, Fleet: fleet, Exclusive: fc.Exclusive})
 		if fleet {
 			st.containers = append(st.containers, fc)
@@ -272,13 +272,14 @@ func createOptions(req api.CreateRequest, cores cpuset.Set) (client.ContainerCre
 func (m *Manager) Remove(ctx context.Context, name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, err := m.fleetInspect(ctx, name); err != nil {
+	c, err := m.fleetInspect(ctx, name)
+	if err != nil {
 		return err
 	}
 	if _, err := m.Engine.ContainerRemove(ctx, name, client.ContainerRemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("removing %s on %s: %w", name, m.Node, err)
 	}
-	return nil
+	return m.removeHolderOf(ctx, c)
 }
 
 // Resize changes a container's cpuset and memory in place (docker update):
@@ -294,7 +295,7 @@ func (m *Manager) Resize(ctx context.Context, name string, req api.ResizeRequest
 	if err != nil {
 		return api.FleetContainer{}, err
 	}
-	cur := m.fleetContainer(ctr)
+	cur := m.fleetContainer(ctx, ctr)
 	res := container.Resources{CpusetCpus: ctr.HostConfig.CpusetCpus}
 	exclusive := cur.Exclusive
 	switch {
@@ -365,8 +366,9 @@ func (m *Manager) Detail(ctx context.Context, name string) (api.ContainerDetail,
 	if err != nil {
 		return api.ContainerDetail{}, err
 	}
-	d := api.ContainerDetail{FleetContainer: m.fleetContainer(ctr)}
-	for _, ep := range ctr.NetworkSettings.Networks {
+	d := api.ContainerDetail{FleetContainer: m.fleetContainer(ctx, ctr)}
+	carrier, _ := m.Carrier(ctx, ctr)
+	for _, ep := range carrier.NetworkSettings.Networks {
 		d.Aliases = append(d.Aliases, ep.Aliases...)
 	}
 	if !ctr.State.Running {
@@ -443,10 +445,10 @@ func (m *Manager) inspect(ctx context.Context, id string) (api.FleetContainer, e
 	if err != nil {
 		return api.FleetContainer{}, fmt.Errorf("engine: %w", err)
 	}
-	return m.fleetContainer(res.Container), nil
+	return m.fleetContainer(ctx, res.Container), nil
 }
 
-func (m *Manager) fleetContainer(c container.InspectResponse) api.FleetContainer {
+func (m *Manager) fleetContainer(ctx context.Context, c container.InspectResponse) api.FleetContainer {
 	l := c.Config.Labels
 	replica, _ := strconv.Atoi(l[labels.Replica])
 	fc := api.FleetContainer{
@@ -464,8 +466,13 @@ func (m *Manager) fleetContainer(c container.InspectResponse) api.FleetContainer
 		Pid:        c.State.Pid,
 		StartedAt:  c.State.StartedAt,
 	}
-	if c.NetworkSettings != nil {
-		if ep, ok := c.NetworkSettings.Networks[l[labels.NetworkName]]; ok && ep != nil && ep.IPAddress.IsValid() {
+	// Only fleet containers can have joined a holder: others cost no lookup.
+	carrier := c
+	if _, fleet := l[labels.Service]; fleet {
+		carrier, _ = m.Carrier(ctx, c)
+	}
+	if carrier.NetworkSettings != nil {
+		if ep, ok := carrier.NetworkSettings.Networks[l[labels.NetworkName]]; ok && ep != nil && ep.IPAddress.IsValid() {
 			fc.IP = ep.IPAddress.String()
 		}
 	}

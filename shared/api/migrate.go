@@ -147,11 +147,18 @@ type PrepareRequest struct {
 	// bounds what the destination writes.
 	Files      int64 `json:"files"`
 	Checkpoint int64 `json:"checkpoint"`
+	// InHolder says the container lives in a network holder's namespace
+	// (see labels.NetnsOf): its checkpoint leaves the namespace out, so
+	// the destination must give it one.
+	InHolder bool `json:"inHolder,omitempty"`
 }
 
-// PrepareResponse says whether the destination needs the image streamed.
+// PrepareResponse says whether the destination needs the image streamed,
+// and whether it restores the container into a network holder: then the
+// source checkpoints the container's network namespace as external.
 type PrepareResponse struct {
 	HaveImage bool `json:"haveImage"`
+	Holder    bool `json:"holder,omitempty"`
 }
 
 // ReceiveHeader describes the container being received: everything needed

@@ -22,6 +22,11 @@ const (
 	Exclusive = Prefix + ".exclusive"
 	// NetworkName names the fleet network a container is attached to.
 	NetworkName = Prefix + ".network-name"
+	// NetnsOf marks a network holder: the container whose network namespace
+	// (address, aliases, published ports, hostname) a fleet container
+	// restored on a newer engine lives in. Its value is that container's
+	// name.
+	NetnsOf = Prefix + ".netns-of"
 	// Replicas is the desired replica count on a stored service definition.
 	Replicas = Prefix + ".replicas"
 	// History marks the swarm config holding a container's migrations.

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -99,12 +100,32 @@ func nativeRun(mb int) measure {
 	}()
 	waitUp(src, name)
 	ip := strings.TrimSpace(mustDocker(src, "inspect", "-f", `{{(index .NetworkSettings.Networks "fleet").IPAddress}}`, name))
+	// A destination that restores only into a network holder (Docker 28,
+	// see the README's Engines) gets one, as a user would make it by hand:
+	// the checkpoint leaves the namespace out, the holder takes the IP.
+	holder := needsHolder(dst)
+	if holder {
+		defer dockerErr(dst, "rm", "-f", name+".netns")
+		_, _ = dockerErr(dst, "rm", "-f", name+".netns")
+	}
+	pid := strings.TrimSpace(mustDocker(src, "inspect", "-f", "{{.State.Pid}}", name))
 	stop := poll(ip)
 	t0 := time.Now()
-	mustDocker(src, "checkpoint", "create", name, "cp")
+	if holder {
+		restore := criuConfig(fmt.Sprintf("external net[%d]:extRootNetNS", netnsInode(pid)))
+		mustDocker(src, "checkpoint", "create", name, "cp")
+		restore()
+	} else {
+		mustDocker(src, "checkpoint", "create", name, "cp")
+	}
 	mustDocker(src, "network", "disconnect", "-f", "fleet", name)
-	mustDocker(dst, "create", "--name", name, "--network", "fleet", "--ip", ip, "--memory", fmt.Sprintf("%dm", mb+256),
-		"-e", fmt.Sprintf("BALLAST_MB=%d", mb), image)
+	net := []string{"--network", "fleet", "--ip", ip}
+	if holder {
+		mustDocker(dst, "run", "-d", "--name", name+".netns", "--network", "fleet", "--ip", ip, "docker-fleet/anchor:latest")
+		net = []string{"--network", "container:" + name + ".netns"}
+	}
+	mustDocker(dst, append(append([]string{"create", "--name", name}, net...), "--memory", fmt.Sprintf("%dm", mb+256),
+		"-e", fmt.Sprintf("BALLAST_MB=%d", mb), image)...)
 	from := filepath.Join(dataRoot(src), "containers", id(src, name), "checkpoints", "cp")
 	to := filepath.Join(dataRoot(dst), "containers", id(dst, name), "checkpoints")
 	check(os.MkdirAll(to, 0o700))
@@ -116,6 +137,31 @@ func nativeRun(mb int) measure {
 	total := time.Since(t0).Seconds()
 	p := stop()
 	return measure{gap: p.MaxGapMs / 1000, total: total, poll: p}
+}
+
+// needsHolder says whether host h's engine restores a checkpoint only into
+// a network holder (Docker 26.0, 28 and later).
+func needsHolder(h string) bool {
+	v := strings.TrimSpace(mustDocker(h, "version", "-f", "{{.Server.Version}}"))
+	var major, minor int
+	_, _ = fmt.Sscanf(v, "%d.%d", &major, &minor)
+	return major >= 28 || (major == 26 && minor == 0)
+}
+
+func netnsInode(pid string) uint64 {
+	st, err := os.Stat("/proc/" + pid + "/ns/net")
+	check(err)
+	return st.Sys().(*syscall.Stat_t).Ino
+}
+
+// criuConfig adds a line to the host's CRIU configuration for runc until
+// the returned function is called.
+func criuConfig(line string) func() {
+	const conf = "/etc/criu/runc.conf"
+	old, err := os.ReadFile(conf)
+	check(err)
+	check(os.WriteFile(conf, append(bytes.TrimRight(old, "\n"), []byte("\n"+line+"\n")...), 0o644))
+	return func() { check(os.WriteFile(conf, old, 0o644)) }
 }
 
 // poll starts the workload's poller on the client host; stop returns its

@@ -305,11 +305,13 @@ func waitAgent(t *testing.T, h string) {
 	t.Fatalf("the agent of %s does not come back", h)
 }
 
-// noTwinLeft checks that the destination kept nothing of a failed migration.
+// noTwinLeft checks that the destination kept nothing of a failed
+// migration: no copy, no network holder.
 func noTwinLeft(t *testing.T, h, name string) {
 	t.Helper()
 	for i := 0; ; i++ {
-		if mustDocker(t, h, "ps", "-aq", "--filter", "name=^/"+name+"$") == "" {
+		if mustDocker(t, h, "ps", "-aq", "--filter", "name=^/"+name+"$") == "" &&
+			mustDocker(t, h, "ps", "-aq", "--filter", "name=^/"+name+".netns$") == "" {
 			return
 		}
 		assert.Assert(t, i < 20, "%s left a copy of %s", h, name)
