@@ -126,17 +126,15 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 	if e.limit == 0 {
 		return api.ReceiveResult{}, workloads.Refuse(errdefs.ErrFailedPrecondition, "migration %s: receive before prepare", h.ID)
 	}
-	twin, err := m.Workloads.CreateTwin(ctx, h, e.holder)
+	// A holder's namespace stays locked until the sockets are back in it:
+	// a peer's packet would be answered with a reset.
+	var lockHolder func(int) error
+	if e.holder {
+		lockHolder = func(pid int) error { return lockNetwork(ctx, pid) }
+	}
+	twin, err := m.Workloads.CreateTwin(ctx, h, lockHolder)
 	if err != nil {
 		return api.ReceiveResult{}, err
-	}
-	if twin.HolderPid != 0 {
-		// The holder has the address from its start: until the sockets are
-		// back, a peer's packet would be answered with a reset.
-		if err := lockNetwork(ctx, twin.HolderPid); err != nil {
-			m.Workloads.RemoveTwin(context.WithoutCancel(ctx), twin)
-			return api.ReceiveResult{}, fmt.Errorf("locking the network of %s on %s: %w", h.Name, m.Node, err)
-		}
 	}
 	ok := false
 	defer func() {

@@ -43,9 +43,11 @@ func IsHolder(c container.InspectResponse) bool {
 }
 
 // createHolder creates and starts the holder of a migration's twin with the
-// source's endpoint, published ports and hostname, and returns it
-// inspected. Callers hold m.mu.
-func (m *Manager) createHolder(ctx context.Context, h api.ReceiveHeader, ip netip.Addr) (container.InspectResponse, error) {
+// source's published ports and hostname, has lock lock its namespace, and
+// only then gives it the source's address and aliases: a peer's packet
+// never meets the namespace unlocked before the sockets are back. It returns
+// the holder inspected. Callers hold m.mu.
+func (m *Manager) createHolder(ctx context.Context, h api.ReceiveHeader, ip netip.Addr, lock func(pid int) error) (container.InspectResponse, error) {
 	created, err := m.Engine.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: HolderName(h.Name),
 		Config: &container.Config{
@@ -60,19 +62,33 @@ func (m *Manager) createHolder(ctx context.Context, h api.ReceiveHeader, ip neti
 			PortBindings: h.Ports,
 			Resources:    container.Resources{Memory: 16 << 20},
 		},
-		NetworkingConfig: endpointConfig(h.Network, ip, h.Aliases),
+		// Any address first: the engine sets the network up at start,
+		// before the namespace can be locked.
+		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{h.Network: {}}},
 	})
 	if err != nil {
 		return container.InspectResponse{}, fmt.Errorf("creating the network holder of %s on %s: %w", h.Name, m.Node, err)
 	}
-	if err := m.start(ctx, created.ID); err != nil {
+	fail := func(what string, err error) (container.InspectResponse, error) {
 		_, _ = m.Engine.ContainerRemove(context.WithoutCancel(ctx), created.ID, client.ContainerRemoveOptions{Force: true})
-		return container.InspectResponse{}, fmt.Errorf("starting the network holder of %s on %s: %w", h.Name, m.Node, err)
+		return container.InspectResponse{}, fmt.Errorf("%s the network holder of %s on %s: %w", what, h.Name, m.Node, err)
+	}
+	if err := m.start(ctx, created.ID); err != nil {
+		return fail("starting", err)
 	}
 	res, err := m.Engine.ContainerInspect(ctx, created.ID, client.ContainerInspectOptions{})
 	if err != nil {
-		_, _ = m.Engine.ContainerRemove(context.WithoutCancel(ctx), created.ID, client.ContainerRemoveOptions{Force: true})
-		return container.InspectResponse{}, err
+		return fail("inspecting", err)
+	}
+	if err := lock(res.Container.State.Pid); err != nil {
+		return fail("locking", err)
+	}
+	if _, err := m.Engine.NetworkDisconnect(ctx, h.Network, client.NetworkDisconnectOptions{Container: created.ID, Force: true}); err != nil {
+		return fail("addressing", err)
+	}
+	if _, err := m.Engine.NetworkConnect(ctx, h.Network, client.NetworkConnectOptions{Container: created.ID,
+		EndpointConfig: &network.EndpointSettings{IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: ip}, Aliases: h.Aliases}}); err != nil {
+		return fail("addressing", err)
 	}
 	return res.Container, nil
 }

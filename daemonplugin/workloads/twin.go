@@ -58,9 +58,10 @@ type Twin struct {
 // CreateTwin creates the destination container of a migration under the
 // ledger lock: as many exclusive cores as the source had (the cpuset may
 // differ), the same memory limit, configuration, IP and aliases. With
-// holder, a running network holder carries the IP, aliases, ports and
-// hostname, and the twin joins its namespace.
-func (m *Manager) CreateTwin(ctx context.Context, h api.ReceiveHeader, holder bool) (*Twin, error) {
+// lockHolder, a running network holder, its namespace locked by lockHolder
+// before the address moves in, carries the IP, aliases, ports and hostname,
+// and the twin joins its namespace.
+func (m *Manager) CreateTwin(ctx context.Context, h api.ReceiveHeader, lockHolder func(pid int) error) (*Twin, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st, err := m.read(ctx)
@@ -117,8 +118,8 @@ func (m *Manager) CreateTwin(ctx context.Context, h api.ReceiveHeader, holder bo
 	host.Memory = h.Memory
 	host.MemorySwap = h.MemorySwap
 	netcfg := endpointConfig(h.Network, ip, h.Aliases)
-	if holder {
-		hc, err := m.createHolder(ctx, h, ip)
+	if lockHolder != nil {
+		hc, err := m.createHolder(ctx, h, ip, lockHolder)
 		if err != nil {
 			m.RemoveTwin(context.WithoutCancel(ctx), twin)
 			return nil, err
