@@ -34,7 +34,8 @@ var stallTimeout = 15 * time.Second
 
 // Migrate moves one of this node's containers to req.To. It ends with the
 // container running on the destination and removed here, or running here
-// with its state (restored from its own checkpoint if it was frozen).
+// with its state (thawed, or restored from its own checkpoint after an
+// engine checkpoint, if it was frozen).
 func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit func(api.MigrateEvent)) (*api.MigrateResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -100,11 +101,8 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 	// engine checkpoints.
 	rt, rerr := m.findRunc(c)
 	if rerr != nil {
-		if holder || prep.Holder {
-			return nil, workloads.Refuse(errdefs.ErrFailedPrecondition,
-				"%s cannot migrate to %s, it keeps running on %s untouched: its network namespace must be left out of the checkpoint "+
-					"(%s restores into a network holder), which needs direct runc access, and there is none here (%v)",
-				hdr.Name, req.To, m.Node, req.To, rerr)
+		if err := m.engineCheckpointable(ctx, hdr.Name, req.To, holder || prep.Holder, rerr); err != nil {
+			return nil, err
 		}
 		emit(api.MigrateEvent{Phase: api.PhaseCheckpoint, Message: "no direct runc access (" + rerr.Error() + "): checkpointing through the engine"})
 	}
@@ -166,6 +164,28 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 		Downtime: restored.Sub(frozenAt).Seconds(), Total: time.Since(start).Seconds(),
 		Bytes: sent, Dump: dump, Restore: got.Restore, Time: time.Now().UTC().Format(time.RFC3339),
 	}, nil
+}
+
+// engineCheckpointable refuses, before the freeze, the engine's checkpoint
+// (the fallback without runc access, noRunc saying why) where it could not
+// be restored: a network namespace to leave out of it (external), or an
+// engine here that restores only into a network holder, which a rollback
+// could not have.
+func (m *Migrator) engineCheckpointable(ctx context.Context, name, to string, external bool, noRunc error) error {
+	why := ""
+	if external {
+		why = "its network namespace must be left out of the checkpoint (it lives in a network holder, or " + to + " restores into one)"
+	} else if needs, err := m.needsHolder(ctx); err != nil {
+		return err
+	} else if needs {
+		why = "this node's engine could restore it, were the migration to fail, only into a network holder"
+	}
+	if why == "" {
+		return nil
+	}
+	return workloads.Refuse(errdefs.ErrFailedPrecondition,
+		"%s cannot migrate to %s, it keeps running on %s untouched: %s, which needs direct runc access, and there is none here (%v)",
+		name, to, m.Node, why, noRunc)
 }
 
 // header describes the container for its twin; carrier is the container
