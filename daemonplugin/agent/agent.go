@@ -20,6 +20,7 @@ import (
 
 	"github.com/docker-fleet/fleet/daemonplugin/criucheck"
 	"github.com/docker-fleet/fleet/daemonplugin/hostexec"
+	"github.com/docker-fleet/fleet/daemonplugin/journal"
 	"github.com/docker-fleet/fleet/daemonplugin/keyring"
 	"github.com/docker-fleet/fleet/daemonplugin/metrics"
 	"github.com/docker-fleet/fleet/daemonplugin/migrate"
@@ -61,6 +62,10 @@ func New(cfg Config) (*Agent, error) {
 			return nil, err
 		}
 	}
+	jr, err := journal.Open(cfg.JournalDir)
+	if err != nil {
+		return nil, err
+	}
 	wl := &workloads.Manager{Node: cfg.Node, Engine: engine, Cores: func() (cpuset.Set, error) { return metrics.Cores(cfg.Proc) }}
 	a := &Agent{
 		cfg:       cfg,
@@ -68,8 +73,9 @@ func New(cfg Config) (*Agent, error) {
 		keys:      keys,
 		sampler:   metrics.NewSampler(cfg.Proc, time.Second),
 		workloads: wl,
-		migrator:  &migrate.Migrator{Node: cfg.Node, Engine: engine, Workloads: wl, Creds: keys, HostRoot: hostexec.HostRoot},
+		migrator:  &migrate.Migrator{Node: cfg.Node, Engine: engine, Workloads: wl, Creds: keys, HostRoot: hostexec.HostRoot, Journal: jr},
 	}
+	wl.Migrating = a.migrator.Migrating
 	a.migrator.ForeignLimits = func() bool {
 		criu, _ := a.criuInfo()
 		return readsForeignLimits(readCapabilities(cfg.Proc), criu)
@@ -83,6 +89,10 @@ func New(cfg Config) (*Agent, error) {
 func (a *Agent) Run(ctx context.Context) error {
 	go a.sampler.Run(ctx.Done())
 	go a.workloads.CleanupIncoming(ctx)
+	if a.keys != nil {
+		// Migrations this agent left unfinished, if it died in one.
+		go a.migrator.Start(ctx)
+	}
 	go a.criuInfo() // warm the cache; CRIU takes a moment to start
 
 	// The TCP port first: if it cannot be had, the agent exits before its
@@ -149,6 +159,8 @@ func (a *Agent) Handler() http.Handler {
 		"POST " + api.PathPrepare:    a.servePrepare,
 		"POST " + api.PathImageLoad:  a.serveImageLoad,
 		"POST " + api.PathReceive:    a.serveReceive,
+		"POST " + api.PathDecision:   a.serveDecision,
+		"POST " + api.PathOutcome:    a.serveOutcome,
 
 		// migrate --check: looks at a container, changes nothing.
 		"POST " + api.PathMigrateCheck: postJSON(a.migrator.Check),

@@ -23,6 +23,10 @@ type Config struct {
 	// StateDir keeps the node's key and certificate: in the plugin's own
 	// root filesystem, which no Engine API call reads back.
 	StateDir string
+	// JournalDir keeps the node's migrations until they end: in the
+	// engine's data root, which outlives the plugin (an upgrade replaces
+	// its root filesystem).
+	JournalDir string
 	// EngineHost is the node engine's API, through the plugin's "sock" mount.
 	EngineHost string
 	// Proc is the host's procfs (the plugin shares the host's pid namespace).
@@ -39,6 +43,7 @@ func ConfigFromEnv() (Config, error) {
 		Node:        os.Getenv(api.EnvNode),
 		Port:        api.DefaultPort,
 		StateDir:    "/state",
+		JournalDir:  "/host/data-root/fleet/migrations",
 		EngineHost:  "unix:///run/host/docker.sock",
 		Proc:        "/proc",
 		CRIUPath:    "/bin/criu",

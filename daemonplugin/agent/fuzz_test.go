@@ -16,6 +16,7 @@ import (
 	"github.com/moby/moby/client"
 	"gotest.tools/v3/assert"
 
+	"github.com/docker-fleet/fleet/daemonplugin/journal"
 	"github.com/docker-fleet/fleet/daemonplugin/keyring"
 	"github.com/docker-fleet/fleet/daemonplugin/migrate"
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
@@ -41,9 +42,11 @@ func fuzzAgent(t testing.TB) (http.Handler, map[pki.Role]*x509.Certificate) {
 	assert.NilError(t, err)
 	engine, err := client.New(client.WithHost("tcp://127.0.0.1:1"), client.WithHTTPClient(&http.Client{Transport: deadEngine{}}))
 	assert.NilError(t, err)
+	jr, err := journal.Open(t.TempDir())
+	assert.NilError(t, err)
 	wl := &workloads.Manager{Node: "h1", Engine: engine, Cores: func() (cpuset.Set, error) { return cpuset.Of(0, 1), nil }}
 	a := &Agent{cfg: Config{Node: "h1"}, engine: engine, keys: keys, workloads: wl,
-		migrator: &migrate.Migrator{Node: "h1", Engine: engine, Workloads: wl, Creds: keys}}
+		migrator: &migrate.Migrator{Node: "h1", Engine: engine, Workloads: wl, Creds: keys, Journal: jr}}
 	certs := map[pki.Role]*x509.Certificate{}
 	for role, name := range map[pki.Role]string{pki.RoleOperator: "cli", pki.RoleNode: "h2"} {
 		p, err := ca.Issue(name, role, pki.NodeValidity)
@@ -82,7 +85,8 @@ func FuzzRequestBodies(f *testing.F) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		// Those need no engine; a migration streams its failure after a 200.
-		noEngine := []string{"POST " + api.PathNodeCSR, "PUT " + api.PathRevocations, "POST " + api.PathExpect, "POST " + api.PathMigrate}
+		noEngine := []string{"POST " + api.PathNodeCSR, "PUT " + api.PathRevocations, "POST " + api.PathExpect, "POST " + api.PathMigrate,
+			"POST " + api.PathOutcome}
 		if rec.Code == http.StatusOK && !slices.Contains(noEngine, pattern) {
 			t.Errorf("%s with %q was accepted over a dead engine", pattern, body)
 		}

@@ -62,6 +62,27 @@ func (a *Agent) servePrepare(w http.ResponseWriter, r *http.Request) {
 	reply(w, v, err)
 }
 
+// serveDecision takes the source's decision on a migration this node
+// restored.
+func (a *Agent) serveDecision(w http.ResponseWriter, r *http.Request) {
+	var d api.Decision
+	if err := decode(w, r, &d); err != nil {
+		return
+	}
+	err := a.migrator.Decide(r.Context(), peer(r.Context()).Name, r.Header.Get(api.HeaderMigration), d)
+	reply(w, struct{}{}, err)
+}
+
+// serveOutcome answers the other side of a migration.
+func (a *Agent) serveOutcome(w http.ResponseWriter, r *http.Request) {
+	var req api.OutcomeRequest
+	if err := decode(w, r, &req); err != nil {
+		return
+	}
+	v, err := a.migrator.Outcome(r.Context(), peer(r.Context()).Name, req.ID)
+	reply(w, v, err)
+}
+
 // serveImageLoad takes the image of an announced migration.
 func (a *Agent) serveImageLoad(w http.ResponseWriter, r *http.Request) {
 	err := a.migrator.LoadImage(r.Context(), peer(r.Context()).Name, r.Header.Get(api.HeaderMigration), r.Body)
@@ -134,6 +155,9 @@ func (a *Agent) leave(ctx context.Context, req api.LeaveRequest) (struct{}, erro
 		Filters: make(client.Filters).Add("label", labels.Service)})
 	if err != nil {
 		return struct{}{}, err
+	}
+	if busy := a.migrator.Unfinished(); busy != "" && !req.Force {
+		return struct{}{}, workloads.Refuse(errdefs.ErrConflict, "node %s has a migration to finish first: %s", a.cfg.Node, busy)
 	}
 	if len(list.Items) > 0 && !req.Force {
 		return struct{}{}, workloads.Refuse(errdefs.ErrConflict, "node %s still has %d fleet containers", a.cfg.Node, len(list.Items))

@@ -22,8 +22,9 @@ var criuOptions = []string{"tcp-established", "skip-in-flight", "file-locks"}
 // editCRIUConfig edits the host's runc CRIU configuration, which every
 // engine of the host reads for checkpoints and restores (engines before 24
 // pass no per-container CRIU options): it adds the lines of add that are
-// missing and drops those of drop, keeping every other line.
-func editCRIUConfig(hostRoot string, add, drop []string) error {
+// missing and drops those drop says to (nil: none), keeping every other
+// line.
+func editCRIUConfig(hostRoot string, add []string, drop func(line string) bool) error {
 	p := filepath.Join(hostRoot, "etc/criu/runc.conf")
 	old, err := os.ReadFile(p)
 	if err != nil && !os.IsNotExist(err) {
@@ -32,7 +33,7 @@ func editCRIUConfig(hostRoot string, add, drop []string) error {
 	var lines []string
 	have := map[string]bool{}
 	for _, l := range strings.Split(strings.TrimRight(string(old), "\n"), "\n") {
-		if l == "" || slices.Contains(drop, strings.TrimSpace(l)) {
+		if l == "" || (drop != nil && drop(strings.TrimSpace(l))) {
 			continue
 		}
 		lines = append(lines, l)
@@ -74,7 +75,7 @@ func withCRIULock(hostRoot string, extra []string, fn func() error) error {
 	if err := editCRIUConfig(hostRoot, append(slices.Clone(criuOptions), extra...), nil); err != nil {
 		return fmt.Errorf("CRIU configuration: %w", err)
 	}
-	defer editCRIUConfig(hostRoot, nil, extra)
+	defer editCRIUConfig(hostRoot, nil, func(l string) bool { return slices.Contains(extra, l) })
 	return fn()
 }
 

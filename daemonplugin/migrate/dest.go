@@ -4,10 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"log"
 	"os"
-	"path/filepath"
 
 	"github.com/containerd/errdefs"
 	units "github.com/docker/go-units"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/docker-fleet/fleet/daemonplugin/enginecompat"
+	"github.com/docker-fleet/fleet/daemonplugin/journal"
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
 	"github.com/docker-fleet/fleet/shared/api"
 )
@@ -112,9 +114,11 @@ func (m *Migrator) LoadImage(ctx context.Context, from, id string, body io.Reade
 	return err
 }
 
-// Receive creates the twin, fills it from the stream, and restores it.
-// Whatever fails, the twin and any volume made for it are removed and the
-// source told why.
+// Receive creates the twin, fills it from the stream and restores it
+// fenced: its network stays locked until the source's decision (Decide),
+// so that until then only one copy of the container can be heard. Whatever
+// fails before the restore, the twin and any volume made for it are
+// removed and the source told why.
 func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader, body io.Reader, trailer func() string) (api.ReceiveResult, error) {
 	e, err := m.claim(h.ID, from, true)
 	if err != nil {
@@ -126,34 +130,105 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 	if e.limit == 0 {
 		return api.ReceiveResult{}, workloads.Refuse(errdefs.ErrFailedPrecondition, "migration %s: receive before prepare", h.ID)
 	}
-	// A holder's namespace stays locked until the sockets are back in it:
-	// a peer's packet would be answered with a reset.
+	done, err := m.begin(h.ID, h.Name)
+	if err != nil {
+		return api.ReceiveResult{}, err
+	}
+	defer done()
+	// The fast path keeps the images in tmpfs, the engine path in the
+	// engine's checkpoint directory.
+	imgDir := m.workDir(h.ID, "-in")
+	defer m.removeDirs(imgDir)
+	twin, err := m.createTwin(ctx, e, h, imgDir)
+	if err != nil {
+		return api.ReceiveResult{}, err
+	}
+	restored := false
+	defer func() {
+		if !restored {
+			m.dropTwin(context.WithoutCancel(ctx), h.ID, twin)
+		}
+	}()
+	cpDir, err := m.fill(ctx, e, h, twin, imgDir, body, trailer)
+	if err != nil {
+		return api.ReceiveResult{}, err
+	}
+	if err := m.fault(ctx, "dest:restoring"); err != nil {
+		return api.ReceiveResult{}, err
+	}
+	if err := m.restore(ctx, twin.ID, h.Name, h.ImagesDir, imgDir); err != nil {
+		return api.ReceiveResult{}, fmt.Errorf("restoring %s on %s: %w", h.Name, m.Node, err)
+	}
+	if !h.ImagesDir {
+		// The engine's checkpoint brings no lock of the agent's along.
+		if pid := m.fencedPid(ctx, twin.ID, twin.HolderID); pid != 0 {
+			_ = lockNetwork(ctx, pid)
+		}
+	}
+	if err := m.Journal.Set(h.ID, journal.Restored); err != nil {
+		return api.ReceiveResult{}, err
+	}
+	restored = true
+	result := api.ReceiveResult{ContainerID: twin.ID, Cpuset: twin.Cpuset, IP: h.IP, Volumes: twin.Renamed,
+		Restore: m.restoreStats(ctx, twin.ID, cpDir)}
+	_, _ = m.Engine.CheckpointRemove(ctx, twin.ID, client.CheckpointRemoveOptions{CheckpointID: h.Checkpoint})
+	if err := m.fault(ctx, "dest:restored"); err != nil {
+		// The copy stays fenced; the source's decision settles it.
+		return api.ReceiveResult{}, err
+	}
+	return result, nil
+}
+
+// createTwin journals the migration and creates the twin (with its holder
+// where one is needed, locked from its start).
+func (m *Migrator) createTwin(ctx context.Context, e expected, h api.ReceiveHeader, imgDir string) (*workloads.Twin, error) {
+	rec := journal.DestRecord{Dirs: []string{imgDir}}
+	entry := journal.Entry{ID: h.ID, Role: journal.Destination, State: journal.Receiving, Container: h.Name,
+		Peer: h.From, PeerAddr: e.FromAddr, Dest: &rec}
+	if err := m.Journal.Put(entry); err != nil {
+		return nil, err
+	}
 	var lockHolder func(int) error
 	if e.holder {
 		lockHolder = func(pid int) error { return lockNetwork(ctx, pid) }
 	}
 	twin, err := m.Workloads.CreateTwin(ctx, h, lockHolder)
 	if err != nil {
-		return api.ReceiveResult{}, err
+		_ = m.Journal.Remove(h.ID)
+		return nil, err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			m.Workloads.RemoveTwin(context.WithoutCancel(ctx), twin)
-		}
-	}()
-	// The fast path keeps the images in tmpfs, the engine path in the
-	// engine's checkpoint directory.
-	imgDir := filepath.Join(shmDir, "fleet-migration-"+h.ID+"-in")
-	defer os.RemoveAll(m.host(imgDir))
+	rec.TwinID, rec.HolderID, rec.Volumes = twin.ID, twin.HolderID, twin.CreatedVolumes
+	if err := m.Journal.Put(entry); err != nil {
+		m.Workloads.RemoveTwin(context.WithoutCancel(ctx), twin)
+		_ = m.Journal.Remove(h.ID)
+		return nil, err
+	}
+	if err := m.fault(ctx, "dest:receiving"); err != nil {
+		m.dropTwin(context.WithoutCancel(ctx), h.ID, twin)
+		return nil, err
+	}
+	return twin, nil
+}
+
+// dropTwin removes a twin that is not the container, and forgets it.
+func (m *Migrator) dropTwin(ctx context.Context, id string, twin *workloads.Twin) {
+	m.Workloads.RemoveTwin(ctx, twin)
+	_ = m.Journal.Remove(id)
+}
+
+// fill writes the stream into the twin's writable layer, its volumes and
+// the checkpoint directory, and checks it whole; it returns where the
+// CRIU images are.
+func (m *Migrator) fill(ctx context.Context, e expected, h api.ReceiveHeader, twin *workloads.Twin, imgDir string, body io.Reader, trailer func() string) (string, error) {
 	cpDir := m.host(imgDir)
 	if !h.ImagesDir {
+		var err error
 		if cpDir, err = m.checkpointDir(ctx, twin.ID); err != nil {
-			return api.ReceiveResult{}, err
+			return "", err
 		}
 	}
 	if err := os.MkdirAll(cpDir, 0o700); err != nil {
-		return api.ReceiveResult{}, err
+		return "", err
 	}
 	x := &extractor{limit: e.limit, dir: func(section, name string) (string, error) {
 		switch section + "/" {
@@ -172,55 +247,86 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 	}}
 	sum := sha256.New()
 	if err := x.extract(io.TeeReader(body, sum)); err != nil {
-		return api.ReceiveResult{}, fmt.Errorf("receiving %s: %w", h.Name, err)
+		return "", fmt.Errorf("receiving %s: %w", h.Name, err)
 	}
 	// Read to the end so the trailer arrives: past the archive there is
 	// only its padding.
 	if n, err := io.Copy(sum, io.LimitReader(body, maxPadding+1)); err != nil || n > maxPadding {
-		return api.ReceiveResult{}, fmt.Errorf("receiving %s: %d bytes after the end of the archive (%v)", h.Name, n, err)
+		return "", fmt.Errorf("receiving %s: %d bytes after the end of the archive (%v)", h.Name, n, err)
 	}
 	if got, want := hex.EncodeToString(sum.Sum(nil)), trailer(); got != want {
-		return api.ReceiveResult{}, workloads.Refuse(errdefs.ErrInvalidArgument,
+		return "", workloads.Refuse(errdefs.ErrInvalidArgument,
 			"receiving %s: the stream is corrupt (SHA-256 %s, the source sent %q)", h.Name, got, want)
 	}
-	if err := m.restore(ctx, twin.ID, h.Name, h.ImagesDir, imgDir); err != nil {
-		return api.ReceiveResult{}, fmt.Errorf("restoring %s on %s: %w", h.Name, m.Node, err)
-	}
-	ok = true
-	if twin.HolderPid != 0 {
-		unlockNetwork(ctx, twin.HolderPid)
-	} else if res, err := m.Engine.ContainerInspect(ctx, twin.ID, client.ContainerInspectOptions{}); err == nil {
-		unlockNetwork(ctx, res.Container.State.Pid)
-	}
-	result := api.ReceiveResult{ContainerID: twin.ID, Cpuset: twin.Cpuset, IP: h.IP, Volumes: twin.Renamed,
-		Restore: m.restoreStats(ctx, twin.ID, cpDir)}
-	_, _ = m.Engine.CheckpointRemove(ctx, twin.ID, client.CheckpointRemoveOptions{CheckpointID: h.Checkpoint})
-	return result, nil
+	return cpDir, nil
 }
 
-// maxPadding bounds what may follow a stream's archive (tar pads to its
-// record size).
-const maxPadding = 64 << 10
-
-// restoreStats reads CRIU's restore stats, which it leaves in its work
-// directory: the images directory unless runc named one in the restored
-// container's bundle.
-func (m *Migrator) restoreStats(ctx context.Context, id, imgDir string) *api.RestoreStats {
-	if s := restoreStats(imgDir); s != nil {
-		return s
+// fencedPid is the process whose network namespace fences a restored twin:
+// its holder's, or its own.
+func (m *Migrator) fencedPid(ctx context.Context, twinID, holderID string) int {
+	id := twinID
+	if holderID != "" {
+		id = holderID
 	}
 	res, err := m.Engine.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil || !res.Container.State.Running {
+		return 0
+	}
+	return res.Container.State.Pid
+}
+
+// Decide takes the source's decision on a migration this node restored:
+// commit lifts the fence (the twin is the container now), abort removes
+// the twin. A migration no longer journaled is not found: it was decided
+// already, or never got a copy here.
+func (m *Migrator) Decide(ctx context.Context, from, id string, d api.Decision) error {
+	if !migrationID.MatchString(id) {
+		return workloads.Refuse(errdefs.ErrInvalidArgument, "bad migration id %q", id)
+	}
+	m.resolveMu.Lock()
+	defer m.resolveMu.Unlock()
+	e, err := m.Journal.Get(id)
+	if errors.Is(err, os.ErrNotExist) {
+		return workloads.Refuse(errdefs.ErrNotFound, "node %s has no migration %s to decide", m.Node, id)
+	}
 	if err != nil {
+		return err
+	}
+	if e.Role != journal.Destination || e.Peer != from {
+		return workloads.Refuse(errdefs.ErrPermissionDenied, "node %s may not decide migration %q on %s", from, id, m.Node)
+	}
+	if _, live := m.active[id]; live && !d.Commit {
+		// The receive still runs: it fails as the source's stream ends,
+		// and removes the twin itself.
 		return nil
 	}
-	b, err := bundle(res.Container.State.Pid)
-	if err != nil {
-		return nil
+	if e.State != journal.Restored {
+		if d.Commit {
+			return workloads.Refuse(errdefs.ErrFailedPrecondition, "migration %s is %s on %s, not restored: it cannot be committed", id, e.State, m.Node)
+		}
+		return m.settleDest(ctx, e, false)
 	}
-	// The bundle's "work" links to the shim's work directory on the host.
-	work := filepath.Join(b, "work")
-	if target, err := os.Readlink(m.host(work)); err == nil {
-		work = target
+	return m.settleDest(ctx, e, d.Commit)
+}
+
+// settleDest carries out a decision on a twin: commit unlocks its network,
+// abort removes it. Callers hold resolveMu.
+func (m *Migrator) settleDest(ctx context.Context, e journal.Entry, commit bool) error {
+	rec := e.Dest
+	if commit {
+		if err := m.fault(ctx, "dest:decided"); err != nil {
+			return err
+		}
+		pid := m.fencedPid(ctx, rec.TwinID, rec.HolderID)
+		if pid == 0 {
+			return fmt.Errorf("%s on %s: the restored copy is not running", e.Container, m.Node)
+		}
+		unlockNetwork(ctx, pid)
+		log.Printf("migration %s of %s from %s: committed, fence lifted", e.ID, e.Container, e.Peer)
+	} else {
+		m.Workloads.RemoveTwin(ctx, &workloads.Twin{ID: rec.TwinID, HolderID: rec.HolderID, CreatedVolumes: rec.Volumes})
+		log.Printf("migration %s of %s from %s: aborted, twin removed", e.ID, e.Container, e.Peer)
 	}
-	return restoreStats(m.host(work))
+	m.removeDirs(rec.Dirs...)
+	return m.Journal.Remove(e.ID)
 }

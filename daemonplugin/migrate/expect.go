@@ -44,7 +44,7 @@ type expected struct {
 // Expect records a migration an operator announced to this destination.
 func (m *Migrator) Expect(_ context.Context, e api.Expectation) (struct{}, error) {
 	if !migrationID.MatchString(e.ID) || e.From == "" || e.From == m.Node || e.Container == "" || e.Network == "" ||
-		e.Cores < 0 || e.Memory < 0 {
+		e.Cores < 0 || e.Memory < 0 || (e.FromAddr != "" && !validAddr(e.FromAddr)) {
 		return struct{}{}, workloads.Refuse(errdefs.ErrInvalidArgument, "bad migration announcement %+v", e)
 	}
 	m.expMu.Lock()
@@ -161,4 +161,9 @@ func DecodeReceiveHeader(raw []byte) (api.ReceiveHeader, error) {
 
 func refuseHeader(format string, args ...any) error {
 	return workloads.Refuse(errdefs.ErrPermissionDenied, "refused migration: %s", fmt.Sprintf(format, args...))
+}
+
+func validAddr(a string) bool {
+	_, _, err := splitAddr(a)
+	return err == nil
 }

@@ -4,19 +4,29 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
-	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"golang.org/x/sys/unix"
 
+	"github.com/docker-fleet/fleet/daemonplugin/journal"
+	"github.com/docker-fleet/fleet/daemonplugin/workloads"
 	"github.com/docker-fleet/fleet/shared/api"
 )
+
+// checkpointer is how a migration checkpoints its container, chosen once
+// (chooseCheckpointer): runc straight into tmpfs, leaving it frozen (the
+// fast path, runc.go), or the engine's checkpoint, which stops it.
+type checkpointer interface {
+	// freeze checkpoints o's container into o.imgDir, leaving it stopped
+	// here. On failure it runs on as before.
+	freeze(ctx context.Context, m *Migrator, o *outgoing) (frozen, error)
+	// fast says the images stay in tmpfs (ReceiveHeader.ImagesDir).
+	fast() bool
+	// dumpStats reads CRIU's figures of the dump.
+	dumpStats(m *Migrator, o *outgoing) *api.DumpStats
+}
 
 // frozen is a container checkpointed for a migration: until the twin runs,
 // it can be made to run here again as it was.
@@ -29,9 +39,68 @@ type frozen interface {
 	end(ctx context.Context)
 }
 
-// runcFrozen is the fast path's checkpoint (runc straight into tmpfs, see
-// runc.go): the container stays frozen in its cgroup with its network
-// locked, so that undoing a migration is a thaw, not a restore.
+// chooseCheckpointer takes the fast path where the container's runc state
+// is at hand, and the engine's checkpoint otherwise, where that one could
+// be restored (engineCheckpointable).
+func (m *Migrator) chooseCheckpointer(ctx context.Context, o *outgoing) (checkpointer, error) {
+	rt, err := m.findRunc(o.c)
+	if err == nil {
+		return runcCheckpointer{t: rt, external: o.prep.Holder && !o.inHolder()}, nil
+	}
+	if err := m.engineCheckpointable(ctx, o.hdr.Name, o.req.To, o.inHolder() || o.prep.Holder, err); err != nil {
+		return nil, err
+	}
+	o.emit(api.MigrateEvent{Phase: api.PhaseCheckpoint, Message: "no direct runc access (" + err.Error() + "): checkpointing through the engine"})
+	return engineCheckpointer{}, nil
+}
+
+// engineCheckpointable refuses, before the freeze, the engine's checkpoint
+// (the fallback without runc access, noRunc saying why) where it could not
+// be restored: a network namespace to leave out of it (external), or an
+// engine here that restores only into a network holder, which a rollback
+// could not have.
+func (m *Migrator) engineCheckpointable(ctx context.Context, name, to string, external bool, noRunc error) error {
+	why := ""
+	if external {
+		why = "its network namespace must be left out of the checkpoint (it lives in a network holder, or " + to + " restores into one)"
+	} else if needs, err := m.needsHolder(ctx); err != nil {
+		return err
+	} else if needs {
+		why = "this node's engine could restore it, were the migration to fail, only into a network holder"
+	}
+	if why == "" {
+		return nil
+	}
+	return workloads.Refuse(errdefs.ErrFailedPrecondition,
+		"%s cannot migrate to %s, it keeps running on %s untouched: %s, which needs direct runc access, and there is none here (%v)",
+		name, to, m.Node, why, noRunc)
+}
+
+// frozenFrom is the frozen container a journal record describes, for
+// recovery.
+func (m *Migrator) frozenFrom(name string, rec journal.SourceRecord, images string) frozen {
+	if rec.RuncRoot != "" {
+		return &runcFrozen{t: &runcTarget{Root: rec.RuncRoot}, id: rec.ContainerID, pid: rec.Pid, images: m.host(images)}
+	}
+	return &engineFrozen{m: m, id: rec.ContainerID, name: name}
+}
+
+// runcCheckpointer is the fast path; external leaves the network namespace
+// out of the checkpoint, for a destination that restores into a holder's.
+type runcCheckpointer struct {
+	t        *runcTarget
+	external bool
+}
+
+func (runcCheckpointer) fast() bool { return true }
+
+func (runcCheckpointer) dumpStats(m *Migrator, o *outgoing) *api.DumpStats {
+	return dumpStats(m.host(o.imgDir + "-work"))
+}
+
+// runcFrozen is the fast path's checkpoint: the container stays frozen in
+// its cgroup with its network locked, so that undoing a migration is a
+// thaw, not a restore.
 type runcFrozen struct {
 	t      *runcTarget
 	id     string
@@ -39,29 +108,35 @@ type runcFrozen struct {
 	images string
 }
 
-// freeze freezes the container, locks its network and dumps it into imgDir,
-// leaving it frozen. external leaves its network namespace out of the
-// checkpoint, for a destination that restores it into a holder's. On
-// failure the container runs on as before.
-func (m *Migrator) freeze(ctx context.Context, t *runcTarget, c container.InspectResponse, name, imgDir string, external bool) (*runcFrozen, error) {
-	f := &runcFrozen{t: t, id: c.ID, pid: c.State.Pid, images: m.host(imgDir)}
-	if err := t.run(ctx, "pause", c.ID); err != nil {
+// freeze freezes the container, locks its network and dumps it, leaving it
+// frozen.
+func (r runcCheckpointer) freeze(ctx context.Context, m *Migrator, o *outgoing) (frozen, error) {
+	name := o.hdr.Name
+	f := &runcFrozen{t: r.t, id: o.c.ID, pid: o.c.State.Pid, images: m.host(o.imgDir)}
+	failed := func(what string, err error) (frozen, error) {
+		if rerr := f.resume(ctx); rerr != nil {
+			return nil, fmt.Errorf("checkpoint of %s failed (%s: %v), and resuming it on %s failed too: %v", name, what, err, m.Node, rerr)
+		}
+		return nil, fmt.Errorf("checkpoint of %s failed, it keeps running on %s: %s: %w", name, m.Node, what, err)
+	}
+	if err := r.t.run(ctx, "pause", o.c.ID); err != nil {
 		return nil, fmt.Errorf("checkpoint of %s failed, it keeps running on %s: freezing it: %w", name, m.Node, err)
 	}
 	if err := lockNetwork(ctx, f.pid); err != nil {
-		_ = f.resume(ctx)
-		return nil, fmt.Errorf("checkpoint of %s failed, it keeps running on %s: locking its network: %w", name, m.Node, err)
+		return failed("locking its network", err)
+	}
+	if err := m.fault(ctx, "source:dump"); err != nil {
+		return failed("dump", err)
 	}
 	var extra []string
-	if external {
+	if r.external {
 		var st unix.Stat_t
 		if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/net", f.pid), &st); err != nil {
-			_ = f.resume(ctx)
-			return nil, fmt.Errorf("checkpoint of %s failed, it keeps running on %s: %w", name, m.Node, err)
+			return failed("its network namespace", err)
 		}
 		extra = append(extra, fmt.Sprintf("external net[%d]:extRootNetNS", st.Ino))
 	}
-	err := withCRIULock(m.HostRoot, extra, func() error { return m.runcCheckpoint(ctx, t, c.ID, imgDir) })
+	err := withCRIULock(m.HostRoot, extra, func() error { return m.runcCheckpoint(ctx, r.t, o.c.ID, o.imgDir) })
 	if err != nil {
 		reason := m.failure(err, "dump", name)
 		unlockCRIU(ctx, f.pid)
@@ -88,8 +163,16 @@ func (f *runcFrozen) end(ctx context.Context) {
 	_ = f.t.run(ctx, "resume", f.id)
 }
 
-// engineFrozen is a checkpoint made through the engine, which stops the
+// engineCheckpointer checkpoints through the engine, which stops the
 // container: undoing the migration restores it from its own checkpoint.
+type engineCheckpointer struct{}
+
+func (engineCheckpointer) fast() bool { return false }
+
+func (engineCheckpointer) dumpStats(_ *Migrator, o *outgoing) *api.DumpStats {
+	return dumpStats(o.f.imagesDir())
+}
+
 type engineFrozen struct {
 	m      *Migrator
 	id     string
@@ -97,9 +180,8 @@ type engineFrozen struct {
 	images string
 }
 
-// checkpointThroughEngine checkpoints the container through the engine,
-// which stops it. On failure the container runs on as before.
-func (m *Migrator) checkpointThroughEngine(ctx context.Context, c container.InspectResponse, name, imgDir string) (*engineFrozen, error) {
+func (engineCheckpointer) freeze(ctx context.Context, m *Migrator, o *outgoing) (frozen, error) {
+	c, name := o.c, o.hdr.Name
 	err := withCRIULock(m.HostRoot, nil, func() error {
 		_, err := m.Engine.CheckpointCreate(ctx, c.ID, client.CheckpointCreateOptions{CheckpointID: checkpointName, Exit: true})
 		return err
@@ -127,7 +209,11 @@ func (m *Migrator) checkpointThroughEngine(ctx context.Context, c container.Insp
 
 func (f *engineFrozen) imagesDir() string { return f.images }
 
+// resume restores the container from its own checkpoint, unless it runs.
 func (f *engineFrozen) resume(ctx context.Context) error {
+	if res, err := f.m.Engine.ContainerInspect(ctx, f.id, client.ContainerInspectOptions{}); err == nil && res.Container.State.Running {
+		return nil
+	}
 	if err := f.m.restore(ctx, f.id, f.name, false, ""); err != nil {
 		return err
 	}
@@ -139,53 +225,34 @@ func (f *engineFrozen) end(context.Context) {}
 
 // undo makes a migration that failed after the freeze as if it had not
 // happened: the container's endpoint back on the carrier (the container or
-// its holder), the container running again.
-func (m *Migrator) undo(ctx context.Context, f frozen, carrier string, h api.ReceiveHeader) error {
-	ip, _ := netip.ParseAddr(h.IP)
-	var lastErr error
-	// The destination may still hold the IP for a moment while it cleans up.
-	for attempt := 0; attempt < 20; attempt++ {
-		_, lastErr = m.Engine.NetworkConnect(ctx, h.Network, client.NetworkConnectOptions{Container: carrier,
-			EndpointConfig: &network.EndpointSettings{IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: ip}, Aliases: h.Aliases}})
-		if lastErr == nil || errdefs.IsConflict(lastErr) || strings.Contains(lastErr.Error(), "already exists") {
-			lastErr = nil
+// its holder), the container running again. The destination may hold the
+// address a while (until it learns the abort): undo tries for up to wait.
+func (m *Migrator) undo(ctx context.Context, f frozen, rec journal.SourceRecord, wait time.Duration) error {
+	ip, err := netip.ParseAddr(rec.IP)
+	if err != nil {
+		return fmt.Errorf("journal: address %q: %w", rec.IP, err)
+	}
+	deadline := time.Now().Add(wait)
+	for !m.connected(ctx, rec.CarrierID, rec.Network) {
+		_, err := m.Engine.NetworkConnect(ctx, rec.Network, client.NetworkConnectOptions{Container: rec.CarrierID,
+			EndpointConfig: workloads.Endpoint(ip, rec.Aliases)})
+		if err == nil {
 			break
 		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("reconnecting to %s with %s: %w", rec.Network, rec.IP, err)
+		}
 		time.Sleep(500 * time.Millisecond)
-	}
-	if lastErr != nil {
-		return fmt.Errorf("reconnecting to %s with %s: %w", h.Network, h.IP, lastErr)
 	}
 	return f.resume(ctx)
 }
 
-// restore starts a container from its checkpoint: from the engine's
-// checkpoint directory, or (fast path) from images in imgDir, of which the
-// engine gets only descriptors.json.
-func (m *Migrator) restore(ctx context.Context, id, name string, fast bool, imgDir string) error {
-	var extra []string
-	if fast {
-		cpDir, err := m.checkpointDir(ctx, id)
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(cpDir, 0o700); err != nil {
-			return err
-		}
-		desc, err := os.ReadFile(m.host(filepath.Join(imgDir, "descriptors.json")))
-		if err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
-		}
-		if err := os.WriteFile(filepath.Join(cpDir, "descriptors.json"), desc, 0o600); err != nil {
-			return err
-		}
-		extra = []string{"images-dir " + imgDir}
+// connected says whether container id has an endpoint on network.
+func (m *Migrator) connected(ctx context.Context, id, network string) bool {
+	res, err := m.Engine.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil || res.Container.NetworkSettings == nil {
+		return false
 	}
-	return withCRIULock(m.HostRoot, extra, func() error {
-		_, err := m.Engine.ContainerStart(ctx, id, client.ContainerStartOptions{CheckpointID: checkpointName})
-		if err != nil {
-			return fmt.Errorf("restore: %s", m.failure(err, "restore", name))
-		}
-		return nil
-	})
+	_, ok := res.Container.NetworkSettings.Networks[network]
+	return ok
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/stats"
 	"github.com/moby/moby/client"
 
+	"github.com/docker-fleet/fleet/daemonplugin/journal"
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
 	"github.com/docker-fleet/fleet/shared/agentclient"
 	"github.com/docker-fleet/fleet/shared/api"
@@ -20,6 +21,10 @@ const checkpointName = "fleet-migration"
 var MaxTransfer int64 = 64 << 30
 
 // Migrator is a node's side of migrations, as source and as destination.
+// The protocol (README: "The migration protocol") has a source that alone
+// decides, a destination whose restored copy runs fenced (its network
+// locked) until it learns the decision, and a journal on each side from
+// which a restarted agent finishes or undoes what it was doing (recover.go).
 type Migrator struct {
 	Node      string
 	Engine    client.APIClient
@@ -30,6 +35,8 @@ type Migrator struct {
 	// paths (writable layers, checkpoints, volumes) are read and written
 	// through it.
 	HostRoot string
+	// Journal keeps this node's migrations until they are finished.
+	Journal *journal.Journal
 	// ForeignLimits reports whether this node's CRIU can read the resource
 	// limits of another user's process (CAP_SYS_RESOURCE, or the fleet's
 	// CRIU build); nil means it can.
@@ -43,9 +50,23 @@ type Migrator struct {
 	// destination, by id.
 	expMu    sync.Mutex
 	expected map[string]*expected
+
+	// resolveMu orders the journal's transitions between the request that
+	// drives a migration, the peer's decision or question, and recovery.
+	resolveMu sync.Mutex
+	// active are the migrations a live request drives (id → container):
+	// recovery leaves them alone.
+	active map[string]string
 }
 
 func (m *Migrator) host(p string) string { return filepath.Join(m.HostRoot, p) }
+
+// workDir is a host directory of migration id on this node, in tmpfs: its
+// CRIU images (suffix ""), the dump's work files ("-work") or the images
+// received ("-in"). Simulated hosts share one tmpfs: the node is in the name.
+func (m *Migrator) workDir(id, suffix string) string {
+	return filepath.Join(shmDir, "fleet-"+safeName(m.Node)+"-"+id+suffix)
+}
 
 func (m *Migrator) peer(node, addr string) (*agentclient.Client, error) {
 	host, port, err := splitAddr(addr)

@@ -1,26 +1,20 @@
 package migrate
 
 import (
-	"archive/tar"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/containerd/errdefs"
-	units "github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
+	"github.com/docker-fleet/fleet/daemonplugin/journal"
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
 	"github.com/docker-fleet/fleet/shared/agentclient"
 	"github.com/docker-fleet/fleet/shared/api"
@@ -28,164 +22,308 @@ import (
 	"github.com/docker-fleet/fleet/shared/labels"
 )
 
-// stallTimeout is how long a transfer may make no progress before it is
-// given up (a cut link stalls rather than fails).
-var stallTimeout = 15 * time.Second
+// outgoing is a migration as its source drives it.
+type outgoing struct {
+	req     api.MigrateRequest
+	c       container.InspectResponse
+	carrier container.InspectResponse // holds c's endpoint: c, or its holder
+	hdr     api.ReceiveHeader
+	trees   []tree
+	peer    *agentclient.Client
+	prep    api.PrepareResponse
+	cp      checkpointer
+	imgDir  string
+	f       frozen
+	emit    func(api.MigrateEvent)
+
+	start, frozenAt time.Time
+}
+
+// inHolder says c lives in a holder's network namespace: it is checkpointed
+// without it, and so restored into one wherever it goes.
+func (o *outgoing) inHolder() bool { return o.carrier.ID != o.c.ID }
 
 // Migrate moves one of this node's containers to req.To. It ends with the
 // container running on the destination and removed here, or running here
-// with its state (thawed, or restored from its own checkpoint after an
-// engine checkpoint, if it was frozen).
+// with its state; when an agent or the link fails at the wrong moment, the
+// journals of both sides bring it to one of those ends (recover.go).
 func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit func(api.MigrateEvent)) (*api.MigrateResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	// Once frozen, the container's fate must not depend on the caller
 	// staying connected.
 	ctx = context.WithoutCancel(ctx)
-	start := time.Now()
+	o, err := m.plan(ctx, req, emit)
+	if err != nil {
+		return nil, err
+	}
+	done, err := m.begin(req.ID, o.hdr.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if err := m.prepare(ctx, o); err != nil {
+		return nil, err
+	}
+	if err := m.fault(ctx, "source:prepared"); err != nil {
+		return nil, err
+	}
+	defer m.removeDirs(o.imgDir, o.imgDir+"-work")
+	if err := m.freeze(ctx, o); err != nil {
+		return nil, err
+	}
+	got, err := m.transfer(ctx, o)
+	if err != nil {
+		return nil, m.abort(ctx, o, err)
+	}
+	if err := m.commit(ctx, o); err != nil {
+		return nil, err
+	}
+	restored := time.Now()
+	m.finish(ctx, o)
+	return &api.MigrateResult{
+		Container: o.hdr.Name, From: m.Node, To: req.To, IP: got.IP, Cpuset: got.Cpuset,
+		Downtime: restored.Sub(o.frozenAt).Seconds(), Total: time.Since(o.start).Seconds(),
+		Bytes: got.sent, Dump: got.dump, Restore: got.Restore, Time: time.Now().UTC().Format(time.RFC3339),
+	}, nil
+}
+
+// plan looks at the container and refuses, before anything changes, what
+// cannot migrate: a stopped or foreign container, what CRIU cannot
+// checkpoint, a bind mount.
+func (m *Migrator) plan(ctx context.Context, req api.MigrateRequest, emit func(api.MigrateEvent)) (*outgoing, error) {
+	o := &outgoing{req: req, emit: emit, start: time.Now()}
 	if req.ID == "" {
 		return nil, workloads.Refuse(errdefs.ErrInvalidArgument, "migration of %s: no migration id (a CLI older than this agent): update docker-fleet", req.Container)
 	}
-
 	res, err := m.Engine.ContainerInspect(ctx, req.Container, client.ContainerInspectOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("%s on %s: %w", req.Container, m.Node, err)
 	}
-	c := res.Container
-	if err := checkable(c, req.Container, m.Node); err != nil {
+	o.c = res.Container
+	if err := checkable(o.c, req.Container, m.Node); err != nil {
 		return nil, err
 	}
-	// What CRIU cannot checkpoint is refused before anything is frozen,
-	// announced or sent.
-	if problems := m.precheck(ctx, c); len(problems) > 0 {
-		return nil, refusePrecheck(strings.TrimPrefix(c.Name, "/"), m.Node, problems)
+	if problems := m.precheck(ctx, o.c); len(problems) > 0 {
+		return nil, refusePrecheck(strings.TrimPrefix(o.c.Name, "/"), m.Node, problems)
 	}
-	carrier, err := m.Workloads.Carrier(ctx, c)
-	if err != nil {
+	if o.carrier, err = m.Workloads.Carrier(ctx, o.c); err != nil {
 		return nil, err
 	}
-	// A container in a holder's namespace is checkpointed without it, and
-	// so restored into one wherever it goes.
-	holder := carrier.ID != c.ID
-	hdr, err := m.header(c, carrier, req.ID)
-	if err != nil {
+	if o.hdr, err = m.header(o.c, o.carrier, req.ID); err != nil {
 		return nil, err
 	}
-	peer, err := m.peer(req.To, req.ToAddr)
-	if err != nil {
+	if o.peer, err = m.peer(req.To, req.ToAddr); err != nil {
 		return nil, err
 	}
+	if o.trees, err = m.trees(o.c); err != nil {
+		return nil, err
+	}
+	o.imgDir = m.workDir(req.ID, "")
+	return o, nil
+}
 
-	emit(api.MigrateEvent{Phase: api.PhasePrepare, Message: "asking " + req.To})
-	trees, err := m.trees(c)
-	if err != nil {
-		return nil, err
+// begin marks the migration as driven by this request, refusing it while
+// another holds the container.
+func (m *Migrator) begin(id, name string) (func(), error) {
+	m.resolveMu.Lock()
+	defer m.resolveMu.Unlock()
+	if why := m.migratingLocked(name); why != "" {
+		return nil, workloads.Refuse(errdefs.ErrConflict, "%s cannot migrate now: %s; try again when it ends", name, why)
 	}
-	prepReq, err := m.prepareRequest(ctx, c, hdr, trees)
-	if err != nil {
-		return nil, err
+	if m.active == nil {
+		m.active = map[string]string{}
 	}
-	prepReq.InHolder = holder
-	prep, err := peer.Prepare(ctx, req.ID, prepReq)
-	if err != nil {
-		return nil, fmt.Errorf("destination %s: %w", req.To, err)
-	}
-	if !prep.HaveImage {
-		emit(api.MigrateEvent{Phase: api.PhaseImage, Message: "streaming image " + c.Config.Image + " to " + req.To})
-		if err := m.sendImage(ctx, peer, req.ID, c.Config.Image); err != nil {
-			return nil, fmt.Errorf("streaming image %s to %s: %w", c.Config.Image, req.To, err)
-		}
-	}
-
-	// The fast path needs the container's runc state; without it, the
-	// engine checkpoints.
-	rt, rerr := m.findRunc(c)
-	if rerr != nil {
-		if err := m.engineCheckpointable(ctx, hdr.Name, req.To, holder || prep.Holder, rerr); err != nil {
-			return nil, err
-		}
-		emit(api.MigrateEvent{Phase: api.PhaseCheckpoint, Message: "no direct runc access (" + rerr.Error() + "): checkpointing through the engine"})
-	}
-	hdr.ImagesDir = rerr == nil
-	imgDir := filepath.Join(shmDir, "fleet-migration-"+hdr.ID)
-	defer os.RemoveAll(m.host(imgDir))
-	// The dump's work directory holds CRIU's log and stats: the log of a
-	// failed dump is kept elsewhere (keepLog), the stats read on success.
-	defer os.RemoveAll(m.host(imgDir + "-work"))
-
-	// Freeze: from here on, the container runs again here or there.
-	emit(api.MigrateEvent{Phase: api.PhaseCheckpoint, Message: "checkpointing " + hdr.Name})
-	frozenAt := time.Now()
-	var f frozen
-	if hdr.ImagesDir {
-		f, err = m.freeze(ctx, rt, c, hdr.Name, imgDir, prep.Holder && !holder)
-	} else {
-		f, err = m.checkpointThroughEngine(ctx, c, hdr.Name, imgDir)
-	}
-	if err != nil {
-		return nil, err
-	}
-	// CRIU leaves its stats in the work directory runc names, or the
-	// engine's checkpoint directory.
-	dump := dumpStats(m.host(imgDir + "-work"))
-	if !hdr.ImagesDir {
-		dump = dumpStats(f.imagesDir())
-	}
-	emit(api.MigrateEvent{Phase: api.PhaseCheckpoint, Message: fmt.Sprintf("checkpointed in %.2fs", time.Since(frozenAt).Seconds())})
-	// Free the overlay IP for the twin (the frozen endpoint would hold it).
-	_, _ = m.Engine.NetworkDisconnect(ctx, hdr.Network, client.NetworkDisconnectOptions{Container: carrier.ID, Force: true})
-
-	emit(api.MigrateEvent{Phase: api.PhaseTransfer, Message: "streaming to " + req.To})
-	sent, got, err := m.send(ctx, peer, hdr, trees, f.imagesDir(), emit)
-	if err != nil {
-		emit(api.MigrateEvent{Phase: api.PhaseRollback, Message: "resuming " + hdr.Name + " on " + m.Node})
-		if rerr := m.undo(ctx, f, carrier.ID, hdr); rerr != nil {
-			return nil, fmt.Errorf("migration to %s failed (%v), and resuming it on %s failed too: %v", req.To, err, m.Node, rerr)
-		}
-		return nil, fmt.Errorf("migration to %s failed, %s runs on %s again with its state: %v", req.To, hdr.Name, m.Node, err)
-	}
-	restored := time.Now()
-	// The twin runs: this copy goes, with its holder and the volumes it
-	// took along.
-	f.end(ctx)
-	for _, id := range []string{c.ID, carrier.ID} {
-		if _, err := m.Engine.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
-			return nil, fmt.Errorf("%s runs on %s, but removing the stopped copy on %s failed: %w", hdr.Name, req.To, m.Node, err)
-		}
-	}
-	for _, v := range hdr.Volumes {
-		// Not forced: a volume another container here still uses stays.
-		if _, err := m.Engine.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{}); err != nil {
-			emit(api.MigrateEvent{Phase: api.PhaseDone, Message: fmt.Sprintf("volume %s stays on %s: %v", v.Name, m.Node, err)})
-		}
-	}
-	return &api.MigrateResult{
-		Container: hdr.Name, From: m.Node, To: req.To, IP: got.IP, Cpuset: got.Cpuset,
-		Downtime: restored.Sub(frozenAt).Seconds(), Total: time.Since(start).Seconds(),
-		Bytes: sent, Dump: dump, Restore: got.Restore, Time: time.Now().UTC().Format(time.RFC3339),
+	m.active[id] = name
+	return func() {
+		m.resolveMu.Lock()
+		defer m.resolveMu.Unlock()
+		delete(m.active, id)
 	}, nil
 }
 
-// engineCheckpointable refuses, before the freeze, the engine's checkpoint
-// (the fallback without runc access, noRunc saying why) where it could not
-// be restored: a network namespace to leave out of it (external), or an
-// engine here that restores only into a network holder, which a rollback
-// could not have.
-func (m *Migrator) engineCheckpointable(ctx context.Context, name, to string, external bool, noRunc error) error {
-	why := ""
-	if external {
-		why = "its network namespace must be left out of the checkpoint (it lives in a network holder, or " + to + " restores into one)"
-	} else if needs, err := m.needsHolder(ctx); err != nil {
+// prepare asks the destination to make room, streams the image if it lacks
+// it, and chooses how to checkpoint.
+func (m *Migrator) prepare(ctx context.Context, o *outgoing) error {
+	o.emit(api.MigrateEvent{Phase: api.PhasePrepare, Message: "asking " + o.req.To})
+	prepReq, err := m.prepareRequest(ctx, o.c, o.hdr, o.trees)
+	if err != nil {
 		return err
-	} else if needs {
-		why = "this node's engine could restore it, were the migration to fail, only into a network holder"
 	}
-	if why == "" {
-		return nil
+	prepReq.InHolder = o.inHolder()
+	if o.prep, err = o.peer.Prepare(ctx, o.req.ID, prepReq); err != nil {
+		return fmt.Errorf("destination %s: %w", o.req.To, err)
 	}
-	return workloads.Refuse(errdefs.ErrFailedPrecondition,
-		"%s cannot migrate to %s, it keeps running on %s untouched: %s, which needs direct runc access, and there is none here (%v)",
-		name, to, m.Node, why, noRunc)
+	if !o.prep.HaveImage {
+		o.emit(api.MigrateEvent{Phase: api.PhaseImage, Message: "streaming image " + o.c.Config.Image + " to " + o.req.To})
+		if err := m.sendImage(ctx, o.peer, o.req.ID, o.c.Config.Image); err != nil {
+			return fmt.Errorf("streaming image %s to %s: %w", o.c.Config.Image, o.req.To, err)
+		}
+	}
+	if o.cp, err = m.chooseCheckpointer(ctx, o); err != nil {
+		return err
+	}
+	o.hdr.ImagesDir = o.cp.fast()
+	return nil
+}
+
+// freeze journals the migration, then checkpoints the container leaving it
+// stopped here, and frees its address for the twin. On failure the
+// container runs on as before and the journal forgets it.
+func (m *Migrator) freeze(ctx context.Context, o *outgoing) error {
+	rec := m.sourceRecord(o)
+	if err := m.Journal.Put(journal.Entry{ID: o.req.ID, Role: journal.Source, State: journal.Freezing,
+		Container: o.hdr.Name, Peer: o.req.To, PeerAddr: o.req.ToAddr, Source: &rec}); err != nil {
+		return err
+	}
+	o.emit(api.MigrateEvent{Phase: api.PhaseCheckpoint, Message: "checkpointing " + o.hdr.Name})
+	o.frozenAt = time.Now()
+	f, err := o.cp.freeze(ctx, m, o)
+	if err != nil {
+		_ = m.Journal.Remove(o.req.ID)
+		return err
+	}
+	o.f = f
+	o.emit(api.MigrateEvent{Phase: api.PhaseCheckpoint, Message: fmt.Sprintf("checkpointed in %.2fs", time.Since(o.frozenAt).Seconds())})
+	if err := m.fault(ctx, "source:frozen"); err != nil {
+		return m.abort(ctx, o, err)
+	}
+	// Free the overlay IP for the twin (the frozen endpoint would hold it).
+	_, _ = m.Engine.NetworkDisconnect(ctx, o.hdr.Network, client.NetworkDisconnectOptions{Container: o.carrier.ID, Force: true})
+	return nil
+}
+
+// sourceRecord is what recovery needs to thaw or end the container.
+func (m *Migrator) sourceRecord(o *outgoing) journal.SourceRecord {
+	rec := journal.SourceRecord{ContainerID: o.c.ID, CarrierID: o.carrier.ID, Pid: o.c.State.Pid,
+		Network: o.hdr.Network, IP: o.hdr.IP, Aliases: o.hdr.Aliases, Dirs: []string{o.imgDir, o.imgDir + "-work"}}
+	if r, ok := o.cp.(runcCheckpointer); ok {
+		rec.RuncRoot = r.t.Root
+	}
+	for _, v := range o.hdr.Volumes {
+		rec.Volumes = append(rec.Volumes, v.Name)
+	}
+	return rec
+}
+
+// sent is the destination's answer and what the stream carried.
+type sent struct {
+	api.ReceiveResult
+	sent int64
+	dump *api.DumpStats
+}
+
+// transfer streams the container to the destination, which restores it
+// fenced. An error means the destination may or may not have a fenced copy:
+// the source decides (abort) and tells it.
+func (m *Migrator) transfer(ctx context.Context, o *outgoing) (sent, error) {
+	if err := m.Journal.Set(o.req.ID, journal.Sending); err != nil {
+		return sent{}, err
+	}
+	// CRIU leaves its stats in the work directory runc names, or the
+	// engine's checkpoint directory.
+	out := sent{dump: o.cp.dumpStats(m, o)}
+	o.emit(api.MigrateEvent{Phase: api.PhaseTransfer, Message: "streaming to " + o.req.To})
+	n, got, err := m.send(ctx, o.peer, o.hdr, o.trees, o.f.imagesDir(), o.emit)
+	out.sent, out.ReceiveResult = n, got
+	if err != nil {
+		return out, err
+	}
+	return out, m.fault(ctx, "source:restored")
+}
+
+// commit is the decision: from the journal's Committed on, the copy here
+// never runs again. The destination is told at once; if it cannot be, it
+// asks (recover.go) and its copy runs fenced until then.
+func (m *Migrator) commit(ctx context.Context, o *outgoing) error {
+	if err := m.Journal.Set(o.req.ID, journal.Committed); err != nil {
+		// Undecided: the abort still holds.
+		return m.abort(ctx, o, err)
+	}
+	if err := m.fault(ctx, "source:committed"); err != nil {
+		return err
+	}
+	if err := m.tell(ctx, o.peer, o.req.ID, true, 3); err != nil {
+		o.emit(api.MigrateEvent{Phase: api.PhaseRestore, Message: fmt.Sprintf(
+			"%s runs on %s, fenced until its agent learns that the migration is committed (%v); it will ask this node's agent", o.hdr.Name, o.req.To, err)})
+	}
+	return nil
+}
+
+// tell sends the decision to the destination, trying up to tries times; a
+// destination that no longer knows the migration has acted on it already
+// (or never had a copy).
+func (m *Migrator) tell(ctx context.Context, peer *agentclient.Client, id string, commit bool, tries int) error {
+	var err error
+	for i := 0; i < tries; i++ {
+		if i > 0 {
+			time.Sleep(time.Second)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = peer.Decide(cctx, id, api.Decision{Commit: commit})
+		cancel()
+		if err == nil || errdefs.IsNotFound(err) {
+			return nil
+		}
+	}
+	return err
+}
+
+// finish removes the copy here, its holder and the volumes it took along,
+// and forgets the migration. What fails is left to recovery.
+func (m *Migrator) finish(ctx context.Context, o *outgoing) {
+	if err := m.fault(ctx, "source:cleanup"); err != nil {
+		return
+	}
+	if err := m.endSource(ctx, o.f, m.sourceRecord(o)); err != nil {
+		o.emit(api.MigrateEvent{Phase: api.PhaseDone, Message: err.Error()})
+		return
+	}
+	_ = m.Journal.Remove(o.req.ID)
+}
+
+// endSource ends a committed migration's copy here: the frozen container
+// killed, it and its holder removed, the volumes it took along removed
+// unless another container here uses them.
+func (m *Migrator) endSource(ctx context.Context, f frozen, rec journal.SourceRecord) error {
+	f.end(ctx)
+	for _, id := range []string{rec.ContainerID, rec.CarrierID} {
+		if _, err := m.Engine.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("removing the stopped copy on %s failed: %w", m.Node, err)
+		}
+	}
+	for _, v := range rec.Volumes {
+		// Not forced: a volume another container here still uses stays.
+		_, _ = m.Engine.VolumeRemove(ctx, v, client.VolumeRemoveOptions{})
+	}
+	m.removeDirs(rec.Dirs...)
+	return nil
+}
+
+// abort is the decision to keep the container here after the freeze: the
+// destination is told to remove any copy it has, the container's address
+// is taken back and it is thawed. If the address is not free yet (the
+// destination not reached), recovery keeps trying; the container stays
+// frozen meanwhile, never running in two places.
+func (m *Migrator) abort(ctx context.Context, o *outgoing, cause error) error {
+	o.emit(api.MigrateEvent{Phase: api.PhaseRollback, Message: "resuming " + o.hdr.Name + " on " + m.Node})
+	if err := m.Journal.Set(o.req.ID, journal.Aborted); err != nil {
+		return fmt.Errorf("migration to %s failed (%v), and journaling its abort failed: %v; %s stays frozen on %s", o.req.To, cause, err, o.hdr.Name, m.Node)
+	}
+	_ = m.tell(ctx, o.peer, o.req.ID, false, 2)
+	if err := m.undo(ctx, o.f, m.sourceRecord(o), 30*time.Second); err != nil {
+		return fmt.Errorf("migration to %s failed (%v), and resuming it on %s is not done yet: %v; this node's agent keeps trying", o.req.To, cause, m.Node, err)
+	}
+	m.removeDirs(o.imgDir, o.imgDir+"-work")
+	_ = m.Journal.Remove(o.req.ID)
+	return fmt.Errorf("migration to %s failed, %s runs on %s again with its state: %v", o.req.To, o.hdr.Name, m.Node, cause)
+}
+
+// removeDirs removes a migration's host directories.
+func (m *Migrator) removeDirs(dirs ...string) {
+	for _, d := range dirs {
+		_ = os.RemoveAll(m.host(d))
+	}
 }
 
 // header describes the container for its twin; carrier is the container
@@ -226,16 +364,6 @@ func (m *Migrator) header(c, carrier container.InspectResponse, id string) (api.
 	return h, nil
 }
 
-// checkpointDir is where, through the host root, the engine keeps the
-// migration's checkpoint of a container.
-func (m *Migrator) checkpointDir(ctx context.Context, id string) (string, error) {
-	info, err := m.Engine.Info(ctx, client.InfoOptions{})
-	if err != nil {
-		return "", fmt.Errorf("engine: %w", err)
-	}
-	return m.host(filepath.Join(info.Info.DockerRootDir, "containers", id, "checkpoints", checkpointName)), nil
-}
-
 func (m *Migrator) sendImage(ctx context.Context, peer *agentclient.Client, migration, image string) error {
 	rc, err := m.Engine.ImageSave(ctx, []string{image})
 	if err != nil {
@@ -267,59 +395,6 @@ func (m *Migrator) prepareRequest(ctx context.Context, c container.InspectRespon
 	return req, nil
 }
 
-// send streams the container to the destination, watching that the stream
-// keeps moving, and returns the bytes sent and the destination's answer.
-func (m *Migrator) send(ctx context.Context, peer *agentclient.Client, h api.ReceiveHeader, trees []tree, cpDir string, emit func(api.MigrateEvent)) (int64, api.ReceiveResult, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	pr, pw := io.Pipe()
-	sum := sha256.New()
-	var sent atomic.Int64
-	go func() {
-		w := io.MultiWriter(pw, sum, counter{&sent})
-		tw := tar.NewWriter(w)
-		err := m.writeContainer(ctx, tw, trees, cpDir)
-		if err == nil {
-			err = tw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
-
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		last, lastAt, t0 := int64(0), time.Now(), time.Now()
-		tick := time.NewTicker(500 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-			n := sent.Load()
-			if n != last {
-				last, lastAt = n, time.Now()
-				rate := float64(n) / time.Since(t0).Seconds()
-				emit(api.MigrateEvent{Phase: api.PhaseTransfer, Bytes: n,
-					Message: fmt.Sprintf("%s sent (%s/s)", units.HumanSize(float64(n)), units.HumanSize(rate))})
-			} else if time.Since(lastAt) > stallTimeout {
-				cancel(fmt.Errorf("the transfer stalled for %s (is the link to the destination cut?)", stallTimeout))
-				return
-			}
-		}
-	}()
-	got, err := peer.Receive(ctx, h, pr, func() string { return hex.EncodeToString(sum.Sum(nil)) })
-	if cause := context.Cause(ctx); err != nil && cause != nil && cause != context.Canceled {
-		err = cause
-	}
-	return sent.Load(), got, err
-}
-
-type counter struct{ n *atomic.Int64 }
-
-func (c counter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
-
 // tree is one directory the stream carries, under its section's prefix.
 type tree struct{ prefix, dir string }
 
@@ -338,17 +413,6 @@ func (m *Migrator) trees(c container.InspectResponse) ([]tree, error) {
 		}
 	}
 	return out, nil
-}
-
-// writeContainer writes the writable layer, the named volumes and the CRIU
-// images, each in its section.
-func (m *Migrator) writeContainer(ctx context.Context, tw *tar.Writer, trees []tree, cpDir string) error {
-	for _, t := range append(trees, tree{api.SectionCheckpoint, cpDir}) {
-		if err := writeTree(tw, t.prefix, t.dir); err != nil {
-			return fmt.Errorf("%s: %w", strings.TrimSuffix(t.prefix, "/"), err)
-		}
-	}
-	return ctx.Err()
 }
 
 func splitAddr(addr string) (string, int, error) {

@@ -87,7 +87,7 @@ func (m *Manager) createHolder(ctx context.Context, h api.ReceiveHeader, ip neti
 		return fail("addressing", err)
 	}
 	if _, err := m.Engine.NetworkConnect(ctx, h.Network, client.NetworkConnectOptions{Container: created.ID,
-		EndpointConfig: &network.EndpointSettings{IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: ip}, Aliases: h.Aliases}}); err != nil {
+		EndpointConfig: Endpoint(ip, h.Aliases)}); err != nil {
 		return fail("addressing", err)
 	}
 	return res.Container, nil
@@ -103,9 +103,13 @@ func joinHolder(cfg *container.Config, host *container.HostConfig, holderID stri
 }
 
 func endpointConfig(net string, ip netip.Addr, aliases []string) *network.NetworkingConfig {
-	return &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-		net: {IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: ip}, Aliases: aliases},
-	}}
+	return &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{net: Endpoint(ip, aliases)}}
+}
+
+// Endpoint is a fleet container's endpoint on the fleet network: its fixed
+// address and its aliases.
+func Endpoint(ip netip.Addr, aliases []string) *network.EndpointSettings {
+	return &network.EndpointSettings{IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: ip}, Aliases: aliases}
 }
 
 // removeHolderOf removes the holder whose namespace c joined, if any.

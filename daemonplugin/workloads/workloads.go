@@ -41,6 +41,10 @@ type Manager struct {
 	Engine client.APIClient
 	// Cores lists the node's cores (from procfs).
 	Cores func() (cpuset.Set, error)
+	// Migrating says why a container must not be changed now: a migration
+	// of it runs or is being finished (empty: none). The one lock per
+	// container that migrate, rm and resize share.
+	Migrating func(name string) string
 
 	// mu is the ledger lock: every change of cores or memory happens under it.
 	mu sync.Mutex
@@ -272,6 +276,9 @@ func createOptions(req api.CreateRequest, cores cpuset.Set) (client.ContainerCre
 func (m *Manager) Remove(ctx context.Context, name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.notMigrating(name, "removed"); err != nil {
+		return err
+	}
 	c, err := m.fleetInspect(ctx, name)
 	if err != nil {
 		return err
@@ -282,11 +289,25 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 	return m.removeHolderOf(ctx, c)
 }
 
+// notMigrating refuses a change to a container a migration holds.
+func (m *Manager) notMigrating(name, what string) error {
+	if m.Migrating == nil {
+		return nil
+	}
+	if why := m.Migrating(name); why != "" {
+		return Refuse(errdefs.ErrConflict, "%s cannot be %s on %s now: %s; try again when it ends", name, what, m.Node, why)
+	}
+	return nil
+}
+
 // Resize changes a container's cpuset and memory in place (docker update):
 // the process keeps running.
 func (m *Manager) Resize(ctx context.Context, name string, req api.ResizeRequest) (api.FleetContainer, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.notMigrating(name, "resized"); err != nil {
+		return api.FleetContainer{}, err
+	}
 	ctr, err := m.fleetInspect(ctx, name)
 	if err != nil {
 		return api.FleetContainer{}, err

@@ -202,6 +202,17 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// Decide tells a migration's destination the source's decision.
+func (c *Client) Decide(ctx context.Context, migration string, d api.Decision) error {
+	_, err := callMigration[struct{}](ctx, c, migration, http.MethodPost, api.PathDecision, d)
+	return err
+}
+
+// Outcome asks the other side of a migration what it knows of it.
+func (c *Client) Outcome(ctx context.Context, migration string) (api.Outcome, error) {
+	return callMigration[api.Outcome](ctx, c, migration, http.MethodPost, api.PathOutcome, api.OutcomeRequest{ID: migration})
+}
+
 // Expect announces a migration to its destination.
 func (c *Client) Expect(ctx context.Context, e api.Expectation) error {
 	_, err := call[struct{}](ctx, c, http.MethodPost, api.PathExpect, e)
@@ -306,7 +317,7 @@ func (c *Client) Migrate(ctx context.Context, req api.MigrateRequest, onEvent fu
 	for {
 		var ev api.MigrateEvent
 		if err := dec.Decode(&ev); err != nil {
-			return nil, fmt.Errorf("lost the source agent of %s during the migration: %w (see `docker fleet describe` for where the container runs)", c.Node, err)
+			return nil, fmt.Errorf("lost the source agent of %s during the migration: %w (its agent finishes or undoes the migration on its own, from its journal: `docker fleet describe` shows where the container runs)", c.Node, err)
 		}
 		if onEvent != nil {
 			onEvent(ev)

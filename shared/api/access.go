@@ -54,4 +54,6 @@ var Access = map[string][]pki.Role{
 	"POST " + PathPrepare:                             node,
 	"POST " + PathImageLoad:                           node,
 	"POST " + PathReceive:                             node,
+	"POST " + PathDecision:                            node,
+	"POST " + PathOutcome:                             node,
 }

@@ -26,6 +26,14 @@ const (
 	// PathExpect: the CLI tells the destination which migration to accept
 	// (Expectation), before it asks the source to start.
 	PathExpect = "/v1/migrations/expect"
+	// PathDecision: the source tells the destination its decision on a
+	// migration whose copy the destination restored (Decision); until then
+	// that copy runs fenced, its network locked.
+	PathDecision = "/v1/migrations/decision"
+	// PathOutcome: one side of a migration asks the other what it knows of
+	// it (OutcomeRequest, Outcome): a destination holding a fenced copy
+	// asks the source, which alone decides.
+	PathOutcome = "/v1/migrations/outcome"
 	// PathLeave: the CLI asks a node's agent to take its node out of the
 	// swarm and remove itself.
 	PathLeave = "/v1/leave"
@@ -78,6 +86,35 @@ type Expectation struct {
 	Network   string `json:"network"`
 	Cores     int    `json:"cores"`
 	Memory    int64  `json:"memory"`
+	// FromAddr is the source agent's address: a destination that holds a
+	// fenced copy asks it for the outcome.
+	FromAddr string `json:"fromAddr,omitempty"`
+}
+
+// Decision is the source's word on a migration: Commit makes the
+// destination's copy the container; otherwise it is removed.
+type Decision struct {
+	Commit bool `json:"commit"`
+}
+
+// OutcomeRequest names the migration asked about.
+type OutcomeRequest struct {
+	ID string `json:"id"`
+}
+
+// Outcomes of a migration as its source knows it.
+const (
+	// OutcomePending: not decided yet; ask again.
+	OutcomePending = "pending"
+	// OutcomeCommitted: the destination's copy is the container.
+	OutcomeCommitted = "committed"
+	// OutcomeAborted: the source keeps the container (or never started).
+	OutcomeAborted = "aborted"
+)
+
+// Outcome answers an OutcomeRequest.
+type Outcome struct {
+	Outcome string `json:"outcome"`
 }
 
 // Phases of a migration, as MigrateEvent reports them.

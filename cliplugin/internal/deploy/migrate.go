@@ -39,7 +39,8 @@ func (d *Deployer) Migrate(ctx context.Context, name, to string, onEvent func(ap
 		return nil, err
 	}
 	// The destination accepts from the source only what is announced here.
-	exp := api.Expectation{ID: id, From: src.Hostname, Container: c.Name, Network: network.Name, Memory: c.Memory}
+	exp := api.Expectation{ID: id, From: src.Hostname, Container: c.Name, Network: network.Name, Memory: c.Memory,
+		FromAddr: net.JoinHostPort(src.Addr, strconv.Itoa(src.AgentPort))}
 	if c.Exclusive {
 		set, _ := cpuset.Parse(c.Cpuset)
 		exp.Cores = len(set)

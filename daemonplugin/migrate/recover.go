@@ -1,0 +1,265 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/docker-fleet/fleet/daemonplugin/journal"
+	"github.com/docker-fleet/fleet/daemonplugin/workloads"
+	"github.com/docker-fleet/fleet/shared/api"
+)
+
+// Recovery: what the journal holds that no live request drives is brought
+// to its end by the resolver, on the agent's start and then every
+// resolveEvery. A source finishes what it decided (or decides abort when it
+// had not), a destination asks the source once its copy waited
+// decisionWait for the decision.
+
+var (
+	resolveEvery = 3 * time.Second
+	decisionWait = 5 * time.Second
+)
+
+// Start cleans what a crash of this agent may have left on the host, then
+// resolves the journal's migrations until ctx ends.
+func (m *Migrator) Start(ctx context.Context) {
+	m.cleanHost(ctx)
+	for {
+		m.resolveAll(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(resolveEvery):
+		}
+	}
+}
+
+// cleanHost removes a dead agent's leftovers: a CRIU configuration line of
+// one restore or dump (images-dir, external) and this node's migration
+// directories in tmpfs that no journaled migration owns.
+func (m *Migrator) cleanHost(ctx context.Context) {
+	// Taking the lock waits for any live agent of the host to finish with
+	// its lines; whatever is left then belongs to a dead one.
+	err := withCRIULock(m.HostRoot, nil, func() error {
+		return editCRIUConfig(m.HostRoot, nil, func(line string) bool {
+			return strings.HasPrefix(line, "images-dir ") || strings.HasPrefix(line, "external ")
+		})
+	})
+	if err != nil {
+		log.Printf("cleaning the CRIU configuration: %v", err)
+	}
+	entries, _ := m.Journal.List()
+	owned := map[string]bool{}
+	for _, e := range entries {
+		owned[e.ID] = true
+	}
+	prefix := "fleet-" + safeName(m.Node) + "-"
+	dirs, _ := os.ReadDir(m.host(shmDir))
+	for _, d := range dirs {
+		rest, ok := strings.CutPrefix(d.Name(), prefix)
+		if !ok {
+			// Named before the node was in the name: whoever made it is
+			// long done with it.
+			if info, err := d.Info(); err == nil && strings.HasPrefix(d.Name(), "fleet-migration-") && time.Since(info.ModTime()) > time.Hour {
+				_ = os.RemoveAll(m.host(filepath.Join(shmDir, d.Name())))
+			}
+			continue
+		}
+		id, _, _ := strings.Cut(rest, "-")
+		if !owned[id] {
+			_ = os.RemoveAll(m.host(filepath.Join(shmDir, d.Name())))
+		}
+	}
+}
+
+// resolveAll takes every journaled migration no live request drives one
+// step towards its end.
+func (m *Migrator) resolveAll(ctx context.Context) {
+	entries, errs := m.Journal.List()
+	for _, err := range errs {
+		log.Printf("migration journal: %v", err)
+	}
+	for _, e := range entries {
+		if err := m.resolve(ctx, e.ID); err != nil {
+			log.Printf("migration %s of %s (%s, %s): %v", e.ID, e.Container, e.Role, e.State, err)
+		}
+	}
+}
+
+// resolve takes one migration a step towards its end, unless a live
+// request drives it.
+func (m *Migrator) resolve(ctx context.Context, id string) error {
+	m.resolveMu.Lock()
+	defer m.resolveMu.Unlock()
+	if _, live := m.active[id]; live {
+		return nil
+	}
+	e, err := m.Journal.Get(id)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	switch e.Role {
+	case journal.Source:
+		return m.resolveSource(ctx, e)
+	case journal.Destination:
+		return m.resolveDest(ctx, e)
+	}
+	return fmt.Errorf("unknown role %q", e.Role)
+}
+
+// resolveSource: a migration not yet decided is aborted (nothing was
+// committed, so the destination's copy, if any, is fenced and will be
+// removed); an aborted one is thawed once its address is free; a committed
+// one has its copy here ended and the destination told.
+func (m *Migrator) resolveSource(ctx context.Context, e journal.Entry) error {
+	rec := *e.Source
+	f := m.frozenFrom(e.Container, rec, rec.Dirs[0])
+	peer, perr := m.peer(e.Peer, e.PeerAddr)
+	switch e.State {
+	case journal.Freezing, journal.Sending:
+		if err := m.Journal.Set(e.ID, journal.Aborted); err != nil {
+			return err
+		}
+		log.Printf("migration %s of %s to %s: aborted (this agent stopped during it)", e.ID, e.Container, e.Peer)
+		fallthrough
+	case journal.Aborted:
+		if perr == nil {
+			_ = m.tell(ctx, peer, e.ID, false, 1)
+		}
+		if err := m.undo(ctx, f, rec, 0); err != nil {
+			return fmt.Errorf("resuming it here: %w (the destination may still hold its address)", err)
+		}
+		log.Printf("migration %s of %s: runs on %s again with its state", e.ID, e.Container, m.Node)
+		m.removeDirs(rec.Dirs...)
+		return m.Journal.Remove(e.ID)
+	case journal.Committed:
+		if err := m.endSource(ctx, f, rec); err != nil {
+			return err
+		}
+		if perr != nil {
+			return perr
+		}
+		if err := m.tell(ctx, peer, e.ID, true, 1); err != nil {
+			return fmt.Errorf("telling %s it is committed: %w", e.Peer, err)
+		}
+		log.Printf("migration %s of %s to %s: committed, copy here removed", e.ID, e.Container, e.Peer)
+		return m.Journal.Remove(e.ID)
+	}
+	return fmt.Errorf("unknown source state %q", e.State)
+}
+
+// resolveDest: a twin not restored is removed (the source cannot have
+// committed it); a restored one, fenced, waits for the decision, and after
+// decisionWait asks the source, which alone decides.
+func (m *Migrator) resolveDest(ctx context.Context, e journal.Entry) error {
+	if e.State == journal.Receiving {
+		return m.settleDest(ctx, e, false)
+	}
+	if time.Since(e.Updated) < decisionWait {
+		return nil
+	}
+	peer, err := m.peer(e.Peer, e.PeerAddr)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := peer.Outcome(cctx, e.ID)
+	if err != nil {
+		return fmt.Errorf("asking %s for the outcome (the copy here stays fenced): %w", e.Peer, err)
+	}
+	switch out.Outcome {
+	case api.OutcomeCommitted:
+		return m.settleDest(ctx, e, true)
+	case api.OutcomeAborted:
+		return m.settleDest(ctx, e, false)
+	}
+	return nil
+}
+
+// Outcome answers the other side of a migration: as its source, the
+// decision (deciding abort if no live request drives an undecided one);
+// a migration this node no longer knows was never committed from here, or
+// was and the destination acknowledged it, so it has nothing left to ask.
+func (m *Migrator) Outcome(_ context.Context, from, id string) (api.Outcome, error) {
+	if !migrationID.MatchString(id) {
+		return api.Outcome{}, workloads.Refuse(errdefs.ErrInvalidArgument, "bad migration id %q", id)
+	}
+	m.resolveMu.Lock()
+	defer m.resolveMu.Unlock()
+	e, err := m.Journal.Get(id)
+	if errors.Is(err, os.ErrNotExist) {
+		return api.Outcome{Outcome: api.OutcomeAborted}, nil
+	}
+	if err != nil {
+		return api.Outcome{}, err
+	}
+	if e.Peer != from {
+		return api.Outcome{}, workloads.Refuse(errdefs.ErrPermissionDenied, "node %s is not a side of migration %q", from, id)
+	}
+	if e.Role != journal.Source {
+		return api.Outcome{Outcome: api.OutcomePending}, nil
+	}
+	switch e.State {
+	case journal.Committed:
+		return api.Outcome{Outcome: api.OutcomeCommitted}, nil
+	case journal.Aborted:
+		return api.Outcome{Outcome: api.OutcomeAborted}, nil
+	}
+	if _, live := m.active[id]; !live {
+		// Undecided and no one drives it: abort (the resolver thaws it).
+		if err := m.Journal.Set(id, journal.Aborted); err != nil {
+			return api.Outcome{}, err
+		}
+		return api.Outcome{Outcome: api.OutcomeAborted}, nil
+	}
+	return api.Outcome{Outcome: api.OutcomePending}, nil
+}
+
+// Migrating says why the container called name must not change now: a
+// migration of it runs or is not finished (workloads.Manager.Migrating).
+func (m *Migrator) Migrating(name string) string {
+	m.resolveMu.Lock()
+	defer m.resolveMu.Unlock()
+	return m.migratingLocked(name)
+}
+
+func (m *Migrator) migratingLocked(name string) string {
+	for id, n := range m.active {
+		if n == name {
+			return "migration " + id + " of it is running"
+		}
+	}
+	entries, _ := m.Journal.List()
+	for _, e := range entries {
+		if e.Container == name {
+			return fmt.Sprintf("migration %s of it (%s %s, peer %s) is being finished", e.ID, e.Role, e.State, e.Peer)
+		}
+	}
+	return ""
+}
+
+// Unfinished names a migration this node has not finished, if any.
+func (m *Migrator) Unfinished() string {
+	m.resolveMu.Lock()
+	defer m.resolveMu.Unlock()
+	for id, n := range m.active {
+		return "migration " + id + " of " + n
+	}
+	entries, _ := m.Journal.List()
+	for _, e := range entries {
+		return fmt.Sprintf("migration %s of %s (%s %s)", e.ID, e.Container, e.Role, e.State)
+	}
+	return ""
+}
