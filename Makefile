@@ -10,7 +10,7 @@ SIM_HOSTS ?= 3
 PLUGIN_TAR := packaging/dist/fleet-agent-plugin.tar.gz
 GOFILES := $(shell find . -name '*.go' -not -path './.git/*')
 
-.PHONY: all build install test unit e2e e2e-engines servers fuzz bench demo sim-up sim-down lint clean
+.PHONY: all build install test unit e2e e2e-engines servers faults fuzz bench demo sim-up sim-down lint clean
 
 all: build
 
@@ -39,6 +39,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/...
 	$(GO) vet -tags servers ./test/...
+	$(GO) vet -tags e2e,faults ./test/... ./daemonplugin/...
 
 ## unit: unit tests
 unit:
@@ -83,8 +84,20 @@ servers: install bin/workload
 	test/servers/images.sh load h1 h2 h3
 	$(GO) test -tags servers -count=1 -timeout 30m -v ./test/servers/
 
+## faults: the migration protocol's fault matrix (test/e2e/faults_test.go) on a fresh
+## simulator, with an agent built with its fault points (-tags faults, never in a
+## release): installs that CLI; the next build packs the real agent again
+faults: bin/workload
+	$(GO) build -tags nosystemd,faults -trimpath -ldflags '$(LDFLAGS)-faults' -o bin/faults/fleet-agent ./daemonplugin
+	packaging/build-plugin.sh bin/faults/fleet-agent bin/faults/plugin $(PLUGIN_TAR)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)-faults' -o bin/faults/docker-fleet ./cliplugin
+	rm -f $(PLUGIN_TAR)
+	install -D -m 0755 bin/faults/docker-fleet $(PLUGIN_DIR)/docker-fleet
+	SIM_WORKLOAD=$(CURDIR)/bin/workload test/sim/sim.sh reset $(SIM_HOSTS)
+	$(GO) test -tags e2e,faults -count=1 -timeout 30m -v -run '^TestFaults' ./test/e2e/
+
 ## test: everything CI runs
-test: lint unit e2e servers e2e-engines
+test: lint unit e2e servers e2e-engines faults
 
 ## bench: migration downtime and total, docker fleet against the docker-native path,
 ## and describe/create through the relay against direct (BENCH_ONLY=transport or migrate)

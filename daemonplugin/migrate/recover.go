@@ -134,6 +134,10 @@ func (m *Migrator) resolveSource(ctx context.Context, e journal.Entry) error {
 		log.Printf("migration %s of %s to %s: aborted (this agent stopped during it)", e.ID, e.Container, e.Peer)
 		fallthrough
 	case journal.Aborted:
+		if rec.RuncRoot != "" {
+			// A dump cut short leaves CRIU's own lock.
+			unlockCRIU(ctx, rec.Pid)
+		}
 		if perr == nil {
 			_ = m.tell(ctx, peer, e.ID, false, 1)
 		}

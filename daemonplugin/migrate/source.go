@@ -76,11 +76,12 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 	if err != nil {
 		return nil, m.abort(ctx, o, err)
 	}
-	if err := m.commit(ctx, o); err != nil {
+	told, err := m.commit(ctx, o)
+	if err != nil {
 		return nil, err
 	}
 	restored := time.Now()
-	m.finish(ctx, o)
+	m.finish(ctx, o, told)
 	return &api.MigrateResult{
 		Container: o.hdr.Name, From: m.Node, To: req.To, IP: got.IP, Cpuset: got.Cpuset,
 		Downtime: restored.Sub(o.frozenAt).Seconds(), Total: time.Since(o.start).Seconds(),
@@ -233,21 +234,23 @@ func (m *Migrator) transfer(ctx context.Context, o *outgoing) (sent, error) {
 }
 
 // commit is the decision: from the journal's Committed on, the copy here
-// never runs again. The destination is told at once; if it cannot be, it
-// asks (recover.go) and its copy runs fenced until then.
-func (m *Migrator) commit(ctx context.Context, o *outgoing) error {
+// never runs again. The destination is told at once; if it cannot be, the
+// journal keeps the decision (recovery tells it, and it asks) and its copy
+// runs fenced until then. told says whether it was told.
+func (m *Migrator) commit(ctx context.Context, o *outgoing) (told bool, err error) {
 	if err := m.Journal.Set(o.req.ID, journal.Committed); err != nil {
 		// Undecided: the abort still holds.
-		return m.abort(ctx, o, err)
+		return false, m.abort(ctx, o, err)
 	}
 	if err := m.fault(ctx, "source:committed"); err != nil {
-		return err
+		return false, err
 	}
 	if err := m.tell(ctx, o.peer, o.req.ID, true, 3); err != nil {
 		o.emit(api.MigrateEvent{Phase: api.PhaseRestore, Message: fmt.Sprintf(
-			"%s runs on %s, fenced until its agent learns that the migration is committed (%v); it will ask this node's agent", o.hdr.Name, o.req.To, err)})
+			"%s runs on %s, fenced until its agent learns that the migration is committed (%v); the agents keep trying", o.hdr.Name, o.req.To, err)})
+		return false, nil
 	}
-	return nil
+	return true, nil
 }
 
 // tell sends the decision to the destination, trying up to tries times; a
@@ -270,8 +273,9 @@ func (m *Migrator) tell(ctx context.Context, peer *agentclient.Client, id string
 }
 
 // finish removes the copy here, its holder and the volumes it took along,
-// and forgets the migration. What fails is left to recovery.
-func (m *Migrator) finish(ctx context.Context, o *outgoing) {
+// and forgets the migration once the destination was told. What fails is
+// left to recovery.
+func (m *Migrator) finish(ctx context.Context, o *outgoing, told bool) {
 	if err := m.fault(ctx, "source:cleanup"); err != nil {
 		return
 	}
@@ -279,7 +283,9 @@ func (m *Migrator) finish(ctx context.Context, o *outgoing) {
 		o.emit(api.MigrateEvent{Phase: api.PhaseDone, Message: err.Error()})
 		return
 	}
-	_ = m.Journal.Remove(o.req.ID)
+	if told {
+		_ = m.Journal.Remove(o.req.ID)
+	}
 }
 
 // endSource ends a committed migration's copy here: the frozen container

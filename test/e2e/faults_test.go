@@ -1,0 +1,305 @@
+//go:build e2e && faults
+
+package e2e
+
+// The migration protocol's fault matrix (make faults): an agent built with
+// -tags faults reads /run/fleet-faults/NODE at each of its fault points
+// ("POINT exit|hold|fail|nospc"); each case strikes at one point, then
+// checks that the container ends in exactly one place with its state, and
+// that no node keeps anything of the migration.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+const faultDir = "/run/fleet-faults"
+
+// setFaults arms node's fault points (lines "POINT ACTION").
+func setFaults(t *testing.T, node string, lines ...string) {
+	t.Helper()
+	assert.NilError(t, os.MkdirAll(faultDir, 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(faultDir, node), []byte(strings.Join(lines, "\n")+"\n"), 0o644))
+	t.Cleanup(func() { clearFaults(node) })
+}
+
+func clearFaults(node string) { _ = os.Remove(filepath.Join(faultDir, node)) }
+
+// waitHeld waits until node's agent holds at point.
+func waitHeld(t *testing.T, node, point string) {
+	t.Helper()
+	for i := 0; i < 1200; i++ {
+		b, _ := os.ReadFile(filepath.Join(faultDir, node+".at"))
+		if strings.TrimSpace(string(b)) == point {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the agent of %s never reached %s", node, point)
+}
+
+// cutLink drops what a sends to b (both ways with both); the returned
+// function heals it.
+func cutLink(t *testing.T, a, b string, both bool) func() {
+	t.Helper()
+	rules := [][]string{{"FORWARD", "-s", hostAddr(a), "-d", hostAddr(b), "-j", "DROP"}}
+	if both {
+		rules = append(rules, []string{"FORWARD", "-s", hostAddr(b), "-d", hostAddr(a), "-j", "DROP"})
+	}
+	for _, r := range rules {
+		run(t, "iptables", append([]string{"-I"}, r...)...)
+	}
+	healed := false
+	heal := func() {
+		if !healed {
+			healed = true
+			for _, r := range rules {
+				run(t, "iptables", append([]string{"-D"}, r...)...)
+			}
+		}
+	}
+	t.Cleanup(heal)
+	return heal
+}
+
+// killAgent kills node h's agent process (the engine restarts its plugin,
+// or waitAgent re-enables it).
+func killAgent(t *testing.T, h string) {
+	t.Helper()
+	out := run(t, "ip", "netns", "pids", h).Stdout
+	for _, pid := range strings.Fields(out) {
+		comm, _ := os.ReadFile("/proc/" + pid + "/comm")
+		if strings.TrimSpace(string(comm)) == "fleet-agent" {
+			run(t, "kill", "-9", pid)
+		}
+	}
+}
+
+// migrateAsync starts a migration; the returned function waits for it.
+func migrateAsync(t *testing.T, args ...string) (*exec.Cmd, func() result) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	cmd := exec.CommandContext(ctx, "docker", append([]string{"--context", manager, "fleet", "migrate"}, args...)...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	assert.NilError(t, cmd.Start())
+	return cmd, func() result {
+		defer cancel()
+		err := cmd.Wait()
+		r := result{Stdout: out.String(), Stderr: errb.String()}
+		if ee, ok := err.(*exec.ExitError); ok {
+			r.Code = ee.ExitCode()
+		}
+		return r
+	}
+}
+
+// settled waits until name runs in exactly one place, answering at ip with
+// the state it had (st0) or later, and no node keeps anything of its
+// migrations: journal entries, tmpfs directories, CRIU configuration
+// lines, a second copy or a stray network holder. It returns the host.
+func settled(t *testing.T, name, ip string, st0 workloadState) string {
+	t.Helper()
+	for _, h := range []string{"h2", "h3"} {
+		waitAgent(t, h)
+	}
+	var why string
+	for i := 0; i < 120; i++ {
+		why = leftovers(t, name)
+		if why == "" {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	assert.Assert(t, why == "", "after 2 minutes: %s", why)
+	c, ok := containerOn(t, name)
+	assert.Assert(t, ok, "%s is gone", name)
+	assert.Check(t, c.State.Running)
+	st := ask(t, "h1", ip)
+	assert.Check(t, st.Counter >= st0.Counter, "counter went back: %d < %d", st.Counter, st0.Counter)
+	assert.Check(t, st.BallastOK != nil && *st.BallastOK, "ballast")
+	assert.Check(t, is.Equal(st.Birth, st0.Birth), "first-start file")
+	return c.Host
+}
+
+// leftovers says what is left of name's migrations, if anything.
+func leftovers(t *testing.T, name string) string {
+	t.Helper()
+	copies := 0
+	for _, c := range engineContainers(t) {
+		if c.Name == name {
+			copies++
+		}
+	}
+	if copies != 1 {
+		return fmt.Sprintf("%d copies of %s", copies, name)
+	}
+	for _, h := range fleetHosts(t) {
+		ents, _ := os.ReadDir(filepath.Join("/var/lib/fsim", h, "docker/fleet/migrations"))
+		if len(ents) > 0 {
+			return h + " journals " + ents[0].Name()
+		}
+		if dirs, _ := filepath.Glob("/dev/shm/fleet-" + h + "-*"); len(dirs) > 0 {
+			return "tmpfs keeps " + dirs[0]
+		}
+		holders := strings.Fields(mustDocker(t, h, "ps", "-aq", "--filter", "label=com.docker.fleet.netns-of="+name))
+		if len(holders) > 0 {
+			if c, _ := containerOn(t, name); c.Host != h {
+				return h + " keeps a network holder of " + name
+			}
+		}
+	}
+	conf, _ := os.ReadFile("/etc/criu/runc.conf")
+	for _, l := range strings.Split(string(conf), "\n") {
+		if strings.HasPrefix(l, "images-dir") || strings.HasPrefix(l, "external") {
+			return "runc.conf keeps " + l
+		}
+	}
+	return ""
+}
+
+// faultCase strikes at one point of a migration from h2 to h3.
+type faultCase struct {
+	name string
+	// node and point: where the fault strikes; action is what the agent
+	// does there (exit, fail, nospc), or hold, for strike to act (cut a
+	// link, stop an engine, kill the CLI) before the agent goes on.
+	node, point, action string
+	strike              func(t *testing.T, cli *exec.Cmd) (after func())
+	// where the container must end, and the CLI's exit code and words.
+	endsOn string
+	code   int
+	says   string
+}
+
+func TestFaults(t *testing.T) {
+	initFleet(t)
+	cases := []faultCase{
+		// Before the freeze.
+		{name: "source-agent-killed-before-freeze", node: "h2", point: "source:prepared", action: "exit",
+			endsOn: "h2", code: 1, says: "lost the source agent"},
+		// During the dump.
+		{name: "source-agent-killed-during-dump", node: "h2", point: "source:dump", action: "exit",
+			endsOn: "h2", code: 1, says: "lost the source agent"},
+		{name: "source-agent-killed-after-dump", node: "h2", point: "source:frozen", action: "exit",
+			endsOn: "h2", code: 1, says: "lost the source agent"},
+		// During the transfer.
+		{name: "source-agent-killed-during-transfer", node: "h2", point: "source:transfer", action: "exit",
+			endsOn: "h2", code: 1, says: "lost the source agent"},
+		{name: "destination-agent-killed-during-transfer", node: "h3", point: "dest:receiving", action: "exit",
+			endsOn: "h2", code: 1, says: "runs on h2 again with its state"},
+		{name: "destination-tmpfs-full", node: "h3", point: "dest:receiving", action: "nospc",
+			endsOn: "h2", code: 1, says: "no space left on device"},
+		{name: "cli-interrupted-during-transfer", node: "h2", point: "source:transfer", action: "hold",
+			strike: func(t *testing.T, cli *exec.Cmd) func() { _ = cli.Process.Kill(); return nil },
+			endsOn: "h3", code: -1},
+		// During the restore.
+		{name: "destination-engine-stopped-during-restore", node: "h3", point: "dest:restoring", action: "hold",
+			strike: func(t *testing.T, _ *exec.Cmd) func() {
+				sim(t, "stop-engine", "h3")
+				return func() { sim(t, "start-engine", "h3") }
+			},
+			endsOn: "h2", code: 1, says: "h2 again with its state"},
+		// After the restore, before the commit: the destination's copy is
+		// fenced, the source decides abort.
+		{name: "destination-agent-killed-after-restore", node: "h3", point: "dest:restored", action: "exit",
+			endsOn: "h2", code: 1, says: "migration to h3 failed"},
+		{name: "source-agent-killed-after-restore", node: "h2", point: "source:restored", action: "exit",
+			endsOn: "h2", code: 1, says: "lost the source agent"},
+		{name: "link-cut-after-restore-reply-lost", node: "h3", point: "dest:restored", action: "hold",
+			strike: func(t *testing.T, _ *exec.Cmd) func() {
+				heal := cutLink(t, "h3", "h2", false)
+				clearFaults("h3")
+				time.Sleep(20 * time.Second) // past the source's stall limit
+				return heal
+			},
+			endsOn: "h2", code: 1, says: "migration to h3 failed"},
+		// After the commit, before the source's cleanup.
+		{name: "source-agent-killed-after-commit", node: "h2", point: "source:committed", action: "exit",
+			endsOn: "h3", code: 1, says: "lost the source agent"},
+		{name: "link-cut-after-commit", node: "h2", point: "source:committed", action: "hold",
+			strike: func(t *testing.T, _ *exec.Cmd) func() {
+				heal := cutLink(t, "h2", "h3", true)
+				clearFaults("h2")
+				return func() { time.Sleep(10 * time.Second); heal() }
+			},
+			endsOn: "h3", code: 0, says: "fenced until its agent learns"},
+		{name: "source-agent-killed-before-cleanup", node: "h2", point: "source:cleanup", action: "exit",
+			endsOn: "h3", code: 1, says: "lost the source agent"},
+	}
+	if only := os.Getenv("FLEET_FAULTS_ONLY"); only != "" {
+		var keep []faultCase
+		for _, c := range cases {
+			if strings.Contains(c.name, only) {
+				keep = append(keep, c)
+			}
+		}
+		cases = keep
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			svc := "flt" + string(rune('a'+i))
+			removeServices(t, svc)
+			mustFleet(t, "create", "--name", svc, "--image", workload, "--node", "h2", "--cpus", "1", "--memory", "512m", "-e", "BALLAST_MB=64")
+			name := svc + ".1"
+			ip := fleetIP(t, name)
+			st0 := ask(t, "h1", ip)
+			setFaults(t, c.node, c.point+" "+c.action)
+			cli, wait := migrateAsync(t, name, "--to", "h3")
+			var after func()
+			if c.strike != nil {
+				waitHeld(t, c.node, c.point)
+				after = c.strike(t, cli)
+				clearFaults(c.node)
+			}
+			r := wait()
+			t.Logf("migrate exited %d:\n%s", r.Code, r.Stderr)
+			clearFaults(c.node)
+			if after != nil {
+				after()
+			}
+			if c.code >= 0 {
+				assert.Check(t, is.Equal(r.Code, c.code), r.String())
+				assert.Check(t, is.Contains(r.Stderr+r.Stdout, c.says))
+			}
+			host := settled(t, name, ip, st0)
+			assert.Check(t, is.Equal(host, c.endsOn), "%s ends on %s", name, host)
+			removeServices(t, svc)
+		})
+	}
+}
+
+// TestFaultsRmDuringMigration: rm and resize of a container a migration
+// holds are refused with a clear message, and nothing changes.
+func TestFaultsRmDuringMigration(t *testing.T) {
+	initFleet(t)
+	svc := "fltrm"
+	removeServices(t, svc)
+	mustFleet(t, "create", "--name", svc, "--image", workload, "--node", "h2", "--cpus", "1", "--memory", "512m", "-e", "BALLAST_MB=64")
+	name := svc + ".1"
+	ip := fleetIP(t, name)
+	st0 := ask(t, "h1", ip)
+	setFaults(t, "h2", "source:transfer hold")
+	_, wait := migrateAsync(t, name, "--to", "h3")
+	waitHeld(t, "h2", "source:transfer")
+	rm := fleetCmd(t, "rm", name)
+	resize := fleetCmd(t, "resize", name, "--memory", "600m")
+	clearFaults("h2")
+	r := wait()
+	assert.Check(t, is.Equal(r.Code, 0), r.String())
+	assert.Check(t, rm.Code != 0, "rm during the migration: %s", rm)
+	assert.Check(t, is.Contains(rm.Stderr, "cannot be removed on h2 now: migration"))
+	assert.Check(t, resize.Code != 0, "resize during the migration: %s", resize)
+	assert.Check(t, is.Contains(resize.Stderr, "cannot be resized on h2 now: migration"))
+	assert.Check(t, is.Equal(settled(t, name, ip, st0), "h3"))
+	removeServices(t, svc)
+}
