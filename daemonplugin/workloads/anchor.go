@@ -32,11 +32,23 @@ const (
 func (m *Manager) ensureAnchor(ctx context.Context, net string) error {
 	res, err := m.Engine.ContainerInspect(ctx, AnchorName, client.ContainerInspectOptions{})
 	if err == nil {
-		if res.Container.State.Running {
+		_, nerr := m.Engine.NetworkInspect(ctx, net, client.NetworkInspectOptions{})
+		switch {
+		case nerr == nil && res.Container.State.Running:
 			return nil
+		case nerr == nil:
+			_, err = m.Engine.ContainerStart(ctx, AnchorName, client.ContainerStartOptions{})
+			return err
+		case !errdefs.IsNotFound(nerr):
+			return nerr
 		}
-		_, err = m.Engine.ContainerStart(ctx, AnchorName, client.ContainerStartOptions{})
-		return err
+		// After an engine restart, the anchor may run while the node no
+		// longer has the network (the swarm attaches it anew only to a
+		// container created on it): make the anchor again.
+		if _, err := m.Engine.ContainerRemove(ctx, AnchorName, client.ContainerRemoveOptions{Force: true}); err != nil {
+			return err
+		}
+		err = errdefs.ErrNotFound
 	}
 	if !errdefs.IsNotFound(err) {
 		return err
