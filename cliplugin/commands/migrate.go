@@ -1,8 +1,12 @@
 package commands
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
@@ -17,6 +21,7 @@ type migrateOptions struct {
 	to     string
 	format string
 	check  bool
+	follow string
 }
 
 func newMigrateCommand(dockerCli command.Cli) *cobra.Command {
@@ -35,24 +40,39 @@ running on the source with its state (exit 1, with the reason). What CRIU
 cannot checkpoint (io_uring, multipath TCP, a unix socket connected to the
 outside, a bind mount of a host path, …) is refused before the freeze;
 --check says so without migrating (exit 0 when it would go, 1 with the
-reasons when not).`,
+reasons when not).
+
+Ctrl-C detaches the command, not the migration: it goes on and ends as it
+would have; --follow ID (the id is on the first line) shows how, and records it.`,
 		Example: `  docker fleet migrate web.1 --to h3
   docker fleet migrate web.1                 # the scheduler picks the node
   docker fleet migrate web.1 --format json
-  docker fleet migrate --check db.1          # would it go? changes nothing`,
-		Args: cli.ExactArgs(1),
+  docker fleet migrate --check db.1          # would it go? changes nothing
+  docker fleet migrate --follow 3f2a9c0d1e   # follow a migration to its end`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if opts.follow != "" {
+				return cli.NoArgs(cmd, args)
+			}
+			return cli.ExactArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.follow != "" {
+				return runMigrateFollow(cmd, dockerCli, opts)
+			}
 			return runMigrate(cmd, dockerCli, opts, args[0])
 		},
 	}
 	cmd.Flags().StringVar(&opts.to, "to", "", "Destination node (default: the scheduler picks)")
 	cmd.Flags().StringVar(&opts.format, "format", "", formatHelp)
 	cmd.Flags().BoolVar(&opts.check, "check", false, "Only check whether the container can migrate now; change nothing")
+	cmd.Flags().StringVar(&opts.follow, "follow", "", "Follow the migration with this id (from its first line) to its end")
 	return cmd
 }
 
 func runMigrate(cmd *cobra.Command, dockerCli command.Cli, opts migrateOptions, name string) error {
-	ctx := cmd.Context()
+	// Ctrl-C stops following; the migration goes on (deploy.Detached).
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	f, err := openFleet(cmd, dockerCli)
 	if err != nil {
 		return err
@@ -62,9 +82,32 @@ func runMigrate(cmd *cobra.Command, dockerCli command.Cli, opts migrateOptions, 
 		return runMigrateCheck(cmd, dockerCli, d, opts, name)
 	}
 	res, err := d.Migrate(ctx, name, opts.to, progress(dockerCli.Err(), ""))
+	var detached *deploy.Detached
+	if errors.As(err, &detached) {
+		return cli.StatusError{StatusCode: 130, Status: detached.Error()}
+	}
 	if err != nil {
 		return err
 	}
+	return writeMigrateResult(dockerCli, opts, res)
+}
+
+func runMigrateFollow(cmd *cobra.Command, dockerCli command.Cli, opts migrateOptions) error {
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	f, err := openFleet(cmd, dockerCli)
+	if err != nil {
+		return err
+	}
+	d := &deploy.Deployer{Fleet: f, Progress: dockerCli.Err()}
+	res, err := d.Follow(ctx, opts.follow, progress(dockerCli.Err(), ""))
+	if err != nil {
+		return err
+	}
+	return writeMigrateResult(dockerCli, opts, res)
+}
+
+func writeMigrateResult(dockerCli command.Cli, opts migrateOptions, res *api.MigrateResult) error {
 	return writeFormatted(dockerCli.Out(), opts.format, res, func(out io.Writer) error {
 		_, err := fmt.Fprintln(out, summary(res))
 		return err

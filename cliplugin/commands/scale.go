@@ -20,12 +20,15 @@ type scaleOptions struct {
 func newScaleCommand(dockerCli command.Cli) *cobra.Command {
 	var opts scaleOptions
 	cmd := &cobra.Command{
-		Use:   "scale [OPTIONS] SERVICE=REPLICAS [SERVICE=REPLICAS...]",
+		Use:   "scale [OPTIONS] SERVICE=REPLICAS|SERVICE=+N [SERVICE=REPLICAS...]",
 		Short: "Create or remove replicas to reach a count",
 		Long: `Creates replicas from the service's stored definition (from 0 too) or removes
-them, from the busiest nodes first.`,
+them, from the busiest nodes first. SERVICE=+N adds N replicas to those there are:
+two commands adding at once get distinct replica names (each name is claimed
+fleet-wide before its container is made).`,
 		Example: `  docker fleet scale web=5
-  docker fleet scale web=0 api=2`,
+  docker fleet scale web=0 api=2
+  docker fleet scale web=+2`,
 		Args: cli.RequiresMinArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runScale(cmd, dockerCli, opts, args)
@@ -63,15 +66,16 @@ func parseScaleArgs(args []string) ([]deploy.ScaleTarget, error) {
 	var out []deploy.ScaleTarget
 	for _, a := range args {
 		name, n, ok := strings.Cut(a, "=")
+		n, add := strings.CutPrefix(n, "+")
 		count, err := strconv.Atoi(n)
 		if !ok || name == "" || err != nil || count < 0 || count > 1000 {
-			return nil, fmt.Errorf("%q: use SERVICE=REPLICAS with 0 to 1000 replicas", a)
+			return nil, fmt.Errorf("%q: use SERVICE=REPLICAS or SERVICE=+N with 0 to 1000 replicas", a)
 		}
 		if seen[name] {
 			return nil, fmt.Errorf("%q: service %s given twice", a, name)
 		}
 		seen[name] = true
-		out = append(out, deploy.ScaleTarget{Service: name, Replicas: count})
+		out = append(out, deploy.ScaleTarget{Service: name, Replicas: count, Add: add})
 	}
 	return out, nil
 }

@@ -43,6 +43,7 @@ type Agent struct {
 	sampler   *metrics.Sampler
 	workloads *workloads.Manager
 	migrator  *migrate.Migrator
+	runs      runs
 
 	criuMu      sync.Mutex
 	criu        api.CRIUInfo
@@ -151,6 +152,7 @@ func (a *Agent) Handler() http.Handler {
 			reply(w, v, err)
 		},
 		"POST " + api.PathMigrate:    a.serveMigrate,
+		"POST " + api.PathFollow:     a.serveFollow,
 		"POST " + api.PathExpect:     postJSON(a.migrator.Expect),
 		"POST " + api.PathLeave:      postJSON(a.leave),
 		"POST " + api.PathNodeCSR:    postJSON(a.nodeCSR),

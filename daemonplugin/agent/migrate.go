@@ -21,22 +21,19 @@ import (
 )
 
 // serveMigrate runs a migration from this node and streams its progress,
-// one JSON event a line; the last line has the result or the error.
+// one JSON event a line; the last line has the result or the error. The
+// events are kept (runs), for a CLI that follows the migration later.
 func (a *Agent) serveMigrate(w http.ResponseWriter, r *http.Request) {
 	var req api.MigrateRequest
 	if err := decode(w, r, &req); err != nil {
 		return
 	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	rc := http.NewResponseController(w)
-	enc := json.NewEncoder(w)
-	var mu sync.Mutex
+	send := streamEvents(w)
+	x := a.runs.start(req.ID)
 	emit := func(ev api.MigrateEvent) {
-		mu.Lock()
-		defer mu.Unlock()
+		a.runs.add(x, ev)
 		// The caller may be gone; the migration goes on regardless.
-		_ = enc.Encode(ev)
-		_ = rc.Flush()
+		send(ev)
 	}
 	res, err := a.migrator.Migrate(r.Context(), req, emit)
 	if err != nil {
@@ -45,6 +42,44 @@ func (a *Agent) serveMigrate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	emit(api.MigrateEvent{Phase: api.PhaseDone, Result: res})
+}
+
+// serveFollow streams the events of a migration this node drives or drove,
+// from the first, until its end.
+func (a *Agent) serveFollow(w http.ResponseWriter, r *http.Request) {
+	var req api.FollowRequest
+	if err := decode(w, r, &req); err != nil {
+		return
+	}
+	if req.ID == "" {
+		reply(w, nil, workloads.Refuse(errdefs.ErrInvalidArgument, "follow: no migration id"))
+		return
+	}
+	started := false
+	send := func(ev api.MigrateEvent) {}
+	err := a.runs.follow(req.ID, r.Context().Done(), func(ev api.MigrateEvent) {
+		if !started {
+			started, send = true, streamEvents(w)
+		}
+		send(ev)
+	})
+	if err != nil && !started {
+		reply(w, nil, err)
+	}
+}
+
+// streamEvents writes events as JSON lines, each flushed as it comes.
+func streamEvents(w http.ResponseWriter) func(api.MigrateEvent) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	rc := http.NewResponseController(w)
+	enc := json.NewEncoder(w)
+	var mu sync.Mutex
+	return func(ev api.MigrateEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		_ = enc.Encode(ev)
+		_ = rc.Flush()
+	}
 }
 
 // receiveStall is how long a receive may wait for the next bytes: shorter

@@ -300,11 +300,22 @@ func (t *trailerBody) Read(p []byte) (int, error) {
 // Migrate asks the node's agent to migrate one of its containers; events
 // are passed on as they arrive. The last event carries the result or error.
 func (c *Client) Migrate(ctx context.Context, req api.MigrateRequest, onEvent func(api.MigrateEvent)) (*api.MigrateResult, error) {
-	b, err := json.Marshal(req)
+	return c.events(ctx, api.PathMigrate, req, onEvent)
+}
+
+// Follow follows a migration the node's agent drives or drove, from its
+// first event to its end.
+func (c *Client) Follow(ctx context.Context, id string, onEvent func(api.MigrateEvent)) (*api.MigrateResult, error) {
+	return c.events(ctx, api.PathFollow, api.FollowRequest{ID: id}, onEvent)
+}
+
+// events posts in to path and reads the migration events it streams back.
+func (c *Client) events(ctx context.Context, path string, in any, onEvent func(api.MigrateEvent)) (*api.MigrateResult, error) {
+	b, err := json.Marshal(in)
 	if err != nil {
 		return nil, err
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+c.Addr+api.PathMigrate, bytes.NewReader(b))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+c.Addr+path, bytes.NewReader(b))
 	if err != nil {
 		return nil, err
 	}
@@ -317,6 +328,9 @@ func (c *Client) Migrate(ctx context.Context, req api.MigrateRequest, onEvent fu
 	for {
 		var ev api.MigrateEvent
 		if err := dec.Decode(&ev); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
 			return nil, fmt.Errorf("lost the source agent of %s during the migration: %w (its agent finishes or undoes the migration on its own, from its journal: `docker fleet describe` shows where the container runs)", c.Node, err)
 		}
 		if onEvent != nil {

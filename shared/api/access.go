@@ -46,6 +46,7 @@ var Access = map[string][]pki.Role{
 	"POST " + PathContainer + "{name}" + ResizeSuffix: operator,
 	"POST " + PathMigrate:                             operator,
 	"POST " + PathMigrateCheck:                        operator,
+	"POST " + PathFollow:                              operator,
 	"POST " + PathExpect:                              operator,
 	"POST " + PathLeave:                               operator,
 	"POST " + PathNodeCSR:                             operator,

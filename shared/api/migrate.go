@@ -10,6 +10,9 @@ const (
 	// PathMigrate: the CLI asks the source agent to migrate a container; the
 	// answer is a stream of MigrateEvent, one JSON document a line.
 	PathMigrate = "/v1/migrate"
+	// PathFollow: the CLI follows a migration this node drives or drove
+	// (FollowRequest): its events from the first, as PathMigrate streams them.
+	PathFollow = "/v1/migrate/follow"
 	// PathMigrateCheck: the CLI asks the source agent whether a container
 	// can be checkpointed (CheckRequest, CheckResult); nothing changes.
 	PathMigrateCheck = "/v1/migrate/check"
@@ -59,6 +62,11 @@ type MigrateRequest struct {
 	Container string `json:"container"`
 	To        string `json:"to"`
 	ToAddr    string `json:"toAddr"`
+}
+
+// FollowRequest names the migration to follow.
+type FollowRequest struct {
+	ID string `json:"id"`
 }
 
 // CheckRequest names a container whose processes the source agent looks

@@ -31,6 +31,12 @@ const (
 	Replicas = Prefix + ".replicas"
 	// History marks the swarm config holding a container's migrations.
 	History = Prefix + ".history"
+	// ReplicaOf marks a replica name's claim with its service.
+	ReplicaOf = Prefix + ".replica-of"
+	// Content holds, on a stored service definition or history, its newest
+	// version: a config's data cannot change, but its labels can, in one
+	// versioned update, so a change never leaves a moment without either.
+	Content = Prefix + ".content"
 	// Revocation marks a swarm config holding one revocation; its value
 	// is the revoked node.
 	Revocation = Prefix + ".revocation"
@@ -48,6 +54,9 @@ const (
 	// HistoryConfigPrefix starts the name of the swarm config that stores a
 	// container's migration history.
 	HistoryConfigPrefix = "docker-fleet-history."
+	// ReplicaClaimPrefix starts the name of the swarm config that claims a
+	// replica's name (SERVICE.N) fleet-wide.
+	ReplicaClaimPrefix = "docker-fleet-replica."
 	// RevocationConfigPrefix starts the name of a revocation's config.
 	RevocationConfigPrefix = "docker-fleet-revoked."
 	// AgentPlugin is the managed plugin's name on every engine.

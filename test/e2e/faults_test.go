@@ -309,3 +309,108 @@ func TestFaultsRmDuringMigration(t *testing.T) {
 	assert.Check(t, is.Equal(settled(t, name, ip, st0), "h3"))
 	removeServices(t, svc)
 }
+
+// TestFaultsRoundTrip moves one container h1 → h2 → h3 → h1 under polling:
+// its state intact each time, the poller's connection kept, and nothing of
+// the migrations left anywhere.
+func TestFaultsRoundTrip(t *testing.T) {
+	initFleet(t)
+	svc := "fltround"
+	removeServices(t, svc)
+	mustFleet(t, "create", "--name", svc, "--image", workload, "--node", "h1", "--cpus", "1", "--memory", "512m", "-e", "BALLAST_MB=64")
+	name := svc + ".1"
+	ip := fleetIP(t, name)
+	st0 := ask(t, "h1", ip)
+	stop := poller(t, "h2", ip)
+	for _, to := range []string{"h2", "h3", "h1"} {
+		r := fleetCmd(t, "migrate", name, "--to", to)
+		assert.Assert(t, r.Code == 0, r.String())
+		st := ask(t, "h2", ip)
+		assert.Check(t, st.Counter >= st0.Counter, "to %s: counter went back", to)
+		assert.Check(t, st.BallastOK != nil && *st.BallastOK, "to %s: ballast", to)
+		assert.Check(t, is.Equal(st.Birth, st0.Birth), "to %s: first-start file", to)
+		c, ok := containerOn(t, name)
+		assert.Check(t, ok && c.Host == to, "after the move to %s it is on %s", to, c.Host)
+		st0 = st
+	}
+	poll := stop()
+	t.Logf("poller: %+v", poll)
+	assert.Check(t, !poll.WentBack, "the counter went back")
+	assert.Check(t, is.Equal(poll.Dials, 1), "the poller's TCP connection did not survive: %+v", poll)
+	assert.Check(t, is.Equal(settled(t, name, ip, st0), "h1"))
+	removeServices(t, svc)
+}
+
+// TestFaultsConcurrentScale: two `scale S=+2` at once from two processes
+// make four new replicas with four distinct names.
+func TestFaultsConcurrentScale(t *testing.T) {
+	initFleet(t)
+	svc := "fltscale"
+	removeServices(t, svc)
+	mustFleet(t, "create", "--name", svc, "--image", workload, "--memory", "64m")
+	var waits []func() result
+	for i := 0; i < 2; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		cmd := exec.CommandContext(ctx, "docker", "--context", manager, "fleet", "scale", svc+"=+2")
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		assert.NilError(t, cmd.Start())
+		waits = append(waits, func() result {
+			defer cancel()
+			err := cmd.Wait()
+			r := result{Stdout: out.String(), Stderr: errb.String()}
+			if ee, ok := err.(*exec.ExitError); ok {
+				r.Code = ee.ExitCode()
+			}
+			return r
+		})
+	}
+	for _, w := range waits {
+		r := w()
+		assert.Check(t, is.Equal(r.Code, 0), r.String())
+	}
+	names := map[string]int{}
+	for _, c := range ofService(engineContainers(t), svc) {
+		names[c.Name]++
+	}
+	assert.Check(t, is.Len(names, 5), "replicas: %v", names)
+	for n, k := range names {
+		assert.Check(t, is.Equal(k, 1), "%s exists %d times", n, k)
+	}
+	removeServices(t, svc)
+}
+
+// TestFaultsDetachAndFollow: Ctrl-C detaches the CLI from a migration,
+// which goes on; --follow shows how it ends and records it.
+func TestFaultsDetachAndFollow(t *testing.T) {
+	initFleet(t)
+	svc := "fltfollow"
+	removeServices(t, svc)
+	mustFleet(t, "create", "--name", svc, "--image", workload, "--node", "h2", "--cpus", "1", "--memory", "512m", "-e", "BALLAST_MB=64")
+	name := svc + ".1"
+	ip := fleetIP(t, name)
+	st0 := ask(t, "h1", ip)
+	setFaults(t, "h2", "source:transfer hold")
+	cli, wait := migrateAsync(t, name, "--to", "h3")
+	waitHeld(t, "h2", "source:transfer")
+	assert.NilError(t, cli.Process.Signal(os.Interrupt))
+	r := wait()
+	clearFaults("h2")
+	t.Logf("interrupted: exit %d\n%s", r.Code, r.Stderr)
+	assert.Check(t, is.Equal(r.Code, 130), r.String())
+	assert.Check(t, is.Contains(r.Stderr, "detached from migration"))
+	var id string
+	for _, l := range strings.Split(r.Stderr, "\n") {
+		if rest, ok := strings.CutPrefix(l, "prepare: migration "); ok {
+			id, _, _ = strings.Cut(rest, " ")
+		}
+	}
+	assert.Assert(t, id != "", "no migration id in:\n%s", r.Stderr)
+	f := fleetCmd(t, "migrate", "--follow", id)
+	assert.Check(t, is.Equal(f.Code, 0), f.String())
+	assert.Check(t, is.Contains(f.Stdout, "migrated "+name+" from h2 to h3"))
+	assert.Check(t, is.Equal(settled(t, name, ip, st0), "h3"))
+	hist := mustFleet(t, "describe", name)
+	assert.Check(t, is.Contains(hist, "from h2 to h3"), "the followed migration is recorded")
+	removeServices(t, svc)
+}

@@ -4,17 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"sort"
 	"strconv"
 	"sync"
 
+	"github.com/containerd/errdefs"
 	units "github.com/docker/go-units"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
 	"github.com/docker-fleet/fleet/cliplugin/internal/scheduler"
-	"github.com/docker-fleet/fleet/shared/agentclient"
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/cpuset"
 	"github.com/docker-fleet/fleet/shared/spec"
@@ -69,13 +68,58 @@ func (d *Deployer) Create(ctx context.Context, svcs []spec.Service) ([]api.Fleet
 			return nil, err
 		}
 	}
+	if err := d.claim(ctx, inv, work); err != nil {
+		d.undo(ctx, svcs, nil)
+		return nil, err
+	}
 	made, err := d.run(ctx, work)
 	if err != nil {
+		d.release(ctx, work)
 		d.undo(ctx, svcs, made)
 		return nil, err
 	}
 	return made, nil
 }
+
+// claim claims each job's replica name fleet-wide (fleet.ClaimReplica),
+// moving a job to the next free number where another command got there
+// first. On failure it drops what it claimed.
+func (d *Deployer) claim(ctx context.Context, inv fleet.Inventory, jobs []job) error {
+	exists := func(name string) bool { _, _, ok := inv.Find(name); return ok }
+	planned := map[string]bool{}
+	for _, j := range jobs {
+		planned[j.req.Name] = true
+	}
+	for i := range jobs {
+		svc, n := jobs[i].req.Service.Name, jobs[i].req.Replica
+		for {
+			ok, err := fleet.ClaimReplica(ctx, d.Fleet.Manager, svc, n, exists)
+			if err != nil {
+				d.release(ctx, jobs[:i])
+				return fmt.Errorf("claiming the name %s.%d: %w", svc, n, err)
+			}
+			if ok {
+				break
+			}
+			for n++; planned[replicaName(svc, n)] || exists(replicaName(svc, n)); n++ {
+			}
+		}
+		jobs[i].req.Replica, jobs[i].req.Name = n, replicaName(svc, n)
+		planned[jobs[i].req.Name] = true
+	}
+	return nil
+}
+
+// release drops the name claims of jobs whose replicas are not (or no
+// longer) there.
+func (d *Deployer) release(ctx context.Context, jobs []job) {
+	ctx = context.WithoutCancel(ctx)
+	for _, j := range jobs {
+		_ = fleet.ReleaseReplica(ctx, d.Fleet.Manager, j.req.Name)
+	}
+}
+
+func replicaName(service string, n int) string { return service + "." + strconv.Itoa(n) }
 
 // job is one replica to create on one node.
 type job struct {
@@ -102,7 +146,7 @@ func plan(sched []scheduler.Node, inv fleet.Inventory, s spec.Service, n int, ne
 		}
 		used[next] = true
 		jobs = append(jobs, job{node: inv.ByName(host), req: api.CreateRequest{
-			Name: s.Name + "." + strconv.Itoa(next), Replica: next, Network: network, Service: s,
+			Name: replicaName(s.Name, next), Replica: next, Network: network, Service: s,
 		}})
 	}
 	return jobs, nil
@@ -143,8 +187,7 @@ func (d *Deployer) createOne(ctx context.Context, j job) (api.FleetContainer, er
 	target := j.node
 	for attempt := 0; ; attempt++ {
 		c, err := target.Agent.Create(ctx, j.req)
-		var refused *agentclient.Error
-		if !errors.As(err, &refused) || refused.Status != http.StatusConflict || attempt == raceRetries {
+		if !errdefs.IsConflict(err) || attempt == raceRetries {
 			return c, err
 		}
 		// Another command took the node's cores or memory first: look at
@@ -183,6 +226,7 @@ func (d *Deployer) undo(ctx context.Context, svcs []spec.Service, made []api.Fle
 	}
 	for _, s := range svcs {
 		_ = fleet.DeleteService(ctx, d.Fleet.Manager, s.Name)
+		_ = fleet.ReleaseReplicas(ctx, d.Fleet.Manager, s.Name)
 	}
 }
 

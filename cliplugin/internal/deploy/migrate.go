@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
@@ -48,17 +49,61 @@ func (d *Deployer) Migrate(ctx context.Context, name, to string, onEvent func(ap
 	if err := dst.Agent.Expect(ctx, exp); err != nil {
 		return nil, fmt.Errorf("destination %s: %w", dst.Hostname, err)
 	}
+	onEvent(api.MigrateEvent{Phase: api.PhasePrepare, Message: "migration " + id + " of " + c.Name + " from " + src.Hostname + " to " + dst.Hostname})
 	res, err := src.Agent.Migrate(ctx, api.MigrateRequest{
 		ID: id, Container: c.Name, To: dst.Hostname,
 		ToAddr: net.JoinHostPort(dst.Addr, strconv.Itoa(dst.AgentPort)),
 	}, onEvent)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &Detached{ID: id, Container: c.Name}
+		}
 		return nil, err
 	}
-	if err := fleet.RecordMigration(ctx, d.Fleet.Manager, *res); err != nil {
-		d.say("warning: %s moved, but its migration was not recorded: %v", c.Name, err)
-	}
+	d.record(ctx, *res)
 	return res, nil
+}
+
+// Detached is a migration the CLI stopped following (interrupted): it goes
+// on, driven by its source agent.
+type Detached struct{ ID, Container string }
+
+func (e *Detached) Error() string {
+	return fmt.Sprintf("detached from migration %s of %s, which goes on: `docker fleet migrate --follow %s` shows how it ends (and records it)", e.ID, e.Container, e.ID)
+}
+
+// Follow follows a migration from its source agent, wherever that is, to
+// its end, and records it.
+func (d *Deployer) Follow(ctx context.Context, id string, onEvent func(api.MigrateEvent)) (*api.MigrateResult, error) {
+	inv, err := d.Fleet.Inventory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range inv {
+		if n.Agent == nil || n.Err != nil {
+			continue
+		}
+		res, err := n.Agent.Follow(ctx, id, onEvent)
+		if errdefs.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		d.record(ctx, *res)
+		return res, nil
+	}
+	if uerr := inv.Unreachable(); uerr != nil {
+		return nil, fmt.Errorf("no node that answers knows migration %s (%v)", id, uerr)
+	}
+	return nil, fmt.Errorf("no node knows migration %s: a migration can be followed on its source node until an hour after it ends", id)
+}
+
+// record adds a finished migration to its container's history.
+func (d *Deployer) record(ctx context.Context, res api.MigrateResult) {
+	if err := fleet.RecordMigration(context.WithoutCancel(ctx), d.Fleet.Manager, res); err != nil {
+		d.say("warning: %s moved, but its migration was not recorded: %v", res.Container, err)
+	}
 }
 
 // locate finds a fleet container and its node in the fleet as it is now.

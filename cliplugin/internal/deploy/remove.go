@@ -66,6 +66,9 @@ func (d *Deployer) Remove(ctx context.Context, names []string) ([]string, error)
 		if err := fleet.DeleteService(ctx, d.Fleet.Manager, t.name); err != nil {
 			return removed, err
 		}
+		if err := fleet.ReleaseReplicas(ctx, d.Fleet.Manager, t.name); err != nil {
+			return removed, err
+		}
 		removed = append(removed, t.name)
 	}
 	return removed, nil
@@ -74,6 +77,9 @@ func (d *Deployer) Remove(ctx context.Context, names []string) ([]string, error)
 // removeContainer removes a fleet container and forgets its history.
 func (d *Deployer) removeContainer(ctx context.Context, n *fleet.NodeState, name string) error {
 	if err := n.Agent.Remove(ctx, name); err != nil {
+		return err
+	}
+	if err := fleet.ReleaseReplica(ctx, d.Fleet.Manager, name); err != nil {
 		return err
 	}
 	return fleet.ForgetHistory(ctx, d.Fleet.Manager, name)

@@ -37,10 +37,11 @@ func (d *Deployer) Scale(ctx context.Context, targets []ScaleTarget) ([]ScaleRes
 	return out, nil
 }
 
-// ScaleTarget is one SERVICE=N argument.
+// ScaleTarget is one SERVICE=N (or SERVICE=+N, Add) argument.
 type ScaleTarget struct {
 	Service  string
 	Replicas int
+	Add      bool
 }
 
 func (d *Deployer) scaleOne(ctx context.Context, t ScaleTarget) (ScaleResult, error) {
@@ -57,6 +58,9 @@ func (d *Deployer) scaleOne(ctx context.Context, t ScaleTarget) (ScaleResult, er
 		return ScaleResult{}, fmt.Errorf("cannot count the replicas of %s: %w", s.Name, err)
 	}
 	current := inv.Containers(s.Name)
+	if t.Add {
+		t.Replicas += len(current)
+	}
 	res := ScaleResult{Service: s.Name, From: len(current), To: t.Replicas}
 	switch {
 	case t.Replicas > len(current):
@@ -68,9 +72,13 @@ func (d *Deployer) scaleOne(ctx context.Context, t ScaleTarget) (ScaleResult, er
 		if err != nil {
 			return res, err
 		}
+		if err := d.claim(ctx, inv, jobs); err != nil {
+			return res, err
+		}
 		made, err := d.run(ctx, jobs)
 		res.Created = made
 		if err != nil {
+			d.release(ctx, jobs)
 			d.undo(ctx, nil, made)
 			res.Created = nil
 			return res, err
@@ -87,6 +95,10 @@ func (d *Deployer) scaleOne(ctx context.Context, t ScaleTarget) (ScaleResult, er
 			res.Removed = append(res.Removed, r.Name)
 			d.say("%s removed from %s", r.Name, r.Node)
 		}
+	}
+	if t.Add {
+		// Added to what is recorded, not set: a concurrent +N counts too.
+		return res, fleet.AddReplicas(ctx, d.Fleet.Manager, s.Name, len(res.Created))
 	}
 	return res, fleet.SetReplicas(ctx, d.Fleet.Manager, s.Name, t.Replicas)
 }

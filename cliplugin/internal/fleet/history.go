@@ -3,6 +3,8 @@ package fleet
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/containerd/errdefs"
@@ -14,8 +16,8 @@ import (
 )
 
 // Migration history lives in the swarm too: one config per container that
-// has moved, holding its migrations oldest first. A config's data cannot
-// change, so a new migration replaces the config.
+// has moved, holding its migrations oldest first: in its data when it was
+// made, then in its labels.Content, which a new migration updates in place.
 
 func historyConfig(name string) string { return labels.HistoryConfigPrefix + name }
 
@@ -29,27 +31,41 @@ func History(ctx context.Context, c client.APIClient, container string) ([]api.M
 		return nil, err
 	}
 	var out []api.Migration
-	return out, json.Unmarshal(res.Config.Spec.Data, &out)
+	return out, json.Unmarshal(content(res.Config), &out)
 }
+
+// maxHistory bounds the migrations kept per container (the newest).
+const maxHistory = 100
 
 // RecordMigration appends a migration to its container's history.
 func RecordMigration(ctx context.Context, c client.APIClient, m api.Migration) error {
-	past, err := History(ctx, c, m.Container)
-	if err != nil {
-		return err
+	for attempt := 0; attempt < 3; attempt++ {
+		past, err := History(ctx, c, m.Container)
+		if err != nil {
+			return err
+		}
+		if slices.ContainsFunc(past, func(p api.Migration) bool { return p.Time == m.Time && p.From == m.From && p.To == m.To }) {
+			return nil // recorded already (a followed migration)
+		}
+		all := append(past, m)
+		all = all[max(0, len(all)-maxHistory):]
+		data, err := json.Marshal(all)
+		if err != nil {
+			return err
+		}
+		if len(past) > 0 {
+			return updateLabels(ctx, c, historyConfig(m.Container), func(l map[string]string) { l[labels.Content] = string(data) })
+		}
+		_, err = c.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: swarm.ConfigSpec{
+			Annotations: swarm.Annotations{Name: historyConfig(m.Container), Labels: map[string]string{labels.History: m.Container}},
+			Data:        data,
+		}})
+		if !errdefs.IsConflict(err) {
+			return err
+		}
+		// Another writer made it meanwhile: append to theirs.
 	}
-	data, err := json.Marshal(append(past, m))
-	if err != nil {
-		return err
-	}
-	if _, err := c.ConfigRemove(ctx, historyConfig(m.Container), client.ConfigRemoveOptions{}); err != nil && !errdefs.IsNotFound(err) {
-		return err
-	}
-	_, err = c.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: swarm.ConfigSpec{
-		Annotations: swarm.Annotations{Name: historyConfig(m.Container), Labels: map[string]string{labels.History: m.Container}},
-		Data:        data,
-	}})
-	return err
+	return fmt.Errorf("recording the migration of %s: the history kept changing", m.Container)
 }
 
 // AllMigrations returns every recorded migration, oldest first.

@@ -84,22 +84,61 @@ func ListServices(ctx context.Context, c client.APIClient) ([]spec.Service, erro
 
 // SetReplicas records a service's desired replica count.
 func SetReplicas(ctx context.Context, c client.APIClient, name string, n int) error {
-	res, err := c.ConfigInspect(ctx, serviceConfig(name), client.ConfigInspectOptions{})
+	return updateLabels(ctx, c, serviceConfig(name), func(l map[string]string) { l[labels.Replicas] = strconv.Itoa(n) })
+}
+
+// AddReplicas adds n to a service's desired replica count, in one
+// versioned update.
+func AddReplicas(ctx context.Context, c client.APIClient, name string, n int) error {
+	return updateLabels(ctx, c, serviceConfig(name), func(l map[string]string) {
+		cur, _ := strconv.Atoi(l[labels.Replicas])
+		l[labels.Replicas] = strconv.Itoa(cur + n)
+	})
+}
+
+// ReplaceService stores a changed definition in place of the old one, in
+// one update of the config's labels (labels.Content): readers see the old
+// definition or the new one, never none.
+func ReplaceService(ctx context.Context, c client.APIClient, s spec.Service) error {
+	data, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}
-	spec := res.Config.Spec
-	spec.Labels[labels.Replicas] = strconv.Itoa(n)
-	_, err = c.ConfigUpdate(ctx, res.Config.ID, client.ConfigUpdateOptions{Version: res.Config.Version, Spec: spec})
+	return updateLabels(ctx, c, serviceConfig(s.Name), func(l map[string]string) {
+		l[labels.Content] = string(data)
+		l[labels.Replicas] = strconv.Itoa(s.Replicas)
+	})
+}
+
+// updateLabels changes a config's labels with change, retrying when
+// another writer updated it meanwhile (the update names the version read).
+func updateLabels(ctx context.Context, c client.APIClient, name string, change func(map[string]string)) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		var res client.ConfigInspectResult
+		if res, err = c.ConfigInspect(ctx, name, client.ConfigInspectOptions{}); err != nil {
+			return err
+		}
+		spec := res.Config.Spec
+		if spec.Labels == nil {
+			spec.Labels = map[string]string{}
+		}
+		change(spec.Labels)
+		_, err = c.ConfigUpdate(ctx, res.Config.ID, client.ConfigUpdateOptions{Version: res.Config.Version, Spec: spec})
+		if err == nil || !errdefs.IsConflict(err) && !errdefs.IsUnknown(err) {
+			return err
+		}
+	}
 	return err
 }
 
-// ReplaceService stores a changed definition in place of the old one.
-func ReplaceService(ctx context.Context, c client.APIClient, s spec.Service) error {
-	if err := DeleteService(ctx, c, s.Name); err != nil {
-		return err
+// content is a stored config's newest version: its labels.Content, or
+// its data when it was never changed.
+func content(cfg swarm.Config) []byte {
+	if v, ok := cfg.Spec.Labels[labels.Content]; ok {
+		return []byte(v)
 	}
-	return SaveService(ctx, c, s)
+	return cfg.Spec.Data
 }
 
 // DeleteService forgets a service definition; a missing one is fine.
@@ -113,7 +152,7 @@ func DeleteService(ctx context.Context, c client.APIClient, name string) error {
 
 func decodeService(cfg swarm.Config) (spec.Service, error) {
 	var s spec.Service
-	if err := json.Unmarshal(cfg.Spec.Data, &s); err != nil {
+	if err := json.Unmarshal(content(cfg), &s); err != nil {
 		return s, fmt.Errorf("swarm config %s: %w", cfg.Spec.Name, err)
 	}
 	if n, err := strconv.Atoi(cfg.Spec.Labels[labels.Replicas]); err == nil {

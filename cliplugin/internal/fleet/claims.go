@@ -1,0 +1,75 @@
+package fleet
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-fleet/fleet/shared/labels"
+)
+
+// A replica's name S.N is claimed fleet-wide before its container is made:
+// a swarm config named for it, which the swarm creates once, so that two
+// CLIs scaling one service never both make S.N. The claim goes with the
+// replica.
+
+func claimConfig(replica string) string { return labels.ReplicaClaimPrefix + replica }
+
+// staleClaim is the age past which a claim without its container is taken
+// to be left by a CLI that died between the claim and the create.
+const staleClaim = 2 * time.Minute
+
+// ClaimReplica claims replica n of service; false if another holds it.
+// exists says whether the replica's container exists now: a claim left
+// without one for staleClaim is taken over.
+func ClaimReplica(ctx context.Context, c client.APIClient, service string, n int, exists func(name string) bool) (bool, error) {
+	name := service + "." + strconv.Itoa(n)
+	for attempt := 0; attempt < 2; attempt++ {
+		_, err := c.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: swarm.ConfigSpec{
+			Annotations: swarm.Annotations{Name: claimConfig(name), Labels: map[string]string{labels.ReplicaOf: service}},
+			Data:        []byte(name),
+		}})
+		if err == nil {
+			return true, nil
+		}
+		if !errdefs.IsConflict(err) {
+			return false, err
+		}
+		res, ierr := c.ConfigInspect(ctx, claimConfig(name), client.ConfigInspectOptions{})
+		if ierr != nil || exists(name) || time.Since(res.Config.CreatedAt) < staleClaim {
+			return false, nil
+		}
+		// Removed by its ID: a fresh claim made meanwhile stays.
+		if _, err := c.ConfigRemove(ctx, res.Config.ID, client.ConfigRemoveOptions{}); err != nil && !errdefs.IsNotFound(err) {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// ReleaseReplica drops the claim of a replica that is gone.
+func ReleaseReplica(ctx context.Context, c client.APIClient, replica string) error {
+	_, err := c.ConfigRemove(ctx, claimConfig(replica), client.ConfigRemoveOptions{})
+	if err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// ReleaseReplicas drops every claim of a service that is gone.
+func ReleaseReplicas(ctx context.Context, c client.APIClient, service string) error {
+	res, err := c.ConfigList(ctx, client.ConfigListOptions{Filters: make(client.Filters).Add("label", labels.ReplicaOf+"="+service)})
+	if err != nil {
+		return err
+	}
+	for _, cfg := range res.Items {
+		if _, err := c.ConfigRemove(ctx, cfg.ID, client.ConfigRemoveOptions{}); err != nil && !errdefs.IsNotFound(err) {
+			return err
+		}
+	}
+	return nil
+}
