@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
 
 	"github.com/docker-fleet/fleet/daemonplugin/journal"
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
@@ -126,20 +127,40 @@ func (m *Migrator) resolveSource(ctx context.Context, e journal.Entry) error {
 	rec := *e.Source
 	f := m.frozenFrom(e.Container, rec, rec.Dirs[0])
 	peer, perr := m.peer(e.Peer, e.PeerAddr)
+	alive := m.alive(ctx, rec)
 	switch e.State {
 	case journal.Freezing, journal.Sending:
+		if !alive && perr == nil {
+			// The copy here died with its engine: a copy the destination
+			// restored is the container now.
+			if out, err := peer.Outcome(ctx, e.ID); err != nil {
+				return fmt.Errorf("the copy here is gone; asking %s whether it has one: %w", e.Peer, err)
+			} else if out.Outcome == api.OutcomeRestored {
+				if err := m.Journal.Set(e.ID, journal.Committed); err != nil {
+					return err
+				}
+				log.Printf("migration %s of %s to %s: committed (the copy here died with its engine)", e.ID, e.Container, e.Peer)
+				e.State = journal.Committed
+				return m.resolveSource(ctx, e)
+			}
+		}
 		if err := m.Journal.Set(e.ID, journal.Aborted); err != nil {
 			return err
 		}
 		log.Printf("migration %s of %s to %s: aborted (this agent stopped during it)", e.ID, e.Container, e.Peer)
 		fallthrough
 	case journal.Aborted:
-		if rec.RuncRoot != "" {
+		if rec.RuncRoot != "" && alive {
 			// A dump cut short leaves CRIU's own lock.
 			unlockCRIU(ctx, rec.Pid)
 		}
 		if perr == nil {
 			_ = m.tell(ctx, peer, e.ID, false, 1)
+		}
+		if !alive && rec.RuncRoot != "" {
+			// Its processes died with the engine: bring them back from
+			// the images the dump left in tmpfs.
+			f = &imagesFrozen{m: m, id: rec.ContainerID, name: e.Container, images: rec.Dirs[0]}
 		}
 		if err := m.undo(ctx, f, rec, 0); err != nil {
 			return fmt.Errorf("resuming it here: %w (the destination may still hold its address)", err)
@@ -161,6 +182,37 @@ func (m *Migrator) resolveSource(ctx context.Context, e journal.Entry) error {
 		return m.Journal.Remove(e.ID)
 	}
 	return fmt.Errorf("unknown source state %q", e.State)
+}
+
+// alive says whether the migrating container's processes still exist here
+// (frozen or running): an engine that stopped took them along.
+func (m *Migrator) alive(ctx context.Context, rec journal.SourceRecord) bool {
+	res, err := m.Engine.ContainerInspect(ctx, rec.ContainerID, client.ContainerInspectOptions{})
+	if err != nil {
+		return !errdefs.IsNotFound(err) // unknown: assume it is
+	}
+	return res.Container.State.Running && (rec.Pid == 0 || res.Container.State.Pid == rec.Pid)
+}
+
+// imagesFrozen is a fast-path checkpoint whose container died after the
+// dump: resuming it is a restore from the images still in tmpfs.
+type imagesFrozen struct {
+	m        *Migrator
+	id, name string
+	images   string
+}
+
+func (f *imagesFrozen) imagesDir() string   { return f.m.host(f.images) }
+func (f *imagesFrozen) end(context.Context) {}
+func (f *imagesFrozen) resume(ctx context.Context) error {
+	if err := f.m.restore(ctx, f.id, f.name, true, f.images); err != nil {
+		return err
+	}
+	// The dump was made with the network locked, and brought the lock along.
+	if pid := f.m.fencedPid(ctx, f.id, ""); pid != 0 {
+		unlockNetwork(ctx, pid)
+	}
+	return nil
 }
 
 // resolveDest: a twin not restored is removed (the source cannot have
@@ -213,6 +265,9 @@ func (m *Migrator) Outcome(_ context.Context, from, id string) (api.Outcome, err
 		return api.Outcome{}, workloads.Refuse(errdefs.ErrPermissionDenied, "node %s is not a side of migration %q", from, id)
 	}
 	if e.Role != journal.Source {
+		if e.State == journal.Restored {
+			return api.Outcome{Outcome: api.OutcomeRestored}, nil
+		}
 		return api.Outcome{Outcome: api.OutcomePending}, nil
 	}
 	switch e.State {

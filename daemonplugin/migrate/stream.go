@@ -18,8 +18,12 @@ import (
 )
 
 // stallTimeout is how long a transfer may make no progress before it is
-// given up (a cut link stalls rather than fails).
-var stallTimeout = 15 * time.Second
+// given up (a cut link stalls rather than fails); restoreTimeout how long,
+// once every byte is sent, the destination may take to restore.
+var (
+	stallTimeout   = 15 * time.Second
+	restoreTimeout = 45 * time.Second
+)
 
 // send streams the container to the destination, watching that the stream
 // keeps moving, and returns the bytes sent and the destination's answer.
@@ -29,6 +33,7 @@ func (m *Migrator) send(ctx context.Context, peer *agentclient.Client, h api.Rec
 	pr, pw := io.Pipe()
 	sum := sha256.New()
 	var sent atomic.Int64
+	var allSent atomic.Bool
 	go func() {
 		w := io.MultiWriter(pw, sum, counter{&sent})
 		tw := tar.NewWriter(w)
@@ -37,6 +42,7 @@ func (m *Migrator) send(ctx context.Context, peer *agentclient.Client, h api.Rec
 			err = tw.Close()
 		}
 		pw.CloseWithError(err)
+		allSent.Store(err == nil)
 	}()
 
 	done := make(chan struct{})
@@ -52,6 +58,15 @@ func (m *Migrator) send(ctx context.Context, peer *agentclient.Client, h api.Rec
 			case <-tick.C:
 			}
 			n := sent.Load()
+			if allSent.Load() {
+				// No bytes flow while the destination restores: a slow
+				// restore is not a cut link.
+				if time.Since(lastAt) > restoreTimeout {
+					cancel(fmt.Errorf("the destination did not answer within %s of the last byte", restoreTimeout))
+					return
+				}
+				continue
+			}
 			if n != last {
 				last, lastAt = n, time.Now()
 				rate := float64(n) / time.Since(t0).Seconds()

@@ -118,6 +118,9 @@ const (
 	OutcomeCommitted = "committed"
 	// OutcomeAborted: the source keeps the container (or never started).
 	OutcomeAborted = "aborted"
+	// OutcomeRestored: (a destination's answer) it holds a restored copy,
+	// fenced, waiting for the decision.
+	OutcomeRestored = "restored"
 )
 
 // Outcome answers an OutcomeRequest.

@@ -84,6 +84,15 @@ func killAgent(t *testing.T, h string) {
 	}
 }
 
+// startEngine starts h's engine again; a first start can time out while
+// the old engine's plugin winds down.
+func startEngine(t *testing.T, h string) {
+	t.Helper()
+	if run(t, simScript(), "start-engine", h).Code != 0 {
+		sim(t, "start-engine", h)
+	}
+}
+
 // migrateAsync starts a migration; the returned function waits for it.
 func migrateAsync(t *testing.T, args ...string) (*exec.Cmd, func() result) {
 	t.Helper()
@@ -206,13 +215,7 @@ func TestFaults(t *testing.T) {
 		{name: "destination-engine-stopped-during-restore", node: "h3", point: "dest:restoring", action: "hold",
 			strike: func(t *testing.T, _ *exec.Cmd) func() {
 				sim(t, "stop-engine", "h3")
-				return func() {
-					// A first start can time out while the old engine's
-					// plugin winds down.
-					if run(t, simScript(), "start-engine", "h3").Code != 0 {
-						sim(t, "start-engine", "h3")
-					}
-				}
+				return func() { startEngine(t, "h3") }
 			},
 			endsOn: "h2", code: 1, says: "h2 again with its state"},
 		// After the restore, before the commit: the destination's copy is
@@ -225,10 +228,23 @@ func TestFaults(t *testing.T) {
 			strike: func(t *testing.T, _ *exec.Cmd) func() {
 				heal := cutLink(t, "h3", "h2", false)
 				clearFaults("h3")
-				time.Sleep(20 * time.Second) // past the source's stall limit
+				time.Sleep(50 * time.Second) // past the source's wait for the answer (restoreTimeout)
 				return heal
 			},
 			endsOn: "h2", code: 1, says: "migration to h3 failed"},
+		// The source's engine stopped: its frozen copy dies with it.
+		{name: "source-engine-stopped-during-transfer", node: "h2", point: "source:transfer", action: "hold",
+			strike: func(t *testing.T, _ *exec.Cmd) func() {
+				sim(t, "stop-engine", "h2")
+				return func() { startEngine(t, "h2") }
+			},
+			endsOn: "h2", code: 1, says: "lost the source agent"},
+		{name: "source-engine-stopped-after-restore", node: "h2", point: "source:restored", action: "hold",
+			strike: func(t *testing.T, _ *exec.Cmd) func() {
+				sim(t, "stop-engine", "h2")
+				return func() { startEngine(t, "h2") }
+			},
+			endsOn: "h3", code: 1, says: "lost the source agent"},
 		// After the commit, before the source's cleanup.
 		{name: "source-agent-killed-after-commit", node: "h2", point: "source:committed", action: "exit",
 			endsOn: "h3", code: 1, says: "lost the source agent"},
