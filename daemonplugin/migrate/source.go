@@ -68,7 +68,8 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 	if err := m.fault(ctx, "source:prepared"); err != nil {
 		return nil, err
 	}
-	defer m.removeDirs(o.imgDir, o.imgDir+"-work")
+	// The dump's directories go with the journal entry (finish, abort): a
+	// migration left to recovery may need its images.
 	if err := m.freeze(ctx, o); err != nil {
 		return nil, err
 	}
@@ -181,6 +182,7 @@ func (m *Migrator) freeze(ctx context.Context, o *outgoing) error {
 	o.frozenAt = time.Now()
 	f, err := o.cp.freeze(ctx, m, o)
 	if err != nil {
+		m.removeDirs(o.imgDir, o.imgDir+"-work")
 		_ = m.Journal.Remove(o.req.ID)
 		return err
 	}
