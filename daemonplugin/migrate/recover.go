@@ -160,7 +160,7 @@ func (m *Migrator) resolveSource(ctx context.Context, e journal.Entry) error {
 		if !alive && rec.RuncRoot != "" {
 			// Its processes died with the engine: bring them back from
 			// the images the dump left in tmpfs.
-			f = &imagesFrozen{m: m, id: rec.ContainerID, name: e.Container, images: rec.Dirs[0]}
+			f = &imagesFrozen{m: m, id: rec.ContainerID, name: e.Container, images: rec.Dirs[0], network: rec.Network}
 		}
 		if err := m.undo(ctx, f, rec, 0); err != nil {
 			return fmt.Errorf("resuming it here: %w (the destination may still hold its address)", err)
@@ -200,11 +200,16 @@ type imagesFrozen struct {
 	m        *Migrator
 	id, name string
 	images   string
+	network  string
 }
 
 func (f *imagesFrozen) imagesDir() string   { return f.m.host(f.images) }
 func (f *imagesFrozen) end(context.Context) {}
 func (f *imagesFrozen) resume(ctx context.Context) error {
+	// The engine restarted: it may have to be given the network again.
+	if err := f.m.Workloads.EnsureAnchor(ctx, f.network); err != nil {
+		return err
+	}
 	if err := f.m.restore(ctx, f.id, f.name, true, f.images); err != nil {
 		return err
 	}

@@ -27,6 +27,14 @@ const (
 	AnchorArg = "anchor"
 )
 
+// EnsureAnchor is ensureAnchor under the ledger lock: for a restore on a
+// node whose engine may have lost the network (restarted).
+func (m *Manager) EnsureAnchor(ctx context.Context, net string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ensureAnchor(ctx, net)
+}
+
 // ensureAnchor makes the anchor run on the network, building its image from
 // the agent's own binary when the engine lacks it. Callers hold m.mu.
 func (m *Manager) ensureAnchor(ctx context.Context, net string) error {

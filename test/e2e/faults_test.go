@@ -274,6 +274,7 @@ func TestFaults(t *testing.T) {
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			svc := "flt" + string(rune('a'+i))
+			fleetCmd(t, "rm", svc) // left by an earlier run
 			removeServices(t, svc)
 			mustFleet(t, "create", "--name", svc, "--image", workload, "--node", "h2", "--cpus", "1", "--memory", "512m", "-e", "BALLAST_MB=64")
 			name := svc + ".1"
