@@ -130,6 +130,9 @@ type Outcome struct {
 
 // Phases of a migration, as MigrateEvent reports them.
 const (
+	// PhaseStart names the migration (its id, for --follow), before any
+	// node is asked anything.
+	PhaseStart      = "start"
 	PhasePrepare    = "prepare"
 	PhaseImage      = "image"
 	PhaseCheckpoint = "checkpoint"

@@ -422,7 +422,7 @@ func TestFaultsDetachAndFollow(t *testing.T) {
 	assert.Check(t, is.Contains(r.Stderr, "detached from migration"))
 	var id string
 	for _, l := range strings.Split(r.Stderr, "\n") {
-		if rest, ok := strings.CutPrefix(l, "prepare: migration "); ok {
+		if rest, ok := strings.CutPrefix(l, "start: migration "); ok {
 			id, _, _ = strings.Cut(rest, " ")
 		}
 	}

@@ -49,7 +49,7 @@ func (d *Deployer) Migrate(ctx context.Context, name, to string, onEvent func(ap
 	if err := dst.Agent.Expect(ctx, exp); err != nil {
 		return nil, fmt.Errorf("destination %s: %w", dst.Hostname, err)
 	}
-	onEvent(api.MigrateEvent{Phase: api.PhasePrepare, Message: "migration " + id + " of " + c.Name + " from " + src.Hostname + " to " + dst.Hostname})
+	onEvent(api.MigrateEvent{Phase: api.PhaseStart, Message: "migration " + id + " of " + c.Name + " from " + src.Hostname + " to " + dst.Hostname})
 	res, err := src.Agent.Migrate(ctx, api.MigrateRequest{
 		ID: id, Container: c.Name, To: dst.Hostname,
 		ToAddr: net.JoinHostPort(dst.Addr, strconv.Itoa(dst.AgentPort)),
