@@ -160,9 +160,10 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 		return api.ReceiveResult{}, fmt.Errorf("restoring %s on %s: %w", h.Name, m.Node, err)
 	}
 	if !h.ImagesDir {
-		// The engine's checkpoint brings no lock of the agent's along.
-		if pid := m.fencedPid(ctx, twin.ID, twin.HolderID); pid != 0 {
-			_ = lockNetwork(ctx, pid)
+		// The engine's checkpoint brings no lock of the agent's along: a
+		// copy that cannot be fenced is no copy to keep.
+		if err := lockNetwork(ctx, m.fencedPid(ctx, twin.ID, twin.HolderID)); err != nil {
+			return api.ReceiveResult{}, fmt.Errorf("fencing %s on %s: %w", h.Name, m.Node, err)
 		}
 	}
 	if err := m.Journal.Set(h.ID, journal.Restored); err != nil {
@@ -283,6 +284,8 @@ func (m *Migrator) Decide(ctx context.Context, from, id string, d api.Decision) 
 	if !migrationID.MatchString(id) {
 		return workloads.Refuse(errdefs.ErrInvalidArgument, "bad migration id %q", id)
 	}
+	// Carried out whole even if the source stops waiting.
+	ctx = context.WithoutCancel(ctx)
 	m.resolveMu.Lock()
 	defer m.resolveMu.Unlock()
 	e, err := m.Journal.Get(id)
@@ -295,7 +298,7 @@ func (m *Migrator) Decide(ctx context.Context, from, id string, d api.Decision) 
 	if e.Role != journal.Destination || e.Peer != from {
 		return workloads.Refuse(errdefs.ErrPermissionDenied, "node %s may not decide migration %q on %s", from, id, m.Node)
 	}
-	if _, live := m.active[id]; live && !d.Commit {
+	if m.isActive(id) && !d.Commit {
 		// The receive still runs: it fails as the source's stream ends,
 		// and removes the twin itself.
 		return nil
@@ -310,7 +313,9 @@ func (m *Migrator) Decide(ctx context.Context, from, id string, d api.Decision) 
 }
 
 // settleDest carries out a decision on a twin: commit unlocks its network,
-// abort removes it. Callers hold resolveMu.
+// abort removes it (and whatever else carries the migration's label: a
+// twin, holder or volume made before the journal named it). The entry goes
+// only once that is done. Callers hold resolveMu.
 func (m *Migrator) settleDest(ctx context.Context, e journal.Entry, commit bool) error {
 	rec := e.Dest
 	if commit {
@@ -318,13 +323,19 @@ func (m *Migrator) settleDest(ctx context.Context, e journal.Entry, commit bool)
 			return err
 		}
 		pid := m.fencedPid(ctx, rec.TwinID, rec.HolderID)
-		if pid == 0 {
-			return fmt.Errorf("%s on %s: the restored copy is not running", e.Container, m.Node)
+		if pid == 0 || m.fencedPid(ctx, rec.TwinID, "") == 0 {
+			// Its fence was never lifted: the source may resume its own.
+			return workloads.Refuse(errdefs.ErrFailedPrecondition, "%s on %s: the restored copy is not running", e.Container, m.Node)
 		}
-		unlockNetwork(ctx, pid)
+		if err := unlockNetwork(ctx, pid); err != nil {
+			return fmt.Errorf("lifting the fence of %s on %s: %w", e.Container, m.Node, err)
+		}
 		log.Printf("migration %s of %s from %s: committed, fence lifted", e.ID, e.Container, e.Peer)
 	} else {
 		m.Workloads.RemoveTwin(ctx, &workloads.Twin{ID: rec.TwinID, HolderID: rec.HolderID, CreatedVolumes: rec.Volumes})
+		if err := m.Workloads.RemoveMigration(ctx, e.ID); err != nil {
+			return fmt.Errorf("removing the copy of %s on %s: %w", e.Container, m.Node, err)
+		}
 		log.Printf("migration %s of %s from %s: aborted, twin removed", e.ID, e.Container, e.Peer)
 	}
 	m.removeDirs(rec.Dirs...)

@@ -151,7 +151,7 @@ func (r runcCheckpointer) freeze(ctx context.Context, m *Migrator, o *outgoing) 
 func (f *runcFrozen) imagesDir() string { return f.images }
 
 func (f *runcFrozen) resume(ctx context.Context) error {
-	unlockNetwork(ctx, f.pid)
+	_ = unlockNetwork(ctx, f.pid)
 	return f.t.run(ctx, "resume", f.id)
 }
 

@@ -53,10 +53,12 @@ type Migrator struct {
 
 	// resolveMu orders the journal's transitions between the request that
 	// drives a migration, the peer's decision or question, and recovery.
+	// It is never held while a peer is asked or another lock is taken.
 	resolveMu sync.Mutex
 	// active are the migrations a live request drives (id → container):
-	// recovery leaves them alone.
-	active map[string]string
+	// recovery leaves them alone. activeMu guards it alone.
+	activeMu sync.Mutex
+	active   map[string]string
 }
 
 func (m *Migrator) host(p string) string { return filepath.Join(m.HostRoot, p) }

@@ -7,6 +7,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -96,11 +97,10 @@ func (m *Migrator) resolveAll(ctx context.Context) {
 }
 
 // resolve takes one migration a step towards its end, unless a live
-// request drives it.
+// request drives it. No lock is held while a peer is asked: the two sides'
+// resolvers ask each other.
 func (m *Migrator) resolve(ctx context.Context, id string) error {
-	m.resolveMu.Lock()
-	defer m.resolveMu.Unlock()
-	if _, live := m.active[id]; live {
+	if m.isActive(id) {
 		return nil
 	}
 	e, err := m.Journal.Get(id)
@@ -119,10 +119,25 @@ func (m *Migrator) resolve(ctx context.Context, id string) error {
 	return fmt.Errorf("unknown role %q", e.Role)
 }
 
+// transition moves entry id from one of the states from to state to,
+// atomically with Decide and Outcome; ok is false if it was elsewhere.
+func (m *Migrator) transition(id string, to journal.State, from ...journal.State) (bool, error) {
+	m.resolveMu.Lock()
+	defer m.resolveMu.Unlock()
+	e, err := m.Journal.Get(id)
+	if err != nil || !slices.Contains(from, e.State) {
+		return false, err
+	}
+	return true, m.Journal.Set(id, to)
+}
+
+// askTimeout bounds one question to a peer from recovery.
+const askTimeout = 5 * time.Second
+
 // resolveSource: a migration not yet decided is aborted (nothing was
 // committed, so the destination's copy, if any, is fenced and will be
 // removed); an aborted one is thawed once its address is free; a committed
-// one has its copy here ended and the destination told.
+// one has the destination told, then its copy here ended.
 func (m *Migrator) resolveSource(ctx context.Context, e journal.Entry) error {
 	rec := *e.Source
 	f := m.frozenFrom(e.Container, rec, rec.Dirs[0])
@@ -130,25 +145,26 @@ func (m *Migrator) resolveSource(ctx context.Context, e journal.Entry) error {
 	alive := m.alive(ctx, rec)
 	switch e.State {
 	case journal.Freezing, journal.Sending:
+		to := journal.Aborted
 		if !alive && perr == nil {
 			// The copy here died with its engine: a copy the destination
 			// restored is the container now.
-			if out, err := peer.Outcome(ctx, e.ID); err != nil {
+			actx, cancel := context.WithTimeout(ctx, askTimeout)
+			out, err := peer.Outcome(actx, e.ID)
+			cancel()
+			if err != nil {
 				return fmt.Errorf("the copy here is gone; asking %s whether it has one: %w", e.Peer, err)
-			} else if out.Outcome == api.OutcomeRestored {
-				if err := m.Journal.Set(e.ID, journal.Committed); err != nil {
-					return err
-				}
-				log.Printf("migration %s of %s to %s: committed (the copy here died with its engine)", e.ID, e.Container, e.Peer)
-				e.State = journal.Committed
-				return m.resolveSource(ctx, e)
+			}
+			if out.Outcome == api.OutcomeRestored {
+				to = journal.Committed
 			}
 		}
-		if err := m.Journal.Set(e.ID, journal.Aborted); err != nil {
-			return err
+		if ok, err := m.transition(e.ID, to, journal.Freezing, journal.Sending); !ok || err != nil {
+			return err // changed meanwhile: the next round sees it
 		}
-		log.Printf("migration %s of %s to %s: aborted (this agent stopped during it)", e.ID, e.Container, e.Peer)
-		fallthrough
+		log.Printf("migration %s of %s to %s: %s (this agent stopped during it)", e.ID, e.Container, e.Peer, to)
+		e.State = to
+		return m.resolveSource(ctx, e)
 	case journal.Aborted:
 		if rec.RuncRoot != "" && alive {
 			// A dump cut short leaves CRIU's own lock.
@@ -159,8 +175,12 @@ func (m *Migrator) resolveSource(ctx context.Context, e journal.Entry) error {
 		}
 		if !alive && rec.RuncRoot != "" {
 			// Its processes died with the engine: bring them back from
-			// the images the dump left in tmpfs.
-			f = &imagesFrozen{m: m, id: rec.ContainerID, name: e.Container, images: rec.Dirs[0], network: rec.Network}
+			// the images the dump left in tmpfs (the fleet network first,
+			// which a restarted engine may have lost).
+			if err := m.Workloads.EnsureAnchor(ctx, rec.Network); err != nil {
+				return err
+			}
+			f = &imagesFrozen{m: m, id: rec.ContainerID, name: e.Container, images: rec.Dirs[0]}
 		}
 		if err := m.undo(ctx, f, rec, 0); err != nil {
 			return fmt.Errorf("resuming it here: %w (the destination may still hold its address)", err)
@@ -169,14 +189,23 @@ func (m *Migrator) resolveSource(ctx context.Context, e journal.Entry) error {
 		m.removeDirs(rec.Dirs...)
 		return m.Journal.Remove(e.ID)
 	case journal.Committed:
-		if err := m.endSource(ctx, f, rec); err != nil {
-			return err
-		}
 		if perr != nil {
 			return perr
 		}
-		if err := m.tell(ctx, peer, e.ID, true, 1); err != nil {
+		// The copy here stays, frozen, until the destination has taken
+		// the decision: a destination whose copy died can still refuse it.
+		err := m.tell(ctx, peer, e.ID, true, 1)
+		if errdefs.IsFailedPrecondition(err) {
+			if _, err := m.transition(e.ID, journal.Aborted, journal.Committed); err != nil {
+				return err
+			}
+			return fmt.Errorf("%s refused the commit (%v): aborted, the copy here resumes", e.Peer, err)
+		}
+		if err != nil {
 			return fmt.Errorf("telling %s it is committed: %w", e.Peer, err)
+		}
+		if err := m.endSource(ctx, f, rec); err != nil {
+			return err
 		}
 		log.Printf("migration %s of %s to %s: committed, copy here removed", e.ID, e.Container, e.Peer)
 		return m.Journal.Remove(e.ID)
@@ -200,22 +229,17 @@ type imagesFrozen struct {
 	m        *Migrator
 	id, name string
 	images   string
-	network  string
 }
 
 func (f *imagesFrozen) imagesDir() string   { return f.m.host(f.images) }
 func (f *imagesFrozen) end(context.Context) {}
 func (f *imagesFrozen) resume(ctx context.Context) error {
-	// The engine restarted: it may have to be given the network again.
-	if err := f.m.Workloads.EnsureAnchor(ctx, f.network); err != nil {
-		return err
-	}
 	if err := f.m.restore(ctx, f.id, f.name, true, f.images); err != nil {
 		return err
 	}
 	// The dump was made with the network locked, and brought the lock along.
 	if pid := f.m.fencedPid(ctx, f.id, ""); pid != 0 {
-		unlockNetwork(ctx, pid)
+		return unlockNetwork(ctx, pid)
 	}
 	return nil
 }
@@ -224,29 +248,38 @@ func (f *imagesFrozen) resume(ctx context.Context) error {
 // committed it); a restored one, fenced, waits for the decision, and after
 // decisionWait asks the source, which alone decides.
 func (m *Migrator) resolveDest(ctx context.Context, e journal.Entry) error {
-	if e.State == journal.Receiving {
-		return m.settleDest(ctx, e, false)
+	if e.State == journal.Restored {
+		if time.Since(e.Updated) < decisionWait {
+			return nil
+		}
+		peer, err := m.peer(e.Peer, e.PeerAddr)
+		if err != nil {
+			return err
+		}
+		actx, cancel := context.WithTimeout(ctx, askTimeout)
+		out, err := peer.Outcome(actx, e.ID)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("asking %s for the outcome (the copy here stays fenced): %w", e.Peer, err)
+		}
+		if out.Outcome != api.OutcomeCommitted && out.Outcome != api.OutcomeAborted {
+			return nil
+		}
+		return m.settleIf(ctx, e.ID, journal.Restored, out.Outcome == api.OutcomeCommitted)
 	}
-	if time.Since(e.Updated) < decisionWait {
+	return m.settleIf(ctx, e.ID, journal.Receiving, false)
+}
+
+// settleIf settles a destination's entry still in state and not driven by
+// a live request.
+func (m *Migrator) settleIf(ctx context.Context, id string, state journal.State, commit bool) error {
+	m.resolveMu.Lock()
+	defer m.resolveMu.Unlock()
+	e, err := m.Journal.Get(id)
+	if err != nil || e.State != state || m.isActive(id) {
 		return nil
 	}
-	peer, err := m.peer(e.Peer, e.PeerAddr)
-	if err != nil {
-		return err
-	}
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	out, err := peer.Outcome(cctx, e.ID)
-	if err != nil {
-		return fmt.Errorf("asking %s for the outcome (the copy here stays fenced): %w", e.Peer, err)
-	}
-	switch out.Outcome {
-	case api.OutcomeCommitted:
-		return m.settleDest(ctx, e, true)
-	case api.OutcomeAborted:
-		return m.settleDest(ctx, e, false)
-	}
-	return nil
+	return m.settleDest(ctx, e, commit)
 }
 
 // Outcome answers the other side of a migration: as its source, the
@@ -281,7 +314,7 @@ func (m *Migrator) Outcome(_ context.Context, from, id string) (api.Outcome, err
 	case journal.Aborted:
 		return api.Outcome{Outcome: api.OutcomeAborted}, nil
 	}
-	if _, live := m.active[id]; !live {
+	if !m.isActive(id) {
 		// Undecided and no one drives it: abort (the resolver thaws it).
 		if err := m.Journal.Set(id, journal.Aborted); err != nil {
 			return api.Outcome{}, err
@@ -294,11 +327,13 @@ func (m *Migrator) Outcome(_ context.Context, from, id string) (api.Outcome, err
 // Migrating says why the container called name must not change now: a
 // migration of it runs or is not finished (workloads.Manager.Migrating).
 func (m *Migrator) Migrating(name string) string {
-	m.resolveMu.Lock()
-	defer m.resolveMu.Unlock()
+	m.activeMu.Lock()
+	defer m.activeMu.Unlock()
 	return m.migratingLocked(name)
 }
 
+// migratingLocked is Migrating; callers hold activeMu (never while taking
+// another lock: rm and resize ask it under the ledger lock).
 func (m *Migrator) migratingLocked(name string) string {
 	for id, n := range m.active {
 		if n == name {
@@ -316,8 +351,8 @@ func (m *Migrator) migratingLocked(name string) string {
 
 // Unfinished names a migration this node has not finished, if any.
 func (m *Migrator) Unfinished() string {
-	m.resolveMu.Lock()
-	defer m.resolveMu.Unlock()
+	m.activeMu.Lock()
+	defer m.activeMu.Unlock()
 	for id, n := range m.active {
 		return "migration " + id + " of " + n
 	}

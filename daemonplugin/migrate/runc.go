@@ -158,9 +158,17 @@ func lockNetwork(ctx context.Context, pid int) error {
 
 // unlockNetwork takes lockNetwork's rules away. A restored container may
 // have brought them along in its checkpoint (CRIU restores the iptables it
-// dumped, on hosts whose iptables are the legacy ones).
-func unlockNetwork(ctx context.Context, pid int) {
-	_, _ = iptablesRestore(ctx, pid, unlockRules)
+// dumped, on hosts whose iptables are the legacy ones). No lock there is
+// no error: what fails is the namespace's iptables themselves.
+func unlockNetwork(ctx context.Context, pid int) error {
+	if _, err := iptablesRestore(ctx, pid, unlockRules); err == nil {
+		return nil
+	}
+	// Nothing to take away, or iptables failing: a check tells which.
+	if out, err := iptablesRestore(ctx, pid, "*filter\nCOMMIT\n"); err != nil {
+		return fmt.Errorf("iptables-restore: %s (%w)", out, err)
+	}
+	return nil
 }
 
 func iptablesRestore(ctx context.Context, pid int, rules string) (string, error) {

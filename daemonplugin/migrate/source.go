@@ -128,8 +128,8 @@ func (m *Migrator) plan(ctx context.Context, req api.MigrateRequest, emit func(a
 // begin marks the migration as driven by this request, refusing it while
 // another holds the container.
 func (m *Migrator) begin(id, name string) (func(), error) {
-	m.resolveMu.Lock()
-	defer m.resolveMu.Unlock()
+	m.activeMu.Lock()
+	defer m.activeMu.Unlock()
 	if why := m.migratingLocked(name); why != "" {
 		return nil, workloads.Refuse(errdefs.ErrConflict, "%s cannot migrate now: %s; try again when it ends", name, why)
 	}
@@ -138,10 +138,18 @@ func (m *Migrator) begin(id, name string) (func(), error) {
 	}
 	m.active[id] = name
 	return func() {
-		m.resolveMu.Lock()
-		defer m.resolveMu.Unlock()
+		m.activeMu.Lock()
+		defer m.activeMu.Unlock()
 		delete(m.active, id)
 	}, nil
+}
+
+// isActive says whether a live request drives migration id.
+func (m *Migrator) isActive(id string) bool {
+	m.activeMu.Lock()
+	defer m.activeMu.Unlock()
+	_, ok := m.active[id]
+	return ok
 }
 
 // prepare asks the destination to make room, streams the image if it lacks
@@ -236,9 +244,11 @@ func (m *Migrator) transfer(ctx context.Context, o *outgoing) (sent, error) {
 }
 
 // commit is the decision: from the journal's Committed on, the copy here
-// never runs again. The destination is told at once; if it cannot be, the
-// journal keeps the decision (recovery tells it, and it asks) and its copy
-// runs fenced until then. told says whether it was told.
+// runs again only if the destination answers that its own copy died before
+// its fence was lifted (no one ever reached it). The destination is told at
+// once; if it cannot be, the journal keeps the decision (recovery tells it,
+// and it asks) and its copy runs fenced until then. told says whether it
+// was told.
 func (m *Migrator) commit(ctx context.Context, o *outgoing) (told bool, err error) {
 	if err := m.Journal.Set(o.req.ID, journal.Committed); err != nil {
 		// Undecided: the abort still holds.
@@ -247,9 +257,18 @@ func (m *Migrator) commit(ctx context.Context, o *outgoing) (told bool, err erro
 	if err := m.fault(ctx, "source:committed"); err != nil {
 		return false, err
 	}
-	if err := m.tell(ctx, o.peer, o.req.ID, true, 3); err != nil {
+	terr := m.tell(ctx, o.peer, o.req.ID, true, 3)
+	if errdefs.IsFailedPrecondition(terr) {
+		// The destination's copy died before its fence was lifted: no one
+		// ever reached it, and the copy here is still whole.
+		if _, err := m.transition(o.req.ID, journal.Aborted, journal.Committed); err != nil {
+			return false, err
+		}
+		return false, m.abort(ctx, o, terr)
+	}
+	if terr != nil {
 		o.emit(api.MigrateEvent{Phase: api.PhaseRestore, Message: fmt.Sprintf(
-			"%s runs on %s, fenced until its agent learns that the migration is committed (%v); the agents keep trying", o.hdr.Name, o.req.To, err)})
+			"%s runs on %s, fenced until its agent learns that the migration is committed (%v); the agents keep trying", o.hdr.Name, o.req.To, terr)})
 		return false, nil
 	}
 	return true, nil
@@ -278,6 +297,11 @@ func (m *Migrator) tell(ctx context.Context, peer *agentclient.Client, id string
 // and forgets the migration once the destination was told. What fails is
 // left to recovery.
 func (m *Migrator) finish(ctx context.Context, o *outgoing, told bool) {
+	if !told {
+		// The copy here stays frozen until the destination takes the
+		// decision (recovery tells it): its copy may yet turn out dead.
+		return
+	}
 	if err := m.fault(ctx, "source:cleanup"); err != nil {
 		return
 	}
@@ -285,9 +309,7 @@ func (m *Migrator) finish(ctx context.Context, o *outgoing, told bool) {
 		o.emit(api.MigrateEvent{Phase: api.PhaseDone, Message: err.Error()})
 		return
 	}
-	if told {
-		_ = m.Journal.Remove(o.req.ID)
-	}
+	_ = m.Journal.Remove(o.req.ID)
 }
 
 // endSource ends a committed migration's copy here: the frozen container

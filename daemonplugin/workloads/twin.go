@@ -195,6 +195,32 @@ func (m *Manager) RemoveTwin(ctx context.Context, t *Twin) {
 	}
 }
 
+// RemoveMigration removes every container and volume labelled with
+// migration id (its twin, holder and fresh volumes), and reports what
+// could not be removed.
+func (m *Manager) RemoveMigration(ctx context.Context, id string) error {
+	f := make(client.Filters).Add("label", migrationLabel+"="+id)
+	list, err := m.Engine.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return err
+	}
+	for _, c := range list.Items {
+		if _, err := m.Engine.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
+			return err
+		}
+	}
+	vols, err := m.Engine.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		return err
+	}
+	for _, v := range vols.Items {
+		if _, err := m.Engine.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
+			return err
+		}
+	}
+	return nil
+}
+
 // CleanupIncoming removes twins that never ran: left by a migration that
 // broke off while this agent or its engine was down.
 func (m *Manager) CleanupIncoming(ctx context.Context) {

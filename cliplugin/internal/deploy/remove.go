@@ -48,7 +48,7 @@ func (d *Deployer) Remove(ctx context.Context, names []string) ([]string, error)
 			removed = append(removed, c.Name)
 			// One replica fewer wanted, or scale would bring it back.
 			if s, err := fleet.LoadService(ctx, d.Fleet.Manager, c.Service); err == nil && s.Replicas > 0 {
-				if err := fleet.SetReplicas(ctx, d.Fleet.Manager, s.Name, s.Replicas-1); err != nil {
+				if err := fleet.AddReplicas(ctx, d.Fleet.Manager, s.Name, -1); err != nil {
 					return removed, err
 				}
 			}

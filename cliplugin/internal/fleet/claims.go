@@ -20,8 +20,9 @@ import (
 func claimConfig(replica string) string { return labels.ReplicaClaimPrefix + replica }
 
 // staleClaim is the age past which a claim without its container is taken
-// to be left by a CLI that died between the claim and the create.
-const staleClaim = 2 * time.Minute
+// to be left by a CLI that died between the claim and the create: well
+// past what a create takes, an image pull included.
+const staleClaim = 15 * time.Minute
 
 // ClaimReplica claims replica n of service; false if another holds it.
 // exists says whether the replica's container exists now: a claim left

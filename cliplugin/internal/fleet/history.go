@@ -44,17 +44,29 @@ func RecordMigration(ctx context.Context, c client.APIClient, m api.Migration) e
 		if err != nil {
 			return err
 		}
-		if slices.ContainsFunc(past, func(p api.Migration) bool { return p.Time == m.Time && p.From == m.From && p.To == m.To }) {
-			return nil // recorded already (a followed migration)
-		}
-		all := append(past, m)
-		all = all[max(0, len(all)-maxHistory):]
-		data, err := json.Marshal(all)
-		if err != nil {
+		if len(past) > 0 {
+			// Appended to the version the update replaces, read anew at
+			// each of its attempts.
+			var ferr error
+			err := updateLabels(ctx, c, historyConfig(m.Container), func(l map[string]string) {
+				var now []api.Migration
+				if v, ok := l[labels.Content]; ok {
+					ferr = json.Unmarshal([]byte(v), &now)
+				} else {
+					now = past
+				}
+				if data, err := appendMigration(now, m); err == nil {
+					l[labels.Content] = string(data)
+				}
+			})
+			if ferr != nil {
+				return ferr
+			}
 			return err
 		}
-		if len(past) > 0 {
-			return updateLabels(ctx, c, historyConfig(m.Container), func(l map[string]string) { l[labels.Content] = string(data) })
+		data, err := appendMigration(nil, m)
+		if err != nil {
+			return err
 		}
 		_, err = c.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: swarm.ConfigSpec{
 			Annotations: swarm.Annotations{Name: historyConfig(m.Container), Labels: map[string]string{labels.History: m.Container}},
@@ -66,6 +78,16 @@ func RecordMigration(ctx context.Context, c client.APIClient, m api.Migration) e
 		// Another writer made it meanwhile: append to theirs.
 	}
 	return fmt.Errorf("recording the migration of %s: the history kept changing", m.Container)
+}
+
+// appendMigration is past with m added (once: a followed migration may be
+// recorded twice), the newest maxHistory kept.
+func appendMigration(past []api.Migration, m api.Migration) ([]byte, error) {
+	all := past
+	if !slices.ContainsFunc(past, func(p api.Migration) bool { return p.Time == m.Time && p.From == m.From && p.To == m.To }) {
+		all = append(slices.Clone(past), m)
+	}
+	return json.Marshal(all[max(0, len(all)-maxHistory):])
 }
 
 // AllMigrations returns every recorded migration, oldest first.

@@ -104,10 +104,8 @@ func ReplaceService(ctx context.Context, c client.APIClient, s spec.Service) err
 	if err != nil {
 		return err
 	}
-	return updateLabels(ctx, c, serviceConfig(s.Name), func(l map[string]string) {
-		l[labels.Content] = string(data)
-		l[labels.Replicas] = strconv.Itoa(s.Replicas)
-	})
+	// The replica count is scale's: a concurrent scale keeps its word.
+	return updateLabels(ctx, c, serviceConfig(s.Name), func(l map[string]string) { l[labels.Content] = string(data) })
 }
 
 // updateLabels changes a config's labels with change, retrying when
@@ -125,7 +123,9 @@ func updateLabels(ctx context.Context, c client.APIClient, name string, change f
 		}
 		change(spec.Labels)
 		_, err = c.ConfigUpdate(ctx, res.Config.ID, client.ConfigUpdateOptions{Version: res.Config.Version, Spec: spec})
-		if err == nil || !errdefs.IsConflict(err) && !errdefs.IsUnknown(err) {
+		// The swarm refuses an update of a version that moved on ("update
+		// out of sequence") as a conflict or an internal error, by engine.
+		if err == nil || !errdefs.IsConflict(err) && !errdefs.IsUnknown(err) && !errdefs.IsInternal(err) {
 			return err
 		}
 	}
