@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -26,6 +27,28 @@ const (
 	// AnchorArg makes the agent binary idle as the anchor's process.
 	AnchorArg = "anchor"
 )
+
+// createOnNetwork creates a container on the fleet network net. Right after
+// an engine restart a worker may have lost that network ("network … not
+// found", the image being there already): the anchor is made again, which
+// attaches the network, and the create tried again. Callers hold m.mu.
+func (m *Manager) createOnNetwork(ctx context.Context, opts client.ContainerCreateOptions, net string) (client.ContainerCreateResult, error) {
+	for attempt := 0; ; attempt++ {
+		created, err := m.Engine.ContainerCreate(ctx, opts)
+		if err == nil || !errdefs.IsNotFound(err) || attempt == 4 {
+			return created, err
+		}
+		_, _ = m.Engine.ContainerRemove(ctx, AnchorName, client.ContainerRemoveOptions{Force: true})
+		if aerr := m.ensureAnchor(ctx, net); aerr != nil {
+			return created, err
+		}
+		select {
+		case <-ctx.Done():
+			return created, err
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		}
+	}
+}
 
 // EnsureAnchor is ensureAnchor under the ledger lock: for a restore on a
 // node whose engine may have lost the network (restarted).

@@ -128,12 +128,12 @@ func (m *Manager) CreateTwin(ctx context.Context, h api.ReceiveHeader, lockHolde
 		joinHolder(&cfg, host, hc.ID)
 		netcfg = nil
 	}
-	created, err := m.Engine.ContainerCreate(ctx, client.ContainerCreateOptions{
+	created, err := m.createOnNetwork(ctx, client.ContainerCreateOptions{
 		Name:             h.Name,
 		Config:           &cfg,
 		HostConfig:       host,
 		NetworkingConfig: netcfg,
-	})
+	}, h.Network)
 	if err != nil {
 		m.RemoveTwin(context.WithoutCancel(ctx), twin)
 		return nil, fmt.Errorf("creating %s on %s: %w", h.Name, m.Node, err)

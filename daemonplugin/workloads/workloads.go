@@ -164,7 +164,7 @@ func (m *Manager) Create(ctx context.Context, req api.CreateRequest) (api.FleetC
 	if err != nil {
 		return api.FleetContainer{}, Refuse(errdefs.ErrInvalidArgument, "%v", err)
 	}
-	created, err := m.Engine.ContainerCreate(ctx, opts)
+	created, err := m.createOnNetwork(ctx, opts, req.Network)
 	if err != nil {
 		return api.FleetContainer{}, fmt.Errorf("creating %s on %s: %w", req.Name, m.Node, err)
 	}
