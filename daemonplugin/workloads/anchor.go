@@ -69,13 +69,15 @@ func (m *Manager) ensureAnchor(ctx context.Context, net string) error {
 			return nil
 		case nerr == nil:
 			_, err = m.Engine.ContainerStart(ctx, AnchorName, client.ContainerStartOptions{})
-			return err
+			if !errdefs.IsNotFound(err) {
+				return err
+			}
 		case !errdefs.IsNotFound(nerr):
 			return nerr
 		}
-		// After an engine restart, the anchor may run while the node no
-		// longer has the network (the swarm attaches it anew only to a
-		// container created on it): make the anchor again.
+		// After an engine restart, the anchor may run, or fail to start,
+		// while the node no longer has the network (the swarm attaches it
+		// anew only to a container created on it): make the anchor again.
 		if _, err := m.Engine.ContainerRemove(ctx, AnchorName, client.ContainerRemoveOptions{Force: true}); err != nil {
 			return err
 		}
