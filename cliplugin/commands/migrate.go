@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -69,15 +70,24 @@ would have; --follow ID (the id is on the first line) shows how, and records it.
 	return cmd
 }
 
-func runMigrate(cmd *cobra.Command, dockerCli command.Cli, opts migrateOptions, name string) error {
-	// Ctrl-C stops following; the migration goes on (deploy.Detached).
+// migrateDeployer opens the fleet with a context that Ctrl-C ends: that
+// stops following a migration, which goes on (deploy.Detached).
+func migrateDeployer(cmd *cobra.Command, dockerCli command.Cli) (context.Context, context.CancelFunc, *deploy.Deployer, error) {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	f, err := openFleet(cmd, dockerCli)
+	if err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return ctx, stop, &deploy.Deployer{Fleet: f, Progress: dockerCli.Err()}, nil
+}
+
+func runMigrate(cmd *cobra.Command, dockerCli command.Cli, opts migrateOptions, name string) error {
+	ctx, stop, d, err := migrateDeployer(cmd, dockerCli)
 	if err != nil {
 		return err
 	}
-	d := &deploy.Deployer{Fleet: f, Progress: dockerCli.Err()}
+	defer stop()
 	if opts.check {
 		return runMigrateCheck(cmd, dockerCli, d, opts, name)
 	}
@@ -93,13 +103,11 @@ func runMigrate(cmd *cobra.Command, dockerCli command.Cli, opts migrateOptions, 
 }
 
 func runMigrateFollow(cmd *cobra.Command, dockerCli command.Cli, opts migrateOptions) error {
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	f, err := openFleet(cmd, dockerCli)
+	ctx, stop, d, err := migrateDeployer(cmd, dockerCli)
 	if err != nil {
 		return err
 	}
-	d := &deploy.Deployer{Fleet: f, Progress: dockerCli.Err()}
+	defer stop()
 	res, err := d.Follow(ctx, opts.follow, progress(dockerCli.Err(), ""))
 	if err != nil {
 		return err

@@ -96,8 +96,15 @@ func startEngine(t *testing.T, h string) {
 // migrateAsync starts a migration; the returned function waits for it.
 func migrateAsync(t *testing.T, args ...string) (*exec.Cmd, func() result) {
 	t.Helper()
+	return fleetAsync(t, append([]string{"migrate"}, args...)...)
+}
+
+// fleetAsync starts `docker fleet ARGS` against the manager; the returned
+// function waits for it.
+func fleetAsync(t *testing.T, args ...string) (*exec.Cmd, func() result) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	cmd := exec.CommandContext(ctx, "docker", append([]string{"--context", manager, "fleet", "migrate"}, args...)...)
+	cmd := exec.CommandContext(ctx, "docker", append([]string{"--context", manager, "fleet"}, args...)...)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	assert.NilError(t, cmd.Start())
@@ -174,6 +181,16 @@ func leftovers(t *testing.T, name string) string {
 		}
 	}
 	return ""
+}
+
+// faultSubject creates service svc with one replica on node, one core and
+// 64 MB of ballast, and returns the replica, its IP and its state now.
+func faultSubject(t *testing.T, svc, node string) (string, string, workloadState) {
+	t.Helper()
+	mustFleet(t, "create", "--name", svc, "--image", workload, "--node", node, "--cpus", "1", "--memory", "512m", "-e", "BALLAST_MB=64")
+	name := svc + ".1"
+	ip := fleetIP(t, name)
+	return name, ip, ask(t, "h1", ip)
 }
 
 // faultCase strikes at one point of a migration from h2 to h3.
@@ -276,10 +293,7 @@ func TestFaults(t *testing.T) {
 			svc := "flt" + string(rune('a'+i))
 			fleetCmd(t, "rm", svc) // left by an earlier run
 			removeServices(t, svc)
-			mustFleet(t, "create", "--name", svc, "--image", workload, "--node", "h2", "--cpus", "1", "--memory", "512m", "-e", "BALLAST_MB=64")
-			name := svc + ".1"
-			ip := fleetIP(t, name)
-			st0 := ask(t, "h1", ip)
+			name, ip, st0 := faultSubject(t, svc, "h2")
 			setFaults(t, c.node, c.point+" "+c.action)
 			cli, wait := migrateAsync(t, name, "--to", "h3")
 			var after func()
@@ -311,10 +325,7 @@ func TestFaultsRmDuringMigration(t *testing.T) {
 	initFleet(t)
 	svc := "fltrm"
 	removeServices(t, svc)
-	mustFleet(t, "create", "--name", svc, "--image", workload, "--node", "h2", "--cpus", "1", "--memory", "512m", "-e", "BALLAST_MB=64")
-	name := svc + ".1"
-	ip := fleetIP(t, name)
-	st0 := ask(t, "h1", ip)
+	name, ip, st0 := faultSubject(t, svc, "h2")
 	setFaults(t, "h2", "source:transfer hold")
 	_, wait := migrateAsync(t, name, "--to", "h3")
 	waitHeld(t, "h2", "source:transfer")
@@ -338,10 +349,7 @@ func TestFaultsRoundTrip(t *testing.T) {
 	initFleet(t)
 	svc := "fltround"
 	removeServices(t, svc)
-	mustFleet(t, "create", "--name", svc, "--image", workload, "--node", "h1", "--cpus", "1", "--memory", "512m", "-e", "BALLAST_MB=64")
-	name := svc + ".1"
-	ip := fleetIP(t, name)
-	st0 := ask(t, "h1", ip)
+	name, ip, st0 := faultSubject(t, svc, "h1")
 	stop := poller(t, "h2", ip)
 	for _, to := range []string{"h2", "h3", "h1"} {
 		r := fleetCmd(t, "migrate", name, "--to", to)
@@ -371,20 +379,8 @@ func TestFaultsConcurrentScale(t *testing.T) {
 	mustFleet(t, "create", "--name", svc, "--image", workload, "--memory", "64m")
 	var waits []func() result
 	for i := 0; i < 2; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		cmd := exec.CommandContext(ctx, "docker", "--context", manager, "fleet", "scale", svc+"=+2")
-		var out, errb strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		assert.NilError(t, cmd.Start())
-		waits = append(waits, func() result {
-			defer cancel()
-			err := cmd.Wait()
-			r := result{Stdout: out.String(), Stderr: errb.String()}
-			if ee, ok := err.(*exec.ExitError); ok {
-				r.Code = ee.ExitCode()
-			}
-			return r
-		})
+		_, wait := fleetAsync(t, "scale", svc+"=+2")
+		waits = append(waits, wait)
 	}
 	for _, w := range waits {
 		r := w()
@@ -407,10 +403,7 @@ func TestFaultsDetachAndFollow(t *testing.T) {
 	initFleet(t)
 	svc := "fltfollow"
 	removeServices(t, svc)
-	mustFleet(t, "create", "--name", svc, "--image", workload, "--node", "h2", "--cpus", "1", "--memory", "512m", "-e", "BALLAST_MB=64")
-	name := svc + ".1"
-	ip := fleetIP(t, name)
-	st0 := ask(t, "h1", ip)
+	name, ip, st0 := faultSubject(t, svc, "h2")
 	setFaults(t, "h2", "source:transfer hold")
 	cli, wait := migrateAsync(t, name, "--to", "h3")
 	waitHeld(t, "h2", "source:transfer")
