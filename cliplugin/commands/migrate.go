@@ -131,8 +131,12 @@ func progress(w io.Writer, prefix string) func(api.MigrateEvent) {
 	}
 }
 
-// summary is a migration's last line.
+// summary is a migration's last lines: its figures and its frozen window.
 func summary(r *api.MigrateResult) string {
-	return fmt.Sprintf("migrated %s from %s to %s: downtime %.2fs, total %.1fs, %s",
+	s := fmt.Sprintf("migrated %s from %s to %s: downtime %.2fs, total %.1fs, %s",
 		r.Container, r.From, r.To, r.Downtime, r.Total, units.HumanSize(float64(r.Bytes)))
+	if r.Phases != nil {
+		s += "\n  frozen window: " + r.Phases.String()
+	}
+	return s
 }

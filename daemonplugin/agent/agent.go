@@ -95,6 +95,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		go a.migrator.Start(ctx)
 	}
 	go a.criuInfo() // warm the cache; CRIU takes a moment to start
+	servePprof(a.cfg.Pprof)
 
 	// The TCP port first: if it cannot be had, the agent exits before its
 	// plugin socket exists, and the engine's enable fails instead of

@@ -35,6 +35,8 @@ type Config struct {
 	CRIUPath string
 	// AuthzSocket is the plugin socket name the engine connects to.
 	AuthzSocket string
+	// Pprof serves Go's profiles on a unix socket (servePprof).
+	Pprof bool
 }
 
 // ConfigFromEnv reads the settings init made with `docker plugin set`.
@@ -49,6 +51,7 @@ func ConfigFromEnv() (Config, error) {
 		CRIUPath:    "/bin/criu",
 		AuthzSocket: "fleet",
 		EnrollToken: []byte(os.Getenv(api.EnvEnrollToken)),
+		Pprof:       os.Getenv(envPprof) == "1",
 	}
 	if p := os.Getenv(api.EnvPort); p != "" {
 		n, err := strconv.Atoi(p)

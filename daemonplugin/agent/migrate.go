@@ -87,6 +87,10 @@ func streamEvents(w http.ResponseWriter) func(api.MigrateEvent) {
 // up and restores its copy, the destination has removed its twin.
 const receiveStall = 10 * time.Second
 
+// dumpWait is how long a receive waits for the stream's first byte once it
+// asked for it: the source checkpoints its container meanwhile.
+const dumpWait = 5 * time.Minute
+
 // servePrepare answers a source's prepare for an announced migration.
 func (a *Agent) servePrepare(w http.ResponseWriter, r *http.Request) {
 	var req api.PrepareRequest
@@ -141,11 +145,18 @@ func (a *Agent) serveReceive(w http.ResponseWriter, r *http.Request) {
 	// A cut link stalls the body rather than ending it: give up when no
 	// bytes come for a while.
 	rc := http.NewResponseController(w)
+	begun := false
 	body := readFunc(func(p []byte) (int, error) {
-		_ = rc.SetReadDeadline(time.Now().Add(receiveStall))
-		return r.Body.Read(p)
+		wait := receiveStall
+		if !begun {
+			wait = dumpWait
+		}
+		_ = rc.SetReadDeadline(time.Now().Add(wait))
+		n, err := r.Body.Read(p)
+		begun = begun || n > 0
+		return n, err
 	})
-	res, err := a.migrator.Receive(r.Context(), peer(r.Context()).Name, h, body, func() string { return r.Trailer.Get(api.TrailerSHA256) })
+	res, err := a.migrator.Receive(r.Context(), peer(r.Context()).Name, h, body, func() string { return r.Trailer.Get(api.TrailerCRC32C) })
 	if err != nil {
 		log.Printf("receiving %s from %s failed: %v", h.Name, h.From, err)
 	}

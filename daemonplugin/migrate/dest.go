@@ -1,14 +1,15 @@
 package migrate
 
 import (
+	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"os"
+	"time"
 
 	"github.com/containerd/errdefs"
 	units "github.com/docker/go-units"
@@ -139,26 +140,48 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 	// engine's checkpoint directory.
 	imgDir := m.workDir(h.ID, "-in")
 	defer m.removeDirs(imgDir)
-	twin, err := m.createTwin(ctx, e, h, imgDir)
-	if err != nil {
-		return api.ReceiveResult{}, err
-	}
+	var twin *workloads.Twin
 	restored := false
 	defer func() {
-		if !restored {
+		if twin != nil && !restored {
 			m.dropTwin(context.WithoutCancel(ctx), h.ID, twin)
 		}
 	}()
-	cpDir, err := m.fill(ctx, e, h, twin, imgDir, body, trailer)
+	// The twin is made before the body is asked for (the source freezes
+	// its container only then); a network holder takes the container's
+	// address, free only once the source has frozen it and sends.
+	var twinTime float64
+	if !e.holder {
+		if twin, err = m.createTwin(ctx, e, h, imgDir); err != nil {
+			return api.ReceiveResult{}, err
+		}
+	}
+	br := bufio.NewReaderSize(body, 256<<10)
+	if _, err := br.Peek(1); err != nil {
+		return api.ReceiveResult{}, fmt.Errorf("receiving %s: no stream from %s: %w", h.Name, h.From, err)
+	}
+	if e.holder {
+		t0 := time.Now()
+		if twin, err = m.createTwin(ctx, e, h, imgDir); err != nil {
+			return api.ReceiveResult{}, err
+		}
+		twinTime = time.Since(t0).Seconds()
+	}
+	if err := m.fault(ctx, "dest:receiving"); err != nil {
+		return api.ReceiveResult{}, err
+	}
+	cpDir, err := m.fill(ctx, e, h, twin, imgDir, br, trailer)
 	if err != nil {
 		return api.ReceiveResult{}, err
 	}
 	if err := m.fault(ctx, "dest:restoring"); err != nil {
 		return api.ReceiveResult{}, err
 	}
+	t1 := time.Now()
 	if err := m.restore(ctx, twin.ID, h.Name, h.ImagesDir, imgDir); err != nil {
 		return api.ReceiveResult{}, fmt.Errorf("restoring %s on %s: %w", h.Name, m.Node, err)
 	}
+	restoreTime := time.Since(t1).Seconds()
 	if !h.ImagesDir {
 		// The engine's checkpoint brings no lock of the agent's along: a
 		// copy that cannot be fenced is no copy to keep.
@@ -171,7 +194,7 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 	}
 	restored = true
 	result := api.ReceiveResult{ContainerID: twin.ID, Cpuset: twin.Cpuset, IP: h.IP, Volumes: twin.Renamed,
-		Restore: m.restoreStats(ctx, twin.ID, cpDir)}
+		Restore: m.restoreStats(ctx, twin.ID, cpDir), Twin: twinTime, Restored: restoreTime}
 	_, _ = m.Engine.CheckpointRemove(ctx, twin.ID, client.CheckpointRemoveOptions{CheckpointID: h.Checkpoint})
 	if err := m.fault(ctx, "dest:restored"); err != nil {
 		// The copy stays fenced; the source's decision settles it.
@@ -202,10 +225,6 @@ func (m *Migrator) createTwin(ctx context.Context, e expected, h api.ReceiveHead
 	if err := m.Journal.Put(entry); err != nil {
 		m.Workloads.RemoveTwin(context.WithoutCancel(ctx), twin)
 		_ = m.Journal.Remove(h.ID)
-		return nil, err
-	}
-	if err := m.fault(ctx, "dest:receiving"); err != nil {
-		m.dropTwin(context.WithoutCancel(ctx), h.ID, twin)
 		return nil, err
 	}
 	return twin, nil
@@ -246,7 +265,7 @@ func (m *Migrator) fill(ctx context.Context, e expected, h api.ReceiveHeader, tw
 		}
 		return "", fmt.Errorf("%w: section %q", errUnsafe, section)
 	}}
-	sum := sha256.New()
+	sum := newStreamSum()
 	if err := x.extract(io.TeeReader(body, sum)); err != nil {
 		return "", fmt.Errorf("receiving %s: %w", h.Name, err)
 	}
@@ -257,7 +276,7 @@ func (m *Migrator) fill(ctx context.Context, e expected, h api.ReceiveHeader, tw
 	}
 	if got, want := hex.EncodeToString(sum.Sum(nil)), trailer(); got != want {
 		return "", workloads.Refuse(errdefs.ErrInvalidArgument,
-			"receiving %s: the stream is corrupt (SHA-256 %s, the source sent %q)", h.Name, got, want)
+			"receiving %s: the stream is corrupt (CRC-32C %s, the source sent %q)", h.Name, got, want)
 	}
 	return cpDir, nil
 }

@@ -32,12 +32,17 @@ type outgoing struct {
 	peer    *agentclient.Client
 	prep    api.PrepareResponse
 	cp      checkpointer
+	stream  *stream
 	imgDir  string
 	f       frozen
 	emit    func(api.MigrateEvent)
 
 	start, frozenAt time.Time
+	phases          api.Phases // from frozenAt
 }
+
+// since is the time from the freeze to now, in seconds.
+func (o *outgoing) since() float64 { return time.Since(o.frozenAt).Seconds() }
 
 // inHolder says c lives in a holder's network namespace: it is checkpointed
 // without it, and so restored into one wherever it goes.
@@ -65,6 +70,14 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 	if err := m.prepare(ctx, o); err != nil {
 		return nil, err
 	}
+	// The stream opens before the freeze: the destination makes the twin
+	// meanwhile. Whatever ends the migration early ends it too, once the
+	// destination has removed its twin.
+	o.stream = m.openStream(ctx, o)
+	defer o.stream.abandon()
+	if err := o.stream.awaitReady(); err != nil {
+		return nil, fmt.Errorf("destination %s: %w", req.To, err)
+	}
 	if err := m.fault(ctx, "source:prepared"); err != nil {
 		return nil, err
 	}
@@ -81,12 +94,12 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 	if err != nil {
 		return nil, err
 	}
-	restored := time.Now()
+	o.phases.Reachable = o.since()
 	m.finish(ctx, o, told)
 	return &api.MigrateResult{
 		Container: o.hdr.Name, From: m.Node, To: req.To, IP: got.IP, Cpuset: got.Cpuset,
-		Downtime: restored.Sub(o.frozenAt).Seconds(), Total: time.Since(o.start).Seconds(),
-		Bytes: got.sent, Dump: got.dump, Restore: got.Restore, Time: time.Now().UTC().Format(time.RFC3339),
+		Downtime: o.phases.Reachable, Total: time.Since(o.start).Seconds(), Bytes: got.sent, Phases: &o.phases,
+		Dump: got.dump, Restore: got.Restore, Time: time.Now().UTC().Format(time.RFC3339),
 	}, nil
 }
 
@@ -195,7 +208,8 @@ func (m *Migrator) freeze(ctx context.Context, o *outgoing) error {
 		return err
 	}
 	o.f = f
-	o.emit(api.MigrateEvent{Phase: api.PhaseCheckpoint, Message: fmt.Sprintf("checkpointed in %.2fs", time.Since(o.frozenAt).Seconds())})
+	o.phases.Dump = o.since()
+	o.emit(api.MigrateEvent{Phase: api.PhaseCheckpoint, Message: fmt.Sprintf("checkpointed in %.2fs", o.phases.Dump)})
 	if err := m.fault(ctx, "source:frozen"); err != nil {
 		return m.abort(ctx, o, err)
 	}
@@ -235,11 +249,12 @@ func (m *Migrator) transfer(ctx context.Context, o *outgoing) (sent, error) {
 	// engine's checkpoint directory.
 	out := sent{dump: o.cp.dumpStats(m, o)}
 	o.emit(api.MigrateEvent{Phase: api.PhaseTransfer, Message: "streaming to " + o.req.To})
-	n, got, err := m.send(ctx, o.peer, o.hdr, o.trees, o.f.imagesDir(), o.emit)
+	n, got, err := o.stream.begin(o.f.imagesDir())
 	out.sent, out.ReceiveResult = n, got
 	if err != nil {
 		return out, err
 	}
+	o.phases.Restored, o.phases.Twin, o.phases.Restore = o.since(), got.Twin, got.Restored
 	return out, m.fault(ctx, "source:restored")
 }
 
@@ -337,6 +352,8 @@ func (m *Migrator) endSource(ctx context.Context, f frozen, rec journal.SourceRe
 // frozen meanwhile, never running in two places.
 func (m *Migrator) abort(ctx context.Context, o *outgoing, cause error) error {
 	o.emit(api.MigrateEvent{Phase: api.PhaseRollback, Message: "resuming " + o.hdr.Name + " on " + m.Node})
+	// A stream not begun ends here: the destination removes its twin.
+	o.stream.abandon()
 	if err := m.Journal.Set(o.req.ID, journal.Aborted); err != nil {
 		return fmt.Errorf("migration to %s failed (%v), and journaling its abort failed: %v; %s stays frozen on %s", o.req.To, cause, err, o.hdr.Name, m.Node)
 	}

@@ -390,7 +390,7 @@ func paxSparse(t testing.TB, name string, realSize int64) []byte {
 		{"GNU.sparse.size", fmt.Sprint(realSize)}, {"GNU.sparse.numblocks", "1"}, {"GNU.sparse.map", fmt.Sprintf("%d,%d", realSize-blockSize, blockSize)}} {
 		records += paxRecord(kv[0], kv[1])
 	}
-	raw := stream(t,
+	raw := tarStream(t,
 		&tar.Header{Name: "PaxHeader", Typeflag: tar.TypeReg, Size: int64(len(records)), Format: tar.FormatUSTAR},
 		&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: blockSize, Format: tar.FormatUSTAR}).Bytes()
 	copy(raw[blockSize:], records) // stream wrote "x"s
@@ -442,7 +442,7 @@ func TestTarReaderSparse(t *testing.T) {
 
 // stream builds a tar of the given headers; a regular file's contents are
 // Size times "x".
-func stream(t testing.TB, hdrs ...*tar.Header) *bytes.Buffer {
+func tarStream(t testing.TB, hdrs ...*tar.Header) *bytes.Buffer {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, h := range hdrs {
@@ -634,7 +634,7 @@ func TestExtractRefusesHostileStreams(t *testing.T) {
 }
 
 func headers(f func(outside string) []*tar.Header) func(testing.TB, string) []byte {
-	return func(t testing.TB, outside string) []byte { return stream(t, f(outside)...).Bytes() }
+	return func(t testing.TB, outside string) []byte { return tarStream(t, f(outside)...).Bytes() }
 }
 
 // The target's own symlinks are replaced, never followed.
@@ -645,7 +645,7 @@ func TestExtractReplacesWhatTheTargetHas(t *testing.T) {
 		assert.NilError(t, os.Symlink(target, filepath.Join(rootfs, name)))
 	}
 	before := l.sentinel(t)
-	raw := stream(t,
+	raw := tarStream(t,
 		&tar.Header{Name: "rootfs/d/", Typeflag: tar.TypeDir, Mode: 0o777},
 		&tar.Header{Name: "rootfs/d/inside", Typeflag: tar.TypeReg, Mode: 0o666, Size: 2},
 		&tar.Header{Name: "rootfs/f", Typeflag: tar.TypeReg, Mode: 0o666, Size: 3},
@@ -667,7 +667,7 @@ func TestExtractReplacesWhatTheTargetHas(t *testing.T) {
 
 func TestExtractUnknownVolume(t *testing.T) {
 	l := newLayout(t, tempDir(t))
-	err := l.extract(stream(t, &tar.Header{Name: "volumes/nope/x", Typeflag: tar.TypeReg, Mode: 0o644}).Bytes(), 1<<20, true)
+	err := l.extract(tarStream(t, &tar.Header{Name: "volumes/nope/x", Typeflag: tar.TypeReg, Mode: 0o644}).Bytes(), 1<<20, true)
 	assert.Check(t, is.ErrorContains(err, `"volumes/nope/x": no volume "nope" here`))
 }
 

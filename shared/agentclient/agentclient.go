@@ -62,6 +62,12 @@ func New(creds Credentials, node, host string, port int, dial DialFunc) (*Client
 				TLSClientConfig:     tlsCfg,
 				DialContext:         dial,
 				TLSHandshakeTimeout: 5 * time.Second,
+				// A receive's body waits for the destination's 100
+				// Continue (Receive); its source bounds that wait itself.
+				ExpectContinueTimeout: 10 * time.Minute,
+				// Migration streams: fewer, fuller TLS records and writes.
+				WriteBufferSize: 256 << 10,
+				ReadBufferSize:  64 << 10,
 			},
 		},
 	}, nil
@@ -256,16 +262,16 @@ func (c *Client) LoadImage(ctx context.Context, migration string, image io.Reade
 }
 
 // Receive streams a container to the node's agent, which restores it. sum
-// is called once body is exhausted, for the SHA-256 the destination checks.
+// is called once body is exhausted, for the checksum the destination checks.
 func (c *Client) Receive(ctx context.Context, hdr api.ReceiveHeader, body io.Reader, sum func() string) (api.ReceiveResult, error) {
 	var out api.ReceiveResult
 	h, err := json.Marshal(hdr)
 	if err != nil {
 		return out, err
 	}
-	trailer := http.Header{api.TrailerSHA256: nil}
+	trailer := http.Header{api.TrailerCRC32C: nil}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+c.Addr+api.PathReceive,
-		&trailerBody{r: body, done: func() { trailer.Set(api.TrailerSHA256, sum()) }})
+		&trailerBody{r: body, done: func() { trailer.Set(api.TrailerCRC32C, sum()) }})
 	if err != nil {
 		return out, err
 	}
@@ -273,6 +279,9 @@ func (c *Client) Receive(ctx context.Context, hdr api.ReceiveHeader, body io.Rea
 	req.Trailer = trailer
 	req.Header.Set(api.HeaderReceive, base64.StdEncoding.EncodeToString(h))
 	req.Header.Set(api.HeaderMigration, hdr.ID)
+	// The destination asks for the body once it is ready for it (its twin
+	// made): the source freezes the container only then.
+	req.Header.Set("Expect", "100-continue")
 	resp, err := c.do(req)
 	if err != nil {
 		return out, err

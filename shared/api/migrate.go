@@ -1,6 +1,8 @@
 package api
 
 import (
+	"fmt"
+
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 )
@@ -23,7 +25,7 @@ const (
 	PathImageLoad = "/v1/images/load"
 	// PathReceive: the source streams the container (a tar of rootfs/,
 	// volumes/NAME/ and checkpoint/) with the ReceiveHeader in HeaderReceive
-	// and the SHA-256 of the body in the TrailerSHA256 trailer; the
+	// and the CRC-32C of the body in the TrailerCRC32C trailer; the
 	// destination restores it.
 	PathReceive = "/v1/migrations/receive"
 	// PathExpect: the CLI tells the destination which migration to accept
@@ -45,7 +47,7 @@ const (
 	// HeaderMigration names the announced migration on every node-to-node
 	// request (prepare, image load, receive).
 	HeaderMigration = "X-Fleet-Migration"
-	TrailerSHA256   = "X-Fleet-Sha256"
+	TrailerCRC32C   = "X-Fleet-Crc32c"
 )
 
 // Sections of the receive stream.
@@ -159,14 +161,37 @@ type MigrateResult struct {
 	To        string `json:"to"`
 	IP        string `json:"ip,omitempty"`
 	Cpuset    string `json:"cpuset,omitempty"`
-	// Downtime runs from the freeze to the restored process on the
-	// destination; Total from the request to the end; both in seconds.
+	// Downtime runs from the freeze to the restored process reachable on
+	// the destination (its fence lifted); Total from the request to the
+	// end; both in seconds.
 	Downtime float64       `json:"downtimeSeconds"`
 	Total    float64       `json:"totalSeconds"`
 	Bytes    int64         `json:"bytes"`
+	Phases   *Phases       `json:"phases,omitempty"`
 	Dump     *DumpStats    `json:"dump,omitempty"`
 	Restore  *RestoreStats `json:"restore,omitempty"`
 	Time     string        `json:"time"`
+}
+
+// Phases is a migration's frozen window, each step's end in seconds from
+// the freeze, as the source saw it: the dump written, the stream's last
+// byte sent, the destination's answer that its copy is restored (fenced),
+// and the fence lifted (the copy reachable). Twin and Restore are the
+// destination's own durations of creating the twin inside the window and
+// of the restore.
+type Phases struct {
+	Dump      float64 `json:"dumpSeconds"`
+	LastByte  float64 `json:"lastByteSeconds"`
+	Restored  float64 `json:"restoredSeconds"`
+	Reachable float64 `json:"reachableSeconds"`
+	Twin      float64 `json:"twinSeconds"`
+	Restore   float64 `json:"restoreSeconds"`
+}
+
+// String is the timeline in one line.
+func (p Phases) String() string {
+	return fmt.Sprintf("dump %.2fs, last byte %.2fs, restored %.2fs (twin %.2fs, restore %.2fs), reachable %.2fs",
+		p.Dump, p.LastByte, p.Restored, p.Twin, p.Restore, p.Reachable)
 }
 
 // DumpStats are CRIU's own figures of the checkpoint (times in µs).
@@ -247,6 +272,10 @@ type ReceiveResult struct {
 	Cpuset      string        `json:"cpuset"`
 	IP          string        `json:"ip"`
 	Restore     *RestoreStats `json:"restore,omitempty"`
+	// Twin and Restored time the twin's creation inside the frozen window
+	// and the restore, in seconds (Phases).
+	Twin     float64 `json:"twinSeconds,omitempty"`
+	Restored float64 `json:"restoreSeconds,omitempty"`
 	// Volumes maps a volume's name on the source to its name here, where
 	// the destination had to pick a new one.
 	Volumes map[string]string `json:"volumes,omitempty"`

@@ -43,30 +43,75 @@ type pollSummary struct {
 type measure struct {
 	gap, total float64
 	poll       pollSummary
+	res        *migrateResult // docker fleet's own figures
+}
+
+// migrateResult is what `docker fleet migrate --format json` prints, as
+// far as the bench reads it.
+type migrateResult struct {
+	Downtime float64 `json:"downtimeSeconds"`
+	Bytes    int64   `json:"bytes"`
+	Phases   struct {
+		Dump      float64 `json:"dumpSeconds"`
+		LastByte  float64 `json:"lastByteSeconds"`
+		Restored  float64 `json:"restoredSeconds"`
+		Reachable float64 `json:"reachableSeconds"`
+		Twin      float64 `json:"twinSeconds"`
+		Restore   float64 `json:"restoreSeconds"`
+	} `json:"phases"`
 }
 
 func main() {
 	sizes := flag.String("sizes", "64,256,1024", "ballast sizes in MB")
 	only := flag.String("only", "", "run only the migrate or the transport measures")
 	runs := flag.Int("runs", 10, "runs of each transport measure")
+	sink := flag.String("wire-sink", "", "(internal) receive the raw TCP measure at this address")
+	send := flag.String("wire-send", "", "(internal) send the raw TCP measure to this address")
 	flag.Parse()
+	switch {
+	case *sink != "":
+		wireSink(*sink)
+		return
+	case *send != "":
+		wireSend(*send)
+		return
+	}
 	if *only != "migrate" {
 		transportBench(*runs)
 	}
 	if *only == "transport" {
 		return
 	}
-	fmt.Printf("%-8s %-28s %-28s %s\n", "SIZE", "DOCKER FLEET gap / total", "DOCKER-NATIVE gap / total", "RATIO (gap, total)")
+	wire := wireRate()
+	fmt.Printf("wire: plain TCP from %s to %s moves %.0f MB/s (1 GiB, same run)\n\n", src, dst, wire/1e6)
+	fmt.Printf("%-7s %-16s %-16s %-12s %-38s %s\n", "SIZE", "FLEET gap/total", "NATIVE gap/total", "RATIO",
+		"FLEET PHASES (s from freeze)", "TRANSFER")
+	fmt.Printf("%-7s %-16s %-16s %-12s %-38s %s\n", "", "", "", "gap,total",
+		"dump  lastbyte  restored  reachable", "MB/s, share of wire")
+	var first, last *measure
+	var firstMB, lastMB int
 	for _, s := range strings.Split(*sizes, ",") {
 		mb, err := strconv.Atoi(s)
 		check(err)
 		ours := fleetRun(mb)
 		native := nativeRun(mb)
-		fmt.Printf("%-8s %-28s %-28s %.2fx, %.2fx\n", s+"MB",
-			fmt.Sprintf("%.2fs / %.2fs", ours.gap, ours.total),
-			fmt.Sprintf("%.2fs / %.2fs", native.gap, native.total),
-			ours.gap/native.gap, ours.total/native.total)
-		fmt.Fprintf(os.Stderr, "  fleet poller %+v\n  native poller %+v\n", ours.poll, native.poll)
+		p := ours.res.Phases
+		rate := float64(ours.res.Bytes) / (p.LastByte - p.Dump)
+		fmt.Printf("%-7s %-16s %-16s %-12s %-38s %.0f, %.0f%%\n", s+"MB",
+			fmt.Sprintf("%.2fs/%.2fs", ours.gap, ours.total),
+			fmt.Sprintf("%.2fs/%.2fs", native.gap, native.total),
+			fmt.Sprintf("%.2fx,%.2fx", ours.gap/native.gap, ours.total/native.total),
+			fmt.Sprintf("%4.2f  %8.2f  %8.2f  %9.2f", p.Dump, p.LastByte, p.Restored, p.Reachable),
+			rate/1e6, 100*rate/wire)
+		fmt.Fprintf(os.Stderr, "  fleet poller %+v (restore on %s %.2fs)\n  native poller %+v\n", ours.poll, dst, p.Restore, native.poll)
+		if first == nil {
+			first, firstMB = &ours, mb
+		}
+		last, lastMB = &ours, mb
+	}
+	if lastMB > firstMB {
+		slope := (last.res.Downtime - first.res.Downtime) / float64(last.res.Bytes-first.res.Bytes) * 1e9
+		fmt.Printf("\ndowntime grows %.2fs a GB (%dMB to %dMB); the wire moves a GB in %.2fs\n", slope, firstMB, lastMB, 1e9/wire)
 	}
 }
 
@@ -79,10 +124,12 @@ func fleetRun(mb int) measure {
 	ip := strings.TrimSpace(mustDocker(client, "fleet", "describe", name+".1", "--format", "{{.IP}}"))
 	stop := poll(ip)
 	t0 := time.Now()
-	mustDocker(client, "fleet", "migrate", name+".1", "--to", dst)
+	out := mustDockerOut(client, "fleet", "migrate", name+".1", "--to", dst, "--format", "json")
 	total := time.Since(t0).Seconds()
 	p := stop()
-	return measure{gap: p.MaxGapMs / 1000, total: total, poll: p}
+	var res migrateResult
+	check(json.Unmarshal([]byte(out), &res))
+	return measure{gap: p.MaxGapMs / 1000, total: total, poll: p, res: &res}
 }
 
 // nativeRun is the path RESTfulSwarm takes, through the engines' own API.
@@ -205,6 +252,17 @@ func mustDocker(ctx string, args ...string) string {
 		fail("docker --context %s %v: %v\n%s", ctx, args, err, out)
 	}
 	return out
+}
+
+// mustDockerOut is mustDocker's standard output alone.
+func mustDockerOut(ctx string, args ...string) string {
+	var out, errOut bytes.Buffer
+	cmd := exec.Command("docker", append([]string{"--context", ctx}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		fail("docker --context %s %v: %v\n%s", ctx, args, err, errOut.String())
+	}
+	return out.String()
 }
 
 func dockerErr(ctx string, args ...string) (string, error) {

@@ -217,6 +217,9 @@ func RenderContainer(out io.Writer, c ContainerView) error {
 	for _, m := range c.Migrations {
 		fmt.Fprintf(w, "Migrated:\t%s from %s to %s, downtime %.2fs, total %.1fs, %s\n",
 			m.Time, m.From, m.To, m.Downtime, m.Total, units.HumanSize(float64(m.Bytes)))
+		if m.Phases != nil {
+			fmt.Fprintf(w, "\t  %s\n", m.Phases)
+		}
 	}
 	return w.Flush()
 }
