@@ -39,6 +39,9 @@ func (m *Migrator) Prepare(ctx context.Context, from, id string, req api.Prepare
 	if err := m.checkRoom(ctx, req); err != nil {
 		return api.PrepareResponse{}, err
 	}
+	if err := m.reserve(id, req.Checkpoint); err != nil {
+		return api.PrepareResponse{}, err
+	}
 	resp := api.PrepareResponse{Holder: req.InHolder}
 	if !resp.Holder {
 		if resp.Holder, err = m.needsHolder(ctx); err != nil {
@@ -139,6 +142,7 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 	// The fast path keeps the images in tmpfs, the engine path in the
 	// engine's checkpoint directory.
 	imgDir := m.workDir(h.ID, "-in")
+	m.takeReserve(h.ID)
 	defer m.removeDirs(imgDir)
 	var twin *workloads.Twin
 	restored := false
@@ -155,6 +159,9 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 		if twin, err = m.createTwin(ctx, e, h, imgDir); err != nil {
 			return api.ReceiveResult{}, err
 		}
+	}
+	if err := m.fault(ctx, "dest:ready"); err != nil {
+		return api.ReceiveResult{}, err
 	}
 	br := bufio.NewReaderSize(body, 256<<10)
 	if _, err := br.Peek(1); err != nil {
@@ -265,6 +272,9 @@ func (m *Migrator) fill(ctx context.Context, e expected, h api.ReceiveHeader, tw
 		}
 		return "", fmt.Errorf("%w: section %q", errUnsafe, section)
 	}}
+	if h.ImagesDir {
+		x.reserveSection = api.SectionCheckpoint
+	}
 	sum := newStreamSum()
 	if err := x.extract(io.TeeReader(body, sum)); err != nil {
 		return "", fmt.Errorf("receiving %s: %w", h.Name, err)

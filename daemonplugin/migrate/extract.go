@@ -31,6 +31,9 @@ type extractor struct {
 	// tests that run unprivileged; the agent runs as root and sets the
 	// stream's owners.
 	noChown bool
+	// reserveSection is the section whose directory holds a reserve the
+	// first large file is written into (reserve.go); empty for none.
+	reserveSection string
 
 	read  int64                   // stream bytes consumed so far
 	roots map[string]*sectionRoot // the sections' directories, once opened
@@ -357,7 +360,10 @@ func (x *extractor) file(tr io.Reader, r *sectionRoot, n streamName, hdr *tar.He
 	if err := clearName(dir, leaf); err != nil {
 		return err
 	}
-	fd, err := unix.Openat(dir, leaf, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	fd, err := x.reserveFor(r, n, dir, leaf, hdr.Size)
+	if err == nil && fd < 0 {
+		fd, err = unix.Openat(dir, leaf, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	}
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/checkpoint-restore/go-criu/v7/stats"
 	"github.com/moby/moby/client"
@@ -50,6 +51,8 @@ type Migrator struct {
 	// destination, by id.
 	expMu    sync.Mutex
 	expected map[string]*expected
+	// reserves expire the tmpfs room prepares took (reserve.go).
+	reserves map[string]*time.Timer
 
 	// resolveMu orders the journal's transitions between the request that
 	// drives a migration, the peer's decision or question, and recovery.

@@ -76,7 +76,7 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 	o.stream = m.openStream(ctx, o)
 	defer o.stream.abandon()
 	if err := o.stream.awaitReady(); err != nil {
-		return nil, fmt.Errorf("destination %s: %w", req.To, err)
+		return nil, fmt.Errorf("%s runs on %s untouched, it was not frozen: destination %s: %w", o.hdr.Name, m.Node, req.To, err)
 	}
 	if err := m.fault(ctx, "source:prepared"); err != nil {
 		return nil, err

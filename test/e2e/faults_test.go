@@ -205,6 +205,8 @@ type faultCase struct {
 	endsOn string
 	code   int
 	says   string
+	// unfrozen: the container was never frozen (no checkpoint began).
+	unfrozen bool
 }
 
 func TestFaults(t *testing.T) {
@@ -213,6 +215,12 @@ func TestFaults(t *testing.T) {
 		// Before the freeze.
 		{name: "source-agent-killed-before-freeze", node: "h2", point: "source:prepared", action: "exit",
 			endsOn: "h2", code: 1, says: "lost the source agent"},
+		// The destination fails while it makes the twin, before the source
+		// freezes anything.
+		{name: "destination-fails-before-freeze", node: "h3", point: "dest:ready", action: "fail",
+			endsOn: "h2", code: 1, says: "destination h3", unfrozen: true},
+		{name: "destination-agent-killed-before-freeze", node: "h3", point: "dest:ready", action: "exit",
+			endsOn: "h2", code: 1, says: "destination h3", unfrozen: true},
 		// During the dump.
 		{name: "source-agent-killed-during-dump", node: "h2", point: "source:dump", action: "exit",
 			endsOn: "h2", code: 1, says: "lost the source agent"},
@@ -311,6 +319,9 @@ func TestFaults(t *testing.T) {
 			if c.code >= 0 {
 				assert.Check(t, is.Equal(r.Code, c.code), r.String())
 				assert.Check(t, is.Contains(r.Stderr+r.Stdout, c.says))
+			}
+			if c.unfrozen {
+				assert.Check(t, !strings.Contains(r.Stderr, "checkpoint:"), "the container was frozen:\n%s", r.Stderr)
 			}
 			host := settled(t, name, ip, st0)
 			assert.Check(t, is.Equal(host, c.endsOn), "%s ends on %s", name, host)

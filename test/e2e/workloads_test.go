@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -57,12 +58,7 @@ func engineContainers(t *testing.T) []engineContainer {
 	t.Helper()
 	var out []engineContainer
 	for _, h := range fleetHosts(t) {
-		ids := strings.Fields(mustDocker(t, h, "ps", "-aq", "--filter", "label=com.docker.fleet.service"))
-		if len(ids) == 0 {
-			continue
-		}
-		var cs []engineContainer
-		assert.NilError(t, json.Unmarshal([]byte(mustDocker(t, h, append([]string{"inspect"}, ids...)...)), &cs))
+		cs := hostContainers(t, h)
 		for i := range cs {
 			cs[i].Host = h
 			cs[i].Name = strings.TrimPrefix(cs[i].Name, "/")
@@ -70,6 +66,28 @@ func engineContainers(t *testing.T) []engineContainer {
 		out = append(out, cs...)
 	}
 	return out
+}
+
+// hostContainers are host h's fleet containers. A container removed
+// between the listing and the inspect (a migration's source copy going)
+// makes it list again.
+func hostContainers(t *testing.T, h string) []engineContainer {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		ids := strings.Fields(mustDocker(t, h, "ps", "-aq", "--filter", "label=com.docker.fleet.service"))
+		if len(ids) == 0 {
+			return nil
+		}
+		r := docker(t, h, append([]string{"inspect"}, ids...)...)
+		if r.Code != 0 && attempt < 5 {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		assert.Assert(t, r.Code == 0, r.String())
+		var cs []engineContainer
+		assert.NilError(t, json.Unmarshal([]byte(r.Stdout), &cs))
+		return cs
+	}
 }
 
 func ofService(cs []engineContainer, svc string) []engineContainer {
