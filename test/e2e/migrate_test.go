@@ -171,8 +171,17 @@ func TestMigrateKeepsStateUnderPolling(t *testing.T) {
 		Restore *struct {
 			PagesRestored uint64 `json:"pagesRestored"`
 		} `json:"restore"`
+		Phases *phases `json:"phases"`
 	}
 	assert.NilError(t, json.Unmarshal([]byte(r.Stdout), &res))
+	// The frozen window in order, ending where the downtime ends.
+	assert.Assert(t, res.Phases != nil, "no phases: %s", r.Stdout)
+	p := *res.Phases
+	assert.Check(t, 0 < p.Dump && p.Dump <= p.LastByte && p.LastByte <= p.Restored && p.Restored <= p.Reachable, "%+v", p)
+	assert.Check(t, is.Equal(p.Reachable, res.Downtime))
+	assert.Check(t, p.Restore > 0 && p.Restore < p.Restored-p.LastByte+0.01, "%+v", p)
+	// The twin was made before the freeze (no holder on this engine).
+	assert.Check(t, is.Equal(p.Twin, 0.0), "%+v", p)
 	assert.Check(t, is.Equal(res.From, "h2"))
 	assert.Check(t, is.Equal(res.To, "h3"))
 	assert.Check(t, res.Downtime > 0 && res.Bytes > 64<<20, "%+v", res)
@@ -213,11 +222,26 @@ func TestMigrateKeepsStateUnderPolling(t *testing.T) {
 
 	// The history is kept.
 	var d struct {
-		Migrations []struct{ From, To string } `json:"migrations"`
+		Migrations []struct {
+			From, To string
+			Phases   *phases `json:"phases"`
+		} `json:"migrations"`
 	}
 	assert.NilError(t, json.Unmarshal([]byte(mustFleet(t, "describe", "stateful.1", "--format", "json")), &d))
 	assert.Assert(t, is.Len(d.Migrations, 1))
 	assert.Check(t, is.Equal(d.Migrations[0].To, "h3"))
+	assert.Check(t, is.DeepEqual(d.Migrations[0].Phases, res.Phases))
+	assert.Check(t, is.Contains(mustFleet(t, "describe", "stateful.1"), "reachable"))
+}
+
+// phases is a migration's frozen window as --format json gives it.
+type phases struct {
+	Dump      float64 `json:"dumpSeconds"`
+	LastByte  float64 `json:"lastByteSeconds"`
+	Restored  float64 `json:"restoredSeconds"`
+	Reachable float64 `json:"reachableSeconds"`
+	Twin      float64 `json:"twinSeconds"`
+	Restore   float64 `json:"restoreSeconds"`
 }
 
 func TestMigrateNamedVolume(t *testing.T) {
