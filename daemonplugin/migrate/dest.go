@@ -196,6 +196,7 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 			return api.ReceiveResult{}, fmt.Errorf("fencing %s on %s: %w", h.Name, m.Node, err)
 		}
 	}
+	m.holdNetwork(ctx, h.ID, m.fencedPid(ctx, twin.ID, twin.HolderID))
 	if err := m.Journal.Set(h.ID, journal.Restored); err != nil {
 		return api.ReceiveResult{}, err
 	}
@@ -239,6 +240,7 @@ func (m *Migrator) createTwin(ctx context.Context, e expected, h api.ReceiveHead
 
 // dropTwin removes a twin that is not the container, and forgets it.
 func (m *Migrator) dropTwin(ctx context.Context, id string, twin *workloads.Twin) {
+	m.dropHold(id)
 	m.Workloads.RemoveTwin(ctx, twin)
 	_ = m.Journal.Remove(id)
 }
@@ -359,8 +361,12 @@ func (m *Migrator) settleDest(ctx context.Context, e journal.Entry, commit bool)
 		if err := unlockNetwork(ctx, pid); err != nil {
 			return fmt.Errorf("lifting the fence of %s on %s: %w", e.Container, m.Node, err)
 		}
+		if err := m.releaseHold(ctx, e.ID, pid); err != nil {
+			return fmt.Errorf("lifting the fence of %s on %s: %w", e.Container, m.Node, err)
+		}
 		log.Printf("migration %s of %s from %s: committed, fence lifted", e.ID, e.Container, e.Peer)
 	} else {
+		m.dropHold(e.ID)
 		m.Workloads.RemoveTwin(ctx, &workloads.Twin{ID: rec.TwinID, HolderID: rec.HolderID, CreatedVolumes: rec.Volumes})
 		if err := m.Workloads.RemoveMigration(ctx, e.ID); err != nil {
 			return fmt.Errorf("removing the copy of %s on %s: %w", e.Container, m.Node, err)

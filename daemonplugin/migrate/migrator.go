@@ -10,6 +10,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/docker-fleet/fleet/daemonplugin/journal"
+	"github.com/docker-fleet/fleet/daemonplugin/netqueue"
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
 	"github.com/docker-fleet/fleet/shared/agentclient"
 	"github.com/docker-fleet/fleet/shared/api"
@@ -53,6 +54,11 @@ type Migrator struct {
 	expected map[string]*expected
 	// reserves expire the tmpfs room prepares took (reserve.go).
 	reserves map[string]*time.Timer
+
+	// holds are the queues of fenced copies' packets (hold.go), by
+	// migration id.
+	holdMu sync.Mutex
+	holds  map[string]*netqueue.Queue
 
 	// resolveMu orders the journal's transitions between the request that
 	// drives a migration, the peer's decision or question, and recovery.
