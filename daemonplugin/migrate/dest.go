@@ -39,9 +39,6 @@ func (m *Migrator) Prepare(ctx context.Context, from, id string, req api.Prepare
 	if err := m.checkRoom(ctx, req); err != nil {
 		return api.PrepareResponse{}, err
 	}
-	if err := m.reserve(id, req.Checkpoint); err != nil {
-		return api.PrepareResponse{}, err
-	}
 	resp := api.PrepareResponse{Holder: req.InHolder}
 	if !resp.Holder {
 		if resp.Holder, err = m.needsHolder(ctx); err != nil {
@@ -55,6 +52,10 @@ func (m *Migrator) Prepare(ctx context.Context, from, id string, req api.Prepare
 	}
 	// Not here: try the registry before asking the source to stream it.
 	resp.HaveImage = err == nil || (workloads.PullImage(ctx, m.Engine, req.Image) == nil && m.haveImage(ctx, req.ImageID))
+	// Last: a prepare that fails holds no room.
+	if err := m.reserve(id, req.Checkpoint); err != nil {
+		return api.PrepareResponse{}, err
+	}
 	return resp, nil
 }
 
@@ -142,7 +143,7 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 	// The fast path keeps the images in tmpfs, the engine path in the
 	// engine's checkpoint directory.
 	imgDir := m.workDir(h.ID, "-in")
-	m.takeReserve(h.ID)
+	m.takeReserve(h.ID, h.ImagesDir)
 	defer m.removeDirs(imgDir)
 	var twin *workloads.Twin
 	restored := false

@@ -107,6 +107,9 @@ func (x *extractor) entry(tr io.Reader, hdr *tar.Header) error {
 	if err != nil {
 		return err
 	}
+	if err := x.checkReserved(n); err != nil {
+		return err
+	}
 	r, err := x.root(n)
 	if err != nil {
 		return err

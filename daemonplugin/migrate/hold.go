@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os/exec"
@@ -60,9 +61,12 @@ func (m *Migrator) holdNetwork(ctx context.Context, id string, pid int) {
 // the decision is carried out again.
 func (m *Migrator) releaseHold(ctx context.Context, id string, pid int) error {
 	if out, err := iptablesRestore(ctx, pid, unholdRules); err != nil {
+		// iptables -C exits 1 for a rule it does not find, and otherwise
+		// fails with another status.
 		check := exec.CommandContext(ctx, nsenterLauncher, fmt.Sprintf("--net=/proc/%d/ns/net", pid), "--",
 			"iptables", "-C", "INPUT", "-j", "NFQUEUE", "--queue-num", strconv.Itoa(holdQueue))
-		if check.Run() == nil {
+		var exit *exec.ExitError
+		if cerr := check.Run(); !errors.As(cerr, &exit) || exit.ExitCode() != 1 {
 			return fmt.Errorf("taking the hold away: iptables-restore: %s (%w)", out, err)
 		}
 	}

@@ -30,9 +30,10 @@ const reserveName = ".fleet-reserve"
 // image, not CRIU's small ones.
 const reserveMin = 1 << 20
 
-// reserveTTL bounds how long a reserve waits for its stream: a source that
-// prepared and went away does not hold the memory longer.
-var reserveTTL = 2 * time.Minute
+// reserveTTL bounds how long a reserve waits for its stream (the source
+// may stream the image first): a source that prepared and went away does
+// not hold the memory longer.
+var reserveTTL = 5 * time.Minute
 
 // reserve takes n bytes of tmpfs for migration id's images.
 func (m *Migrator) reserve(id string, n int64) error {
@@ -59,13 +60,18 @@ func (m *Migrator) reserve(id string, n int64) error {
 	if t := m.reserves[id]; t != nil {
 		t.Stop()
 	}
-	m.reserves[id] = time.AfterFunc(reserveTTL, func() {
+	var t *time.Timer
+	t = time.AfterFunc(reserveTTL, func() {
 		m.expMu.Lock()
 		defer m.expMu.Unlock()
+		if m.reserves[id] != t {
+			return // taken, or made anew, while this waited for the lock
+		}
 		delete(m.reserves, id)
 		_ = os.Remove(file)
 		_ = os.Remove(dir) // only if the receive never made anything in it
 	})
+	m.reserves[id] = t
 	return nil
 }
 
@@ -82,13 +88,17 @@ func fallocate(file string, n int64) error {
 }
 
 // takeReserve keeps migration id's reserve from expiring: its receive uses
-// it, and removes the directory at its end.
-func (m *Migrator) takeReserve(id string) {
+// it, and removes the directory at its end. A receive that will not write
+// the images to tmpfs (the engine's checkpoint) gives it back at once.
+func (m *Migrator) takeReserve(id string, use bool) {
 	m.expMu.Lock()
 	defer m.expMu.Unlock()
 	if t := m.reserves[id]; t != nil {
 		t.Stop()
 		delete(m.reserves, id)
+	}
+	if !use {
+		_ = os.Remove(filepath.Join(m.host(m.workDir(id, "-in")), reserveName))
 	}
 }
 
@@ -107,5 +117,25 @@ func (x *extractor) reserveFor(r *sectionRoot, n streamName, dir int, leaf strin
 		}
 		return -1, err
 	}
-	return unix.Openat(dir, leaf, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	// The agent made it a regular file, and the stream cannot name it
+	// (checkReserved): still, nothing but a regular file is written into.
+	fd, err := unix.Openat(dir, leaf, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		_ = unix.Close(fd)
+		return -1, fmt.Errorf("%w: the reserve is not a regular file", errUnsafe)
+	}
+	return fd, nil
+}
+
+// checkReserved refuses a stream entry named as the reserve in the
+// section that has one: only the agent makes that file.
+func (x *extractor) checkReserved(n streamName) error {
+	if x.reserveSection != "" && n.section+"/" == x.reserveSection && len(n.comps) == 1 && n.comps[0] == reserveName {
+		return fmt.Errorf("%w: %s is the destination's own", errUnsafe, reserveName)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package migrate
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -54,4 +55,14 @@ func TestExtractWritesIntoReserve(t *testing.T) {
 	assert.Check(t, is.Equal(st.Size, int64(2<<20)))
 	_, err = os.Stat(reserve)
 	assert.Check(t, os.IsNotExist(err), "the reserve is still there")
+}
+
+// A stream may not name the reserve (a FIFO there would hang the write
+// into it).
+func TestExtractRefusesReserveName(t *testing.T) {
+	l := newLayout(t, t.TempDir())
+	raw := tarStream(t, &tar.Header{Name: "checkpoint/" + reserveName, Typeflag: tar.TypeFifo, Mode: 0o600})
+	x := &extractor{limit: 1 << 20, dir: sections(l.target), noChown: os.Geteuid() != 0, reserveSection: "checkpoint/"}
+	err := x.extract(raw)
+	assert.Check(t, errors.Is(err, errUnsafe), "%v", err)
 }

@@ -71,8 +71,8 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 		return nil, err
 	}
 	// The stream opens before the freeze: the destination makes the twin
-	// meanwhile. Whatever ends the migration early ends it too, once the
-	// destination has removed its twin.
+	// meanwhile. Whatever ends the migration early ends the stream too,
+	// and the destination removes its twin.
 	o.stream = m.openStream(ctx, o)
 	defer o.stream.abandon()
 	if err := o.stream.awaitReady(); err != nil {
@@ -94,11 +94,16 @@ func (m *Migrator) Migrate(ctx context.Context, req api.MigrateRequest, emit fun
 	if err != nil {
 		return nil, err
 	}
-	o.phases.Reachable = o.since()
+	downtime := o.since()
+	if told {
+		// Otherwise the copy there runs fenced until its agent learns
+		// the decision: when it became reachable is not known here.
+		o.phases.Reachable = downtime
+	}
 	m.finish(ctx, o, told)
 	return &api.MigrateResult{
 		Container: o.hdr.Name, From: m.Node, To: req.To, IP: got.IP, Cpuset: got.Cpuset,
-		Downtime: o.phases.Reachable, Total: time.Since(o.start).Seconds(), Bytes: got.sent, Phases: &o.phases,
+		Downtime: downtime, Total: time.Since(o.start).Seconds(), Bytes: got.sent, Phases: &o.phases,
 		Dump: got.dump, Restore: got.Restore, Time: time.Now().UTC().Format(time.RFC3339),
 	}, nil
 }

@@ -94,10 +94,18 @@ func (s *stream) awaitReady() error {
 	}
 }
 
-// abandon ends a stream that will not begin, and waits for the
-// destination to have answered (it removes its twin first).
+// abandon ends a stream that will not begin, and waits until the request
+// has ended: the destination, whose stream fails, then removes its twin
+// on its own (a moment later). A request still waiting for the
+// destination to ask for the body is cut: closing the body would not end
+// that wait.
 func (s *stream) abandon() {
 	s.once.Do(func() { close(s.start) })
+	select {
+	case <-s.ready:
+	default:
+		s.cancel()
+	}
 	<-s.done
 }
 

@@ -96,4 +96,25 @@ func TestQueueHoldsUntilRelease(t *testing.T) {
 	assert.Assert(t, ok, "the connection failed after the release")
 	// Released at once, not at the client's next SYN (1 s later).
 	assert.Check(t, at.Sub(released) < 500*time.Millisecond, "made %s after the release", at.Sub(released))
+
+	// Closed: what it held is dropped, and so is what comes after.
+	q, err = Open("/proc", pid, 4711)
+	assert.NilError(t, err)
+	failed := make(chan error, 1)
+	go inNetns(t, pid, func() {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:7", 2500*time.Millisecond)
+		if err == nil {
+			_ = c.Close()
+		}
+		failed <- err
+	})
+	time.Sleep(300 * time.Millisecond)
+	q.Close()
+	assert.Check(t, <-failed != nil, "a connection was made through a closed queue")
+}
+
+// A queue no namespace has is refused, not bound in silence.
+func TestOpenRefusesMissingNamespace(t *testing.T) {
+	_, err := Open("/proc", 1<<30, 4711)
+	assert.Check(t, err != nil)
 }

@@ -63,8 +63,9 @@ func New(creds Credentials, node, host string, port int, dial DialFunc) (*Client
 				DialContext:         dial,
 				TLSHandshakeTimeout: 5 * time.Second,
 				// A receive's body waits for the destination's 100
-				// Continue (Receive); its source bounds that wait itself.
-				ExpectContinueTimeout: 10 * time.Minute,
+				// Continue (Receive); its source bounds that wait itself
+				// (and cuts the request), this only in case it did not.
+				ExpectContinueTimeout: 5 * time.Minute,
 				// Migration streams: fewer, fuller TLS records and writes.
 				WriteBufferSize: 256 << 10,
 				ReadBufferSize:  64 << 10,

@@ -162,8 +162,9 @@ type MigrateResult struct {
 	IP        string `json:"ip,omitempty"`
 	Cpuset    string `json:"cpuset,omitempty"`
 	// Downtime runs from the freeze to the restored process reachable on
-	// the destination (its fence lifted); Total from the request to the
-	// end; both in seconds.
+	// the destination (its fence lifted), or to when the source stopped
+	// telling it the decision (the destination's agent takes it later);
+	// Total from the request to the end; both in seconds.
 	Downtime float64       `json:"downtimeSeconds"`
 	Total    float64       `json:"totalSeconds"`
 	Bytes    int64         `json:"bytes"`
@@ -176,7 +177,8 @@ type MigrateResult struct {
 // Phases is a migration's frozen window, each step's end in seconds from
 // the freeze, as the source saw it: the dump written, the stream's last
 // byte sent, the destination's answer that its copy is restored (fenced),
-// and the fence lifted (the copy reachable). Twin and Restore are the
+// and the fence lifted (the copy reachable; 0 when the destination could
+// not be told the decision at once, see Downtime). Twin and Restore are the
 // destination's own durations of creating the twin inside the window and
 // of the restore.
 type Phases struct {
