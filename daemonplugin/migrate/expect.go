@@ -83,8 +83,19 @@ func (m *Migrator) prepared(id string, req api.PrepareRequest, holder bool) {
 	m.expMu.Lock()
 	defer m.expMu.Unlock()
 	if e, ok := m.expected[id]; ok {
-		e.limit, e.image, e.holder = req.Files+req.Checkpoint, req.Image, holder
+		e.limit, e.image, e.holder = req.Files+streamedMemory(req), req.Image, holder
 	}
+}
+
+// streamedMemory bounds the CRIU images a stream may carry: the estimate
+// from the memory in use at prepare, or, when the container has a limit
+// (the operator announced it), what it may have grown to by the freeze,
+// which follows the twin's creation.
+func streamedMemory(req api.PrepareRequest) int64 {
+	if req.Memory > 0 {
+		return max(req.Checkpoint, req.Memory+64<<20)
+	}
+	return req.Checkpoint
 }
 
 func (m *Migrator) dropStale() {

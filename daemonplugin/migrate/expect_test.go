@@ -89,3 +89,13 @@ func FuzzReceiveHeader(f *testing.F) {
 		}
 	})
 }
+
+// The stream may carry what the container's memory limit allows, not only
+// the estimate from the memory it used at prepare: it grows until the
+// freeze, which now follows the twin's creation.
+func TestStreamedMemory(t *testing.T) {
+	const mb = 1 << 20
+	assert.Check(t, is.Equal(streamedMemory(api.PrepareRequest{Checkpoint: 100 * mb, Memory: 1024 * mb}), int64(1088*mb)))
+	assert.Check(t, is.Equal(streamedMemory(api.PrepareRequest{Checkpoint: 2048 * mb, Memory: 1024 * mb}), int64(2048*mb)))
+	assert.Check(t, is.Equal(streamedMemory(api.PrepareRequest{Checkpoint: 100 * mb}), int64(100*mb)))
+}
