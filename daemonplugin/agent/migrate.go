@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"sync"
@@ -156,13 +157,30 @@ func (a *Agent) serveReceive(w http.ResponseWriter, r *http.Request) {
 		begun = begun || n > 0
 		return n, err
 	})
+	// The answer may come while the source still sends (a receive that
+	// fails half-way): the body stays readable after it.
+	_ = rc.EnableFullDuplex()
 	res, err := a.migrator.Receive(r.Context(), peer(r.Context()).Name, h, body, func() string { return r.Trailer.Get(api.TrailerCRC32C) })
 	if err != nil {
 		log.Printf("receiving %s from %s failed: %v", h.Name, h.From, err)
 	}
 	_ = rc.SetReadDeadline(time.Time{})
 	reply(w, res, err)
+	if err != nil {
+		// Closing a connection with the source's bytes unread resets it,
+		// and the reset can destroy the answer before the source reads
+		// it: the source would learn only "connection reset", not why.
+		// So the answer goes first, then what still comes is read away
+		// for a moment, until the source, answered, stops sending.
+		_ = rc.Flush()
+		_ = rc.SetReadDeadline(time.Now().Add(answerDrain))
+		_, _ = io.Copy(io.Discard, r.Body)
+	}
 }
+
+// answerDrain is how long a failed receive reads away the rest of its
+// stream after answering.
+const answerDrain = 3 * time.Second
 
 // leaveSwarm takes the engine out of the swarm. A busy engine can time out
 // shutting its swarm node down half-way ("context deadline exceeded"), and
