@@ -23,6 +23,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/docker-fleet/fleet/shared/api"
 )
 
 const (
@@ -43,22 +45,7 @@ type pollSummary struct {
 type measure struct {
 	gap, total float64
 	poll       pollSummary
-	res        *migrateResult // docker fleet's own figures
-}
-
-// migrateResult is what `docker fleet migrate --format json` prints, as
-// far as the bench reads it.
-type migrateResult struct {
-	Downtime float64 `json:"downtimeSeconds"`
-	Bytes    int64   `json:"bytes"`
-	Phases   struct {
-		Dump      float64 `json:"dumpSeconds"`
-		LastByte  float64 `json:"lastByteSeconds"`
-		Restored  float64 `json:"restoredSeconds"`
-		Reachable float64 `json:"reachableSeconds"`
-		Twin      float64 `json:"twinSeconds"`
-		Restore   float64 `json:"restoreSeconds"`
-	} `json:"phases"`
+	res        *api.MigrateResult // docker fleet's own figures (--format json)
 }
 
 func main() {
@@ -95,7 +82,10 @@ func main() {
 		check(err)
 		ours := fleetRun(mb)
 		native := nativeRun(mb)
-		p := ours.res.Phases
+		if ours.res.Phases == nil {
+			fail("docker fleet migrate printed no phases")
+		}
+		p := *ours.res.Phases
 		rate := float64(ours.res.Bytes) / (p.LastByte - p.Dump)
 		fmt.Printf("%-7s %-16s %-16s %-12s %-38s %.0f, %.0f%%\n", s+"MB",
 			fmt.Sprintf("%.2fs/%.2fs", ours.gap, ours.total),
@@ -127,7 +117,7 @@ func fleetRun(mb int) measure {
 	out := mustDockerOut(client, "fleet", "migrate", name+".1", "--to", dst, "--format", "json")
 	total := time.Since(t0).Seconds()
 	p := stop()
-	var res migrateResult
+	var res api.MigrateResult
 	check(json.Unmarshal([]byte(out), &res))
 	return measure{gap: p.MaxGapMs / 1000, total: total, poll: p, res: &res}
 }

@@ -16,6 +16,8 @@ import (
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/docker-fleet/fleet/shared/api"
 )
 
 // workloadState is what the test workload reports of itself.
@@ -171,7 +173,7 @@ func TestMigrateKeepsStateUnderPolling(t *testing.T) {
 		Restore *struct {
 			PagesRestored uint64 `json:"pagesRestored"`
 		} `json:"restore"`
-		Phases *phases `json:"phases"`
+		Phases *api.Phases `json:"phases"`
 	}
 	assert.NilError(t, json.Unmarshal([]byte(r.Stdout), &res))
 	// The frozen window in order, ending where the downtime ends.
@@ -224,7 +226,7 @@ func TestMigrateKeepsStateUnderPolling(t *testing.T) {
 	var d struct {
 		Migrations []struct {
 			From, To string
-			Phases   *phases `json:"phases"`
+			Phases   *api.Phases `json:"phases"`
 		} `json:"migrations"`
 	}
 	assert.NilError(t, json.Unmarshal([]byte(mustFleet(t, "describe", "stateful.1", "--format", "json")), &d))
@@ -232,16 +234,6 @@ func TestMigrateKeepsStateUnderPolling(t *testing.T) {
 	assert.Check(t, is.Equal(d.Migrations[0].To, "h3"))
 	assert.Check(t, is.DeepEqual(d.Migrations[0].Phases, res.Phases))
 	assert.Check(t, is.Contains(mustFleet(t, "describe", "stateful.1"), "reachable"))
-}
-
-// phases is a migration's frozen window as --format json gives it.
-type phases struct {
-	Dump      float64 `json:"dumpSeconds"`
-	LastByte  float64 `json:"lastByteSeconds"`
-	Restored  float64 `json:"restoredSeconds"`
-	Reachable float64 `json:"reachableSeconds"`
-	Twin      float64 `json:"twinSeconds"`
-	Restore   float64 `json:"restoreSeconds"`
 }
 
 func TestMigrateNamedVolume(t *testing.T) {
