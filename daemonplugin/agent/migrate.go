@@ -89,7 +89,9 @@ func streamEvents(w http.ResponseWriter) func(api.MigrateEvent) {
 const receiveStall = 10 * time.Second
 
 // dumpWait is how long a receive waits for the stream's first byte once it
-// asked for it: the source checkpoints its container meanwhile.
+// asked for it: the source checkpoints its container meanwhile. A link cut
+// during that wait is noticed sooner, by the connection's keep-alive
+// (agentclient.KeepAlive), which ends the read.
 const dumpWait = 5 * time.Minute
 
 // servePrepare answers a source's prepare for an announced migration.

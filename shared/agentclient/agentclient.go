@@ -41,6 +41,13 @@ type Credentials interface {
 	ClientConfig(serverName string) (*tls.Config, error)
 }
 
+// KeepAlive probes idle agent connections often enough that a cut link
+// ends them within seconds rather than minutes: a destination waits
+// silently while its source checkpoints, and a source while its
+// destination restores, so no read deadline can tell a slow peer from a
+// lost one; the peer's kernel answering probes can. Both ends use it.
+var KeepAlive = net.KeepAliveConfig{Enable: true, Idle: 3 * time.Second, Interval: 2 * time.Second, Count: 3}
+
 // New returns a client for the agent of node (its hostname, which its
 // certificate names) listening at host:port. A nil dial connects over TCP.
 func New(creds Credentials, node, host string, port int, dial DialFunc) (*Client, error) {
@@ -49,7 +56,7 @@ func New(creds Credentials, node, host string, port int, dial DialFunc) (*Client
 		return nil, err
 	}
 	if dial == nil {
-		dial = (&net.Dialer{Timeout: 5 * time.Second}).DialContext
+		dial = (&net.Dialer{Timeout: 5 * time.Second, KeepAliveConfig: KeepAlive}).DialContext
 	}
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	return &Client{

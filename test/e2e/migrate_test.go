@@ -381,27 +381,32 @@ func TestMigrateDestinationAgentKilled(t *testing.T) {
 	noTwinLeft(t, "h3", "fault-agent.1")
 }
 
+// TestMigrateLinkCut cuts the link between source and destination while
+// the source checkpoints (the destination waits for a stream that has not
+// begun, so only the connection's keep-alive can tell it the link is gone)
+// and while it streams.
 func TestMigrateLinkCut(t *testing.T) {
 	initFleet(t)
 	ip, st0 := faultSetup(t, "fault-link")
-	rule := func(op string) []string {
-		return []string{op, "FORWARD", "-s", hostAddr("h2"), "-d", hostAddr("h3"), "-j", "DROP"}
+	rule := func(op, from, to string) []string {
+		return []string{op, "FORWARD", "-s", hostAddr(from), "-d", hostAddr(to), "-j", "DROP"}
 	}
-	rule2 := func(op string) []string {
-		return []string{op, "FORWARD", "-s", hostAddr("h3"), "-d", hostAddr("h2"), "-j", "DROP"}
+	cut := func(op string) {
+		run(t, "iptables", rule(op, "h2", "h3")...)
+		run(t, "iptables", rule(op, "h3", "h2")...)
 	}
-	t.Cleanup(func() { run(t, "iptables", rule("-D")...); run(t, "iptables", rule2("-D")...) })
-	r := migrateWith(t, []string{"fault-link.1", "--to", "h3"}, "transfer: ", func() {
-		run(t, "iptables", rule("-I")...)
-		run(t, "iptables", rule2("-I")...)
-	})
-	t.Log(r.Stderr)
-	run(t, "iptables", rule("-D")...)
-	run(t, "iptables", rule2("-D")...)
-	assert.Check(t, is.Equal(r.Code, 1), r.String())
-	assert.Check(t, is.Contains(r.Stderr, "runs on h2 again with its state"))
-	assertRunsOnSourceWithState(t, "fault-link.1", "h2", ip, st0)
-	noTwinLeft(t, "h3", "fault-link.1")
+	for _, trigger := range []string{"checkpoint: checkpointing", "transfer: "} {
+		t.Run(strings.TrimSuffix(strings.Fields(trigger)[0], ":"), func(t *testing.T) {
+			t.Cleanup(func() { cut("-D") })
+			r := migrateWith(t, []string{"fault-link.1", "--to", "h3"}, trigger, func() { cut("-I") })
+			t.Log(r.Stderr)
+			cut("-D")
+			assert.Check(t, is.Equal(r.Code, 1), r.String())
+			assert.Check(t, is.Contains(r.Stderr, "runs on h2 again with its state"))
+			assertRunsOnSourceWithState(t, "fault-link.1", "h2", ip, st0)
+			noTwinLeft(t, "h3", "fault-link.1")
+		})
+	}
 }
 
 func TestMigrateMPTCPRefused(t *testing.T) {
