@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/describe"
-	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
 type describeOptions struct {
@@ -60,22 +60,22 @@ func runDescribe(cmd *cobra.Command, dockerCli command.Cli, opts describeOptions
 		}
 		return writeFormatted(dockerCli.Out(), opts.format, v, func(out io.Writer) error { return describe.RenderFleet(out, v) })
 	}
-	nodes, err := fleet.Nodes(ctx, f.Manager)
+	nodes, err := swarmstore.Nodes(ctx, f.Manager)
 	if err != nil {
 		return err
 	}
 	out := dockerCli.Out()
-	if n, err := fleet.FindNode(nodes, opts.target); err == nil {
+	if n, err := swarmstore.FindNode(nodes, opts.target); err == nil {
 		v := describe.Node(ctx, f, n)
 		return writeFormatted(out, opts.format, v, func(w io.Writer) error { return describe.RenderNode(w, v) })
 	}
-	if s, err := fleet.LoadService(ctx, f.Manager, opts.target); err == nil {
+	if s, err := swarmstore.LoadService(ctx, f.Manager, opts.target); err == nil {
 		v, err := describe.Service(ctx, f, s)
 		if err != nil {
 			return err
 		}
 		return writeFormatted(out, opts.format, v, func(w io.Writer) error { return describe.RenderService(w, v) })
-	} else if !errors.Is(err, fleet.ErrNoService) {
+	} else if !errors.Is(err, swarmstore.ErrNoService) {
 		return err
 	}
 	v, found, err := describe.Container(ctx, f, opts.target)

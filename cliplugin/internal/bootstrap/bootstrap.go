@@ -27,6 +27,7 @@ import (
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
 	"github.com/docker-fleet/fleet/shared/agentclient"
 	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
 // How long a new node or agent may take to come up.
@@ -57,7 +58,7 @@ type Report struct {
 
 // NodeReport is one node's line of init's table.
 type NodeReport struct {
-	fleet.Node
+	swarmstore.Node
 	Context string    `json:"context,omitempty"`
 	Joined  bool      `json:"joined,omitempty"`
 	Agent   string    `json:"agent,omitempty"`
@@ -301,11 +302,11 @@ func (in *initializer) waitReady(ctx context.Context, nodeID string) error {
 // required ones first and, once the agent tells what the host has, a
 // second install with those.
 func (in *initializer) ensureAgent(ctx context.Context, e *engines.Engine, info system.Info) error {
-	nodes, err := fleet.Nodes(ctx, in.manager.Client)
+	nodes, err := swarmstore.Nodes(ctx, in.manager.Client)
 	if err != nil {
 		return err
 	}
-	node, err := fleet.FindNode(nodes, info.Swarm.NodeID)
+	node, err := swarmstore.FindNode(nodes, info.Swarm.NodeID)
 	if err != nil {
 		return err
 	}
@@ -319,9 +320,9 @@ func (in *initializer) ensureAgent(ctx context.Context, e *engines.Engine, info 
 			results = append(results, res.String())
 		}
 		host := ainfo.Capabilities.Host
-		if len(host) > 0 && !fleet.SameHostCaps(node.HostCaps, host) {
+		if len(host) > 0 && !swarmstore.SameHostCaps(node.HostCaps, host) {
 			// Only a shortcut for the next install: not worth failing for.
-			if err := fleet.SetHostCaps(ctx, in.manager.Client, node.ID, host); err != nil {
+			if err := swarmstore.SetHostCaps(ctx, in.manager.Client, node.ID, host); err != nil {
 				in.say("warning: %s: recording its capabilities: %v", node.Hostname, err)
 			}
 			node.HostCaps = host
@@ -345,7 +346,7 @@ func (in *initializer) ensureAgent(ctx context.Context, e *engines.Engine, info 
 
 // installAgent makes e's engine run the agent with caps and waits until it
 // answers, returning what it reports.
-func (in *initializer) installAgent(ctx context.Context, e *engines.Engine, info system.Info, node fleet.Node, caps []string) (agentinstall.Result, api.Info, error) {
+func (in *initializer) installAgent(ctx context.Context, e *engines.Engine, info system.Info, node swarmstore.Node, caps []string) (agentinstall.Result, api.Info, error) {
 	res, token, err := agentinstall.Ensure(ctx, e.Client, agentinstall.Settings{
 		Node:         node.Hostname,
 		Port:         in.opts.AgentPort,
@@ -358,7 +359,7 @@ func (in *initializer) installAgent(ctx context.Context, e *engines.Engine, info
 	if err != nil {
 		return res, api.Info{}, err
 	}
-	if err := fleet.SetAgentPort(ctx, in.manager.Client, node.ID, in.opts.AgentPort); err != nil {
+	if err := swarmstore.SetAgentPort(ctx, in.manager.Client, node.ID, in.opts.AgentPort); err != nil {
 		return res, api.Info{}, err
 	}
 	node.AgentPort = in.opts.AgentPort
@@ -394,7 +395,7 @@ func (in *initializer) installAgent(ctx context.Context, e *engines.Engine, info
 // enroll gives the node's agent a new certificate (its first, or a
 // rotation) and the fleet's revocations, waiting up to wait for it to
 // listen.
-func (in *initializer) enroll(ctx context.Context, node fleet.Node, token string, wait time.Duration) error {
+func (in *initializer) enroll(ctx context.Context, node swarmstore.Node, token string, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
 		err := in.fleet.Enroll(ctx, node, token)
@@ -417,7 +418,7 @@ func (in *initializer) enroll(ctx context.Context, node fleet.Node, token string
 // certificate rotated and the revocations all the same: through their
 // current certificate, which needs no access to their engine.
 func (in *initializer) collect(ctx context.Context) error {
-	nodes, err := fleet.Nodes(ctx, in.manager.Client)
+	nodes, err := swarmstore.Nodes(ctx, in.manager.Client)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/dial"
-	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
 // ensureRelay makes the manager run the fleet's relay, through which the CLI
@@ -14,7 +14,7 @@ import (
 // whether or not it runs fleet containers. The relay may dial the port this
 // init sets and any port a node's agent still listens on.
 func (in *initializer) ensureRelay(ctx context.Context) error {
-	nodes, err := fleet.Nodes(ctx, in.manager.Client)
+	nodes, err := swarmstore.Nodes(ctx, in.manager.Client)
 	if err != nil {
 		return err
 	}

@@ -13,10 +13,11 @@ import (
 	units "github.com/docker/go-units"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
-	"github.com/docker-fleet/fleet/cliplugin/internal/scheduler"
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/cpuset"
+	"github.com/docker-fleet/fleet/shared/scheduler"
 	"github.com/docker-fleet/fleet/shared/spec"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
 // parallel bounds how many containers are created at once.
@@ -36,9 +37,9 @@ func (d *Deployer) Create(ctx context.Context, svcs []spec.Service) ([]api.Fleet
 			return nil, fmt.Errorf("service %s is defined twice", s.Name)
 		}
 		seen[s.Name] = true
-		if _, err := fleet.LoadService(ctx, d.Fleet.Manager, s.Name); err == nil {
+		if _, err := swarmstore.LoadService(ctx, d.Fleet.Manager, s.Name); err == nil {
 			return nil, fmt.Errorf("service %s already exists: scale it with `docker fleet scale %s=N` or remove it with `docker fleet rm %s`", s.Name, s.Name, s.Name)
-		} else if !errors.Is(err, fleet.ErrNoService) {
+		} else if !errors.Is(err, swarmstore.ErrNoService) {
 			return nil, err
 		}
 	}
@@ -63,7 +64,7 @@ func (d *Deployer) Create(ctx context.Context, svcs []spec.Service) ([]api.Fleet
 		work = append(work, jobs...)
 	}
 	for i, s := range svcs {
-		if err := fleet.SaveService(ctx, d.Fleet.Manager, s); err != nil {
+		if err := swarmstore.SaveService(ctx, d.Fleet.Manager, s); err != nil {
 			d.undo(ctx, svcs[:i], nil)
 			return nil, err
 		}
@@ -81,7 +82,7 @@ func (d *Deployer) Create(ctx context.Context, svcs []spec.Service) ([]api.Fleet
 	return made, nil
 }
 
-// claim claims each job's replica name fleet-wide (fleet.ClaimReplica),
+// claim claims each job's replica name fleet-wide (swarmstore.ClaimReplica),
 // moving a job to the next free number where another command got there
 // first. On failure it drops what it claimed.
 func (d *Deployer) claim(ctx context.Context, inv fleet.Inventory, jobs []job) error {
@@ -93,7 +94,7 @@ func (d *Deployer) claim(ctx context.Context, inv fleet.Inventory, jobs []job) e
 	for i := range jobs {
 		svc, n := jobs[i].req.Service.Name, jobs[i].req.Replica
 		for {
-			ok, err := fleet.ClaimReplica(ctx, d.Fleet.Manager, svc, n, exists)
+			ok, err := swarmstore.ClaimReplica(ctx, d.Fleet.Manager, svc, n, exists)
 			if err != nil {
 				d.release(ctx, jobs[:i])
 				return fmt.Errorf("claiming the name %s.%d: %w", svc, n, err)
@@ -115,7 +116,7 @@ func (d *Deployer) claim(ctx context.Context, inv fleet.Inventory, jobs []job) e
 func (d *Deployer) release(ctx context.Context, jobs []job) {
 	ctx = context.WithoutCancel(ctx)
 	for _, j := range jobs {
-		_ = fleet.ReleaseReplica(ctx, d.Fleet.Manager, j.req.Name)
+		_ = swarmstore.ReleaseReplica(ctx, d.Fleet.Manager, j.req.Name)
 	}
 }
 
@@ -225,8 +226,8 @@ func (d *Deployer) undo(ctx context.Context, svcs []spec.Service, made []api.Fle
 		}
 	}
 	for _, s := range svcs {
-		_ = fleet.DeleteService(ctx, d.Fleet.Manager, s.Name)
-		_ = fleet.ReleaseReplicas(ctx, d.Fleet.Manager, s.Name)
+		_ = swarmstore.DeleteService(ctx, d.Fleet.Manager, s.Name)
+		_ = swarmstore.ReleaseReplicas(ctx, d.Fleet.Manager, s.Name)
 	}
 }
 

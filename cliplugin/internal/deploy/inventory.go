@@ -8,8 +8,8 @@ import (
 	"io"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
-	"github.com/docker-fleet/fleet/cliplugin/internal/scheduler"
 	"github.com/docker-fleet/fleet/shared/cpuset"
+	"github.com/docker-fleet/fleet/shared/scheduler"
 )
 
 // Deployer works on one fleet.

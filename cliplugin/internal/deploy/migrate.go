@@ -14,9 +14,10 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
-	"github.com/docker-fleet/fleet/cliplugin/internal/scheduler"
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/cpuset"
+	"github.com/docker-fleet/fleet/shared/scheduler"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
 // Migrate live-migrates a container to the node to, or to the node the
@@ -146,7 +147,7 @@ func destination(inv fleet.Inventory, c api.FleetContainer, src *fleet.NodeState
 		req.Cores = len(set)
 	}
 	if to != "" {
-		n, err := fleet.FindNode(inv.Nodes(), to)
+		n, err := swarmstore.FindNode(inv.Nodes(), to)
 		if err != nil {
 			return nil, fmt.Errorf("--to: %w", err)
 		}
@@ -177,7 +178,7 @@ func (d *Deployer) Leave(ctx context.Context, name string, force bool, onEvent f
 	if err != nil {
 		return nil, err
 	}
-	n, err := fleet.FindNode(inv.Nodes(), name)
+	n, err := swarmstore.FindNode(inv.Nodes(), name)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +219,7 @@ func (d *Deployer) Leave(ctx context.Context, name string, force bool, onEvent f
 }
 
 // forget waits for the manager to see the node down, then removes it.
-func (d *Deployer) forget(ctx context.Context, n fleet.Node) error {
+func (d *Deployer) forget(ctx context.Context, n swarmstore.Node) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, err := d.Fleet.Manager.NodeRemove(ctx, n.ID, client.NodeRemoveOptions{})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
 	"github.com/docker-fleet/fleet/shared/spec"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
 // Remove removes services (their containers and stored definitions) and
@@ -22,11 +23,11 @@ func (d *Deployer) Remove(ctx context.Context, names []string) ([]string, error)
 	}
 	var targets []target
 	for _, name := range names {
-		s, err := fleet.LoadService(ctx, d.Fleet.Manager, name)
+		s, err := swarmstore.LoadService(ctx, d.Fleet.Manager, name)
 		switch {
 		case err == nil:
 			targets = append(targets, target{name: name, service: &s})
-		case !errors.Is(err, fleet.ErrNoService):
+		case !errors.Is(err, swarmstore.ErrNoService):
 			return nil, err
 		default:
 			if _, _, ok := inv.Find(name); !ok {
@@ -47,8 +48,8 @@ func (d *Deployer) Remove(ctx context.Context, names []string) ([]string, error)
 			}
 			removed = append(removed, c.Name)
 			// One replica fewer wanted, or scale would bring it back.
-			if s, err := fleet.LoadService(ctx, d.Fleet.Manager, c.Service); err == nil && s.Replicas > 0 {
-				if err := fleet.AddReplicas(ctx, d.Fleet.Manager, s.Name, -1); err != nil {
+			if s, err := swarmstore.LoadService(ctx, d.Fleet.Manager, c.Service); err == nil && s.Replicas > 0 {
+				if err := swarmstore.AddReplicas(ctx, d.Fleet.Manager, s.Name, -1); err != nil {
 					return removed, err
 				}
 			}
@@ -63,10 +64,10 @@ func (d *Deployer) Remove(ctx context.Context, names []string) ([]string, error)
 			}
 			removed = append(removed, c.Name)
 		}
-		if err := fleet.DeleteService(ctx, d.Fleet.Manager, t.name); err != nil {
+		if err := swarmstore.DeleteService(ctx, d.Fleet.Manager, t.name); err != nil {
 			return removed, err
 		}
-		if err := fleet.ReleaseReplicas(ctx, d.Fleet.Manager, t.name); err != nil {
+		if err := swarmstore.ReleaseReplicas(ctx, d.Fleet.Manager, t.name); err != nil {
 			return removed, err
 		}
 		removed = append(removed, t.name)
@@ -79,7 +80,7 @@ func (d *Deployer) removeContainer(ctx context.Context, n *fleet.NodeState, name
 	if err := n.Agent.Remove(ctx, name); err != nil {
 		return err
 	}
-	if err := fleet.ReleaseReplica(ctx, d.Fleet.Manager, name); err != nil {
+	if err := swarmstore.ReleaseReplica(ctx, d.Fleet.Manager, name); err != nil {
 		return err
 	}
 	return fleet.ForgetHistory(ctx, d.Fleet.Manager, name)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
 	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
 // Resize changes the cpuset and memory of a container, or of every replica
@@ -18,7 +19,7 @@ func (d *Deployer) Resize(ctx context.Context, target string, req api.ResizeRequ
 		return nil, err
 	}
 	var targets []api.FleetContainer
-	svc, err := fleet.LoadService(ctx, d.Fleet.Manager, target)
+	svc, err := swarmstore.LoadService(ctx, d.Fleet.Manager, target)
 	isService := err == nil
 	switch {
 	case isService:
@@ -26,7 +27,7 @@ func (d *Deployer) Resize(ctx context.Context, target string, req api.ResizeRequ
 			return nil, fmt.Errorf("cannot reach every replica of %s: %w", target, err)
 		}
 		targets = inv.Containers(target)
-	case !errors.Is(err, fleet.ErrNoService):
+	case !errors.Is(err, swarmstore.ErrNoService):
 		return nil, err
 	default:
 		c, _, ok := inv.Find(target)
@@ -58,7 +59,7 @@ func (d *Deployer) Resize(ctx context.Context, target string, req api.ResizeRequ
 		if req.MemorySwap != nil {
 			svc.MemorySwap = *req.MemorySwap
 		}
-		if err := fleet.ReplaceService(ctx, d.Fleet.Manager, svc); err != nil {
+		if err := swarmstore.ReplaceService(ctx, d.Fleet.Manager, svc); err != nil {
 			return done, err
 		}
 	}

@@ -5,8 +5,9 @@ import (
 	"fmt"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
-	"github.com/docker-fleet/fleet/cliplugin/internal/scheduler"
 	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/scheduler"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
 // ScaleResult is what scale did to one service.
@@ -22,7 +23,7 @@ type ScaleResult struct {
 // definition, down from the busiest nodes first.
 func (d *Deployer) Scale(ctx context.Context, targets []ScaleTarget) ([]ScaleResult, error) {
 	for _, t := range targets {
-		if _, err := fleet.LoadService(ctx, d.Fleet.Manager, t.Service); err != nil {
+		if _, err := swarmstore.LoadService(ctx, d.Fleet.Manager, t.Service); err != nil {
 			return nil, err
 		}
 	}
@@ -45,7 +46,7 @@ type ScaleTarget struct {
 }
 
 func (d *Deployer) scaleOne(ctx context.Context, t ScaleTarget) (ScaleResult, error) {
-	s, err := fleet.LoadService(ctx, d.Fleet.Manager, t.Service)
+	s, err := swarmstore.LoadService(ctx, d.Fleet.Manager, t.Service)
 	if err != nil {
 		return ScaleResult{}, err
 	}
@@ -98,7 +99,7 @@ func (d *Deployer) scaleOne(ctx context.Context, t ScaleTarget) (ScaleResult, er
 	}
 	if t.Add {
 		// Added to what is recorded, not set: a concurrent +N counts too.
-		return res, fleet.AddReplicas(ctx, d.Fleet.Manager, s.Name, len(res.Created))
+		return res, swarmstore.AddReplicas(ctx, d.Fleet.Manager, s.Name, len(res.Created))
 	}
-	return res, fleet.SetReplicas(ctx, d.Fleet.Manager, s.Name, t.Replicas)
+	return res, swarmstore.SetReplicas(ctx, d.Fleet.Manager, s.Name, t.Replicas)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/spec"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
 // FleetView is the whole fleet.
@@ -53,7 +54,7 @@ type Totals struct {
 
 // NodeView is one node with what its agent reports.
 type NodeView struct {
-	fleet.Node
+	swarmstore.Node
 	Info    *api.Info    `json:"info,omitempty"`
 	Metrics *api.Metrics `json:"metrics,omitempty"`
 	Ledger  *api.Ledger  `json:"ledger,omitempty"`
@@ -63,7 +64,7 @@ type NodeView struct {
 
 // Fleet gathers the fleet view, asking all agents at once.
 func Fleet(ctx context.Context, f *fleet.Fleet) (*FleetView, error) {
-	nodes, err := fleet.Nodes(ctx, f.Manager)
+	nodes, err := swarmstore.Nodes(ctx, f.Manager)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +72,7 @@ func Fleet(ctx context.Context, f *fleet.Fleet) (*FleetView, error) {
 	if err != nil {
 		return nil, err
 	}
-	svcs, err := fleet.ListServices(ctx, f.Manager)
+	svcs, err := swarmstore.ListServices(ctx, f.Manager)
 	if err != nil {
 		return nil, err
 	}
@@ -116,11 +117,11 @@ func Fleet(ctx context.Context, f *fleet.Fleet) (*FleetView, error) {
 }
 
 // Node gathers one node's view.
-func Node(ctx context.Context, f *fleet.Fleet, n fleet.Node) NodeView {
+func Node(ctx context.Context, f *fleet.Fleet, n swarmstore.Node) NodeView {
 	return gatherNode(ctx, f, n)
 }
 
-func gatherNode(ctx context.Context, f *fleet.Fleet, n fleet.Node) NodeView {
+func gatherNode(ctx context.Context, f *fleet.Fleet, n swarmstore.Node) NodeView {
 	v := NodeView{Node: n}
 	agent, err := f.Agent(n)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/docker-fleet/fleet/shared/agentclient"
 	"github.com/docker-fleet/fleet/shared/pki"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
 // Enroll gives the agent of node n a certificate for a new key made on that
@@ -17,7 +18,7 @@ import (
 // enrollment token init set on its plugin; or a rotation, when the agent
 // already shows a valid certificate of the fleet for n. The key never leaves
 // the node, and the old certificate serves until the new one replaces it.
-func (f *Fleet) Enroll(ctx context.Context, n Node, token string) error {
+func (f *Fleet) Enroll(ctx context.Context, n swarmstore.Node, token string) error {
 	creds, err := f.Credentials()
 	if err != nil {
 		return err

@@ -15,11 +15,12 @@ import (
 
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/pki"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
 // fakeAgent answers enrollment as an agent would: it serves cert, returns a
 // request for key with the MAC under token, and records what it was given.
-func fakeAgent(t *testing.T, ca *pki.CA, serve tls.Certificate, key *ecdsa.PrivateKey, token string) (Node, *[]byte) {
+func fakeAgent(t *testing.T, ca *pki.CA, serve tls.Certificate, key *ecdsa.PrivateKey, token string) (swarmstore.Node, *[]byte) {
 	t.Helper()
 	var installed []byte
 	mux := http.NewServeMux()
@@ -40,7 +41,7 @@ func fakeAgent(t *testing.T, ca *pki.CA, serve tls.Certificate, key *ecdsa.Priva
 	t.Cleanup(srv.Close)
 	host, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	p, _ := strconv.Atoi(port)
-	return Node{Hostname: "h1", Addr: host, AgentPort: p}, &installed
+	return swarmstore.Node{Hostname: "h1", Addr: host, AgentPort: p}, &installed
 }
 
 func TestEnroll(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker-fleet/fleet/shared/agentclient"
 	"github.com/docker-fleet/fleet/shared/pki"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
 // Fleet is a connection to a fleet through its manager engine.
@@ -42,7 +43,7 @@ func Open(ctx context.Context, manager client.APIClient) (*Fleet, error) {
 }
 
 // Agent returns a client for the node's agent.
-func (f *Fleet) Agent(n Node) (*agentclient.Client, error) {
+func (f *Fleet) Agent(n swarmstore.Node) (*agentclient.Client, error) {
 	if n.AgentPort == 0 {
 		return nil, fmt.Errorf("node %s has no fleet agent: run `docker fleet init` again", n.Hostname)
 	}

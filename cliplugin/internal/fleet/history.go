@@ -13,6 +13,7 @@ import (
 
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/labels"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
 // Migration history lives in the swarm too: one config per container that
@@ -31,7 +32,7 @@ func History(ctx context.Context, c client.APIClient, container string) ([]api.M
 		return nil, err
 	}
 	var out []api.Migration
-	return out, json.Unmarshal(content(res.Config), &out)
+	return out, json.Unmarshal(swarmstore.Content(res.Config), &out)
 }
 
 // maxHistory bounds the migrations kept per container (the newest).
@@ -48,7 +49,7 @@ func RecordMigration(ctx context.Context, c client.APIClient, m api.Migration) e
 			// Appended to the version the update replaces, read anew at
 			// each of its attempts.
 			var ferr error
-			err := updateLabels(ctx, c, historyConfig(m.Container), func(l map[string]string) {
+			err := swarmstore.UpdateLabels(ctx, c, historyConfig(m.Container), func(l map[string]string) {
 				var now []api.Migration
 				if v, ok := l[labels.Content]; ok {
 					ferr = json.Unmarshal([]byte(v), &now)

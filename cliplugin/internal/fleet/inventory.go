@@ -9,11 +9,12 @@ import (
 
 	"github.com/docker-fleet/fleet/shared/agentclient"
 	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
 // NodeState is a node with its agent and what its ledger said.
 type NodeState struct {
-	Node
+	swarmstore.Node
 	Agent  *agentclient.Client
 	Ledger api.Ledger
 	// Err says why the agent could not be asked.
@@ -26,7 +27,7 @@ type Inventory []*NodeState
 
 // Inventory reads every node's ledger.
 func (f *Fleet) Inventory(ctx context.Context) (Inventory, error) {
-	nodes, err := Nodes(ctx, f.Manager)
+	nodes, err := swarmstore.Nodes(ctx, f.Manager)
 	if err != nil {
 		return nil, err
 	}
@@ -46,8 +47,8 @@ func (f *Fleet) Inventory(ctx context.Context) (Inventory, error) {
 }
 
 // Nodes are the inventory's swarm nodes.
-func (inv Inventory) Nodes() []Node {
-	out := make([]Node, 0, len(inv))
+func (inv Inventory) Nodes() []swarmstore.Node {
+	out := make([]swarmstore.Node, 0, len(inv))
 	for _, n := range inv {
 		out = append(out, n.Node)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker-fleet/fleet/shared/labels"
 	"github.com/docker-fleet/fleet/shared/pki"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
 // Revocations reads the fleet's revocation list from the swarm: one config
@@ -53,7 +54,7 @@ func (f *Fleet) Revoke(ctx context.Context, node string) error {
 	if err != nil {
 		return fmt.Errorf("recording the revocation of %s: %w", node, err)
 	}
-	nodes, err := Nodes(ctx, f.Manager)
+	nodes, err := swarmstore.Nodes(ctx, f.Manager)
 	if err != nil {
 		return err
 	}
@@ -73,7 +74,7 @@ func (f *Fleet) Revoke(ctx context.Context, node string) error {
 }
 
 // PushRevocations gives node n's agent the fleet's revocation list.
-func (f *Fleet) PushRevocations(ctx context.Context, n Node) error {
+func (f *Fleet) PushRevocations(ctx context.Context, n swarmstore.Node) error {
 	rs, err := f.Revocations(ctx)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package fleet
+package swarmstore
 
 import (
 	"context"
@@ -84,13 +84,13 @@ func ListServices(ctx context.Context, c client.APIClient) ([]spec.Service, erro
 
 // SetReplicas records a service's desired replica count.
 func SetReplicas(ctx context.Context, c client.APIClient, name string, n int) error {
-	return updateLabels(ctx, c, serviceConfig(name), func(l map[string]string) { l[labels.Replicas] = strconv.Itoa(n) })
+	return UpdateLabels(ctx, c, serviceConfig(name), func(l map[string]string) { l[labels.Replicas] = strconv.Itoa(n) })
 }
 
 // AddReplicas adds n to a service's desired replica count, in one
 // versioned update.
 func AddReplicas(ctx context.Context, c client.APIClient, name string, n int) error {
-	return updateLabels(ctx, c, serviceConfig(name), func(l map[string]string) {
+	return UpdateLabels(ctx, c, serviceConfig(name), func(l map[string]string) {
 		cur, _ := strconv.Atoi(l[labels.Replicas])
 		l[labels.Replicas] = strconv.Itoa(cur + n)
 	})
@@ -105,12 +105,12 @@ func ReplaceService(ctx context.Context, c client.APIClient, s spec.Service) err
 		return err
 	}
 	// The replica count is scale's: a concurrent scale keeps its word.
-	return updateLabels(ctx, c, serviceConfig(s.Name), func(l map[string]string) { l[labels.Content] = string(data) })
+	return UpdateLabels(ctx, c, serviceConfig(s.Name), func(l map[string]string) { l[labels.Content] = string(data) })
 }
 
 // updateLabels changes a config's labels with change, retrying when
 // another writer updated it meanwhile (the update names the version read).
-func updateLabels(ctx context.Context, c client.APIClient, name string, change func(map[string]string)) error {
+func UpdateLabels(ctx context.Context, c client.APIClient, name string, change func(map[string]string)) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		var res client.ConfigInspectResult
@@ -132,9 +132,9 @@ func updateLabels(ctx context.Context, c client.APIClient, name string, change f
 	return err
 }
 
-// content is a stored config's newest version: its labels.Content, or
+// Content is a stored config's newest version: its labels.Content, or
 // its data when it was never changed.
-func content(cfg swarm.Config) []byte {
+func Content(cfg swarm.Config) []byte {
 	if v, ok := cfg.Spec.Labels[labels.Content]; ok {
 		return []byte(v)
 	}
@@ -152,7 +152,7 @@ func DeleteService(ctx context.Context, c client.APIClient, name string) error {
 
 func decodeService(cfg swarm.Config) (spec.Service, error) {
 	var s spec.Service
-	if err := json.Unmarshal(content(cfg), &s); err != nil {
+	if err := json.Unmarshal(Content(cfg), &s); err != nil {
 		return s, fmt.Errorf("swarm config %s: %w", cfg.Spec.Name, err)
 	}
 	if n, err := strconv.Atoi(cfg.Spec.Labels[labels.Replicas]); err == nil {
