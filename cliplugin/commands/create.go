@@ -12,9 +12,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/deploy"
-	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
 	"github.com/docker-fleet/fleet/cliplugin/internal/specfile"
 	"github.com/docker-fleet/fleet/shared/spec"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
 type createOptions struct {
@@ -83,7 +83,7 @@ func runCreate(cmd *cobra.Command, dockerCli command.Cli, opts createOptions, ar
 		return err
 	}
 	if len(networks) > 0 {
-		net, err := fleet.FindNetwork(ctx, f.Manager)
+		net, err := swarmstore.FindNetwork(ctx, f.Manager)
 		if err != nil {
 			return err
 		}

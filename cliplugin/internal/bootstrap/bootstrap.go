@@ -48,12 +48,12 @@ type Options struct {
 
 // Report is what init did and found.
 type Report struct {
-	ClusterID      string        `json:"clusterID"`
-	SwarmCreated   bool          `json:"swarmCreated"`
-	CACreated      bool          `json:"caCreated"`
-	Network        fleet.Network `json:"network"`
-	NetworkCreated bool          `json:"networkCreated"`
-	Nodes          []NodeReport  `json:"nodes"`
+	ClusterID      string             `json:"clusterID"`
+	SwarmCreated   bool               `json:"swarmCreated"`
+	CACreated      bool               `json:"caCreated"`
+	Network        swarmstore.Network `json:"network"`
+	NetworkCreated bool               `json:"networkCreated"`
+	Nodes          []NodeReport       `json:"nodes"`
 }
 
 // NodeReport is one node's line of init's table.
@@ -97,7 +97,7 @@ func Init(ctx context.Context, manager *engines.Engine, workers []*engines.Engin
 	}
 	in.report.CACreated = created
 	in.fleet = &fleet.Fleet{Manager: manager.Client, CA: ca, Dial: opts.Dial}
-	in.report.Network, in.report.NetworkCreated, err = fleet.EnsureNetwork(ctx, manager.Client, opts.Network, opts.Subnet)
+	in.report.Network, in.report.NetworkCreated, err = swarmstore.EnsureNetwork(ctx, manager.Client, opts.Network, opts.Subnet)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +161,7 @@ func (in *initializer) precheck(ctx context.Context) error {
 			return fmt.Errorf("--worker %s: the engine's swarm is %s (%s): fix it first", w.Context, ws.LocalNodeState, ws.Error)
 		}
 	}
-	return fleet.ValidateNetwork(ctx, in.manager.Client, in.opts.Network, in.opts.Subnet)
+	return swarmstore.ValidateNetwork(ctx, in.manager.Client, in.opts.Network, in.opts.Subnet)
 }
 
 // isMember reports whether the manager's swarm has the node: a worker does

@@ -47,7 +47,7 @@ func (d *Deployer) Create(ctx context.Context, svcs []spec.Service) ([]api.Fleet
 	if err != nil {
 		return nil, err
 	}
-	network, err := fleet.FindNetwork(ctx, d.Fleet.Manager)
+	network, err := swarmstore.FindNetwork(ctx, d.Fleet.Manager)
 	if err != nil {
 		return nil, err
 	}

@@ -32,7 +32,7 @@ func (d *Deployer) Migrate(ctx context.Context, name, to string, onEvent func(ap
 	if err != nil {
 		return nil, err
 	}
-	network, err := fleet.FindNetwork(ctx, d.Fleet.Manager)
+	network, err := swarmstore.FindNetwork(ctx, d.Fleet.Manager)
 	if err != nil {
 		return nil, err
 	}

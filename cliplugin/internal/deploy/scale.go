@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/scheduler"
 	"github.com/docker-fleet/fleet/shared/swarmstore"
@@ -65,7 +64,7 @@ func (d *Deployer) scaleOne(ctx context.Context, t ScaleTarget) (ScaleResult, er
 	res := ScaleResult{Service: s.Name, From: len(current), To: t.Replicas}
 	switch {
 	case t.Replicas > len(current):
-		network, err := fleet.FindNetwork(ctx, d.Fleet.Manager)
+		network, err := swarmstore.FindNetwork(ctx, d.Fleet.Manager)
 		if err != nil {
 			return res, err
 		}

@@ -15,13 +15,13 @@ import (
 
 // FleetView is the whole fleet.
 type FleetView struct {
-	Manager   string        `json:"manager"`
-	ClusterID string        `json:"clusterID,omitempty"`
-	Created   time.Time     `json:"created"`
-	Network   fleet.Network `json:"network"`
-	Nodes     []NodeView    `json:"nodes"`
-	Services  []ServiceView `json:"services"`
-	Totals    Totals        `json:"totals"`
+	Manager   string             `json:"manager"`
+	ClusterID string             `json:"clusterID,omitempty"`
+	Created   time.Time          `json:"created"`
+	Network   swarmstore.Network `json:"network"`
+	Nodes     []NodeView         `json:"nodes"`
+	Services  []ServiceView      `json:"services"`
+	Totals    Totals             `json:"totals"`
 }
 
 // ServiceView is a fleet service: its definition, and its replicas per node.
@@ -68,7 +68,7 @@ func Fleet(ctx context.Context, f *fleet.Fleet) (*FleetView, error) {
 	if err != nil {
 		return nil, err
 	}
-	network, err := fleet.FindNetwork(ctx, f.Manager)
+	network, err := swarmstore.FindNetwork(ctx, f.Manager)
 	if err != nil {
 		return nil, err
 	}

@@ -12,10 +12,11 @@ import (
 
 	"github.com/docker-fleet/fleet/shared/labels"
 	"github.com/docker-fleet/fleet/shared/pki"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
 // ErrNoFleet means the engine's swarm holds no fleet (init was not run).
-var ErrNoFleet = errors.New("no fleet here: run `docker fleet init` against this engine first")
+var ErrNoFleet = swarmstore.ErrNoFleet
 
 // LoadCA reads the fleet CA from the swarm's raft store, and when it was
 // stored (the fleet's birth).
