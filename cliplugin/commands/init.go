@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
@@ -16,6 +17,7 @@ import (
 	"github.com/docker-fleet/fleet/cliplugin/internal/describe"
 	"github.com/docker-fleet/fleet/cliplugin/internal/engines"
 	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
 type initOptions struct {
@@ -24,8 +26,15 @@ type initOptions struct {
 	advertiseAddr string
 	workers       []string
 	agentPort     int
+	failoverAfter time.Duration
 	format        string
+	// failoverSet: --failover-after was given (else the fleet keeps its own).
+	failoverSet bool
 }
+
+// minFailoverAfter is the shortest grace period init accepts: the swarm
+// itself takes several seconds to call a node down.
+const minFailoverAfter = 5 * time.Second
 
 // networkName is what the engine accepts as a network name.
 var networkName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
@@ -42,9 +51,11 @@ to the swarm. Running it again changes nothing; with new --worker flags it adds
 those nodes. It ends with each node's readiness for live migration.`,
 		Example: `  docker fleet init
   docker --context h1 fleet init --worker h2 --worker h3 --subnet 10.215.0.0/24
-  docker fleet init --worker h4           # add a node later`,
+  docker fleet init --worker h4           # add a node later
+  docker fleet init --failover-after 1m   # relocate a lost node's containers after a minute`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.failoverSet = cmd.Flags().Changed("failover-after")
 			return runInit(cmd, dockerCli, opts)
 		},
 	}
@@ -54,6 +65,8 @@ those nodes. It ends with each node's readiness for live migration.`,
 	flags.StringVar(&opts.advertiseAddr, "advertise-addr", "", "Address the new swarm manager advertises (default: the engine chooses)")
 	flags.StringArrayVar(&opts.workers, "worker", nil, "Docker context of an engine to add as a worker (repeatable)")
 	flags.IntVar(&opts.agentPort, "agent-port", api.DefaultPort, "TCP port of the agents' mutual-TLS API")
+	flags.DurationVar(&opts.failoverAfter, "failover-after", swarmstore.DefaultFailoverAfter,
+		"How long a node may be lost before its containers are made anew on the others (0 turns relocation off; unset keeps the fleet's)")
 	flags.StringVar(&opts.format, "format", "", formatHelp)
 	return cmd
 }
@@ -111,6 +124,12 @@ func (opts initOptions) validate() (bootstrap.Options, error) {
 	if opts.agentPort < 1 || opts.agentPort > 65535 {
 		return b, fmt.Errorf("--agent-port %d: not a TCP port", opts.agentPort)
 	}
+	if opts.failoverSet {
+		if opts.failoverAfter < 0 || opts.failoverAfter > 0 && opts.failoverAfter < minFailoverAfter {
+			return b, fmt.Errorf("--failover-after %s: 0 (off) or at least %s: shorter, a node busy for a moment would lose its containers", opts.failoverAfter, minFailoverAfter)
+		}
+		b.FailoverAfter = &opts.failoverAfter
+	}
 	return b, nil
 }
 
@@ -148,6 +167,11 @@ func renderInit(out io.Writer, r *bootstrap.Report) error {
 		}
 	}
 	fmt.Fprintf(out, "\nfleet ready: %d nodes (%d ready to migrate), network %s (%s)\n", len(r.Nodes), ready, r.Network.Name, r.Network.Subnet)
+	if r.FailoverAfter > 0 {
+		fmt.Fprintf(out, "failover: a node lost for %s has its containers made anew on the others\n", r.FailoverAfter)
+	} else {
+		fmt.Fprintln(out, "failover: off (a lost node's containers stay lost until it is back)")
+	}
 	if len(problems) > 0 {
 		fmt.Fprintf(out, "Live migration will not work until this is fixed:\n  %s\n", strings.Join(problems, "\n  "))
 	}

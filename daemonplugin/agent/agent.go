@@ -20,6 +20,7 @@ import (
 	"github.com/docker-fleet/fleet/daemonplugin/hostexec"
 	"github.com/docker-fleet/fleet/daemonplugin/journal"
 	"github.com/docker-fleet/fleet/daemonplugin/keyring"
+	"github.com/docker-fleet/fleet/daemonplugin/leader"
 	"github.com/docker-fleet/fleet/daemonplugin/metrics"
 	"github.com/docker-fleet/fleet/daemonplugin/migrate"
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
@@ -91,6 +92,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.keys != nil {
 		// Migrations this agent left unfinished, if it died in one.
 		go a.migrator.Start(ctx)
+		// On the swarm's leader: watch the nodes, relocate the dead's.
+		go (&leader.Leader{Engine: a.engine, Creds: a.keys}).Run(ctx)
 	}
 	go a.criuInfo() // warm the cache; CRIU takes a moment to start
 	servePprof(a.cfg.Pprof)
@@ -135,6 +138,7 @@ func (a *Agent) Handler() http.Handler {
 		"GET " + api.PathMetrics:     getJSON(a.Metrics),
 		"GET " + api.PathLedger:      getJSON(wl.Ledger),
 		"POST " + api.PathContainers: postJSON(wl.Create),
+		"POST " + api.PathFence:      postJSON(wl.Fence),
 		"GET " + api.PathContainer + "{name}": func(w http.ResponseWriter, r *http.Request) {
 			v, err := wl.Detail(r.Context(), r.PathValue("name"))
 			reply(w, v, err)

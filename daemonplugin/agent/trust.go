@@ -2,11 +2,14 @@ package agent
 
 import (
 	"context"
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
 
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
 	"github.com/docker-fleet/fleet/shared/api"
@@ -31,6 +34,9 @@ func (a *Agent) authorize(roles []pki.Role, h http.Handler) http.Handler {
 			reply(w, nil, workloads.Refuse(errdefs.ErrUnauthenticated, "the certificate of %s %q is revoked", id.Role, id.Name))
 			return
 		}
+		if id.Role == pki.RoleNode && !slices.Contains(roles, pki.RoleNode) && slices.Contains(roles, pki.RoleManager) && a.fromManager(r) {
+			id.Role = pki.RoleManager
+		}
 		if !slices.Contains(roles, id.Role) {
 			reply(w, nil, workloads.Refuse(errdefs.ErrPermissionDenied, "%s %q may not call %s %s on node %s (allowed: %v)",
 				id.Role, id.Name, r.Method, r.URL.Path, a.cfg.Node, roles))
@@ -38,6 +44,33 @@ func (a *Agent) authorize(roles []pki.Role, h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), peerKey{}, id)))
 	})
+}
+
+// fromManager says whether a request comes from the address of one of the
+// swarm's managers, as this node's engine knows them.
+func (a *Agent) fromManager(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	info, err := a.engine.Info(r.Context(), client.InfoOptions{})
+	if err != nil {
+		return false
+	}
+	for _, m := range info.Info.Swarm.RemoteManagers {
+		h, _, err := net.SplitHostPort(m.Addr)
+		if err != nil {
+			continue
+		}
+		if mip, err := netip.ParseAddr(h); err == nil && mip.Unmap() == ip.Unmap() {
+			return true
+		}
+	}
+	return false
 }
 
 // peer is the authenticated caller of a request that authorize let through.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -505,4 +506,23 @@ func trimSlash(s string) string {
 		return s[1:]
 	}
 	return s
+}
+
+// Fence removes this node's copies of containers that were relocated while
+// the node was taken for dead: they run elsewhere now, and a second copy
+// must not run (or be started) here.
+func (m *Manager) Fence(ctx context.Context, req api.FenceRequest) (api.FenceResult, error) {
+	var res api.FenceResult
+	for _, name := range req.Containers {
+		err := m.Remove(ctx, name)
+		if errdefs.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return res, err
+		}
+		res.Removed = append(res.Removed, name)
+		log.Printf("fenced: removed %s, which was relocated while this node was taken for dead", name)
+	}
+	return res, nil
 }

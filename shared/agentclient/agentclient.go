@@ -101,6 +101,12 @@ func (c *Client) Create(ctx context.Context, req api.CreateRequest) (api.FleetCo
 	return call[api.FleetContainer](ctx, c, http.MethodPost, api.PathContainers, req)
 }
 
+// Fence asks a node back from the dead to remove its copies of containers
+// that were relocated.
+func (c *Client) Fence(ctx context.Context, req api.FenceRequest) (api.FenceResult, error) {
+	return call[api.FenceResult](ctx, c, http.MethodPost, api.PathFence, req)
+}
+
 // Remove removes a fleet container from the node.
 func (c *Client) Remove(ctx context.Context, name string) error {
 	_, err := call[struct{}](ctx, c, http.MethodDelete, api.PathContainer+url.PathEscape(name), nil)

@@ -31,6 +31,9 @@ type CertRequest struct {
 var (
 	operator = []pki.Role{pki.RoleOperator}
 	node     = []pki.Role{pki.RoleNode}
+	// manager: the CLI, or the agent of a swarm manager relocating a dead
+	// node's containers (pki.RoleManager).
+	manager = []pki.Role{pki.RoleOperator, pki.RoleManager}
 )
 
 // Access is every route the agent serves and the roles allowed to call it.
@@ -39,8 +42,9 @@ var (
 var Access = map[string][]pki.Role{
 	"GET " + PathInfo:                                 operator,
 	"GET " + PathMetrics:                              operator,
-	"GET " + PathLedger:                               operator,
-	"POST " + PathContainers:                          operator,
+	"GET " + PathLedger:                               manager,
+	"POST " + PathContainers:                          manager,
+	"POST " + PathFence:                               manager,
 	"GET " + PathContainer + "{name}":                 operator,
 	"DELETE " + PathContainer + "{name}":              operator,
 	"POST " + PathContainer + "{name}" + ResizeSuffix: operator,

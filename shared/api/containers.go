@@ -10,7 +10,20 @@ const (
 	PathContainer = "/v1/containers/"
 	// ResizeSuffix follows PathContainer + name.
 	ResizeSuffix = "/resize"
+	// PathFence: a node that was declared dead and is back removes the
+	// containers relocated away from it (FenceRequest, FenceResult).
+	PathFence = "/v1/fence"
 )
+
+// FenceRequest names the containers of a node that run elsewhere now.
+type FenceRequest struct {
+	Containers []string `json:"containers"`
+}
+
+// FenceResult is what the node removed.
+type FenceResult struct {
+	Removed []string `json:"removed"`
+}
 
 // CreateRequest asks an agent to create and start one replica of a service
 // on its node, with its cores taken from the node's ledger atomically.

@@ -40,6 +40,17 @@ const (
 	// Revocation marks a swarm config holding one revocation; its value
 	// is the revoked node.
 	Revocation = Prefix + ".revocation"
+	// FailoverAfter, on the CA's config, is how long a node may be silent
+	// before the leader's agent declares it dead (a Go duration; "0"
+	// turns relocation off).
+	FailoverAfter = Prefix + ".failover-after"
+	// Down marks a dead node's record; its value is the node.
+	Down = Prefix + ".down"
+	// RelocatedFrom marks a relocation's record with the dead node the
+	// replica left.
+	RelocatedFrom = Prefix + ".relocated-from"
+	// Stats marks the config holding the fleet's failover counters.
+	Stats = Prefix + ".stats"
 )
 
 const (
@@ -59,6 +70,15 @@ const (
 	ReplicaClaimPrefix = "docker-fleet-replica."
 	// RevocationConfigPrefix starts the name of a revocation's config.
 	RevocationConfigPrefix = "docker-fleet-revoked."
+	// DownConfigPrefix starts the name of a dead node's record (its last
+	// known containers).
+	DownConfigPrefix = "docker-fleet-down."
+	// RelocationConfigPrefix starts the name of a relocated replica's
+	// record: taken before the replica is made anew, so that two leaders
+	// never relocate it twice, and kept until its old node is fenced.
+	RelocationConfigPrefix = "docker-fleet-relocation."
+	// StatsConfigName holds the fleet's failover counters in its labels.
+	StatsConfigName = "docker-fleet-stats"
 	// AgentPlugin is the managed plugin's name on every engine.
 	AgentPlugin = "fleet-agent:latest"
 )

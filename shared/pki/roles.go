@@ -21,6 +21,11 @@ type Role string
 const (
 	RoleOperator Role = "operator"
 	RoleNode     Role = "node"
+	// RoleManager is in no certificate: a node's certificate presented
+	// from the address of one of the swarm's managers, where the agent
+	// that relocates a dead node's containers runs. The swarm's managers
+	// already command every engine of the swarm.
+	RoleManager Role = "manager"
 )
 
 // Identity is who a verified certificate names.

@@ -2,7 +2,9 @@ package swarmstore
 
 import (
 	"context"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -54,11 +56,7 @@ func ClaimReplica(ctx context.Context, c client.APIClient, service string, n int
 
 // ReleaseReplica drops the claim of a replica that is gone.
 func ReleaseReplica(ctx context.Context, c client.APIClient, replica string) error {
-	_, err := c.ConfigRemove(ctx, claimConfig(replica), client.ConfigRemoveOptions{})
-	if err != nil && !errdefs.IsNotFound(err) {
-		return err
-	}
-	return nil
+	return removeConfig(ctx, c, claimConfig(replica))
 }
 
 // ReleaseReplicas drops every claim of a service that is gone.
@@ -73,4 +71,18 @@ func ReleaseReplicas(ctx context.Context, c client.APIClient, service string) er
 		}
 	}
 	return nil
+}
+
+// Claims lists every claimed replica name.
+func Claims(ctx context.Context, c client.APIClient) ([]string, error) {
+	res, err := c.ConfigList(ctx, client.ConfigListOptions{Filters: make(client.Filters).Add("label", labels.ReplicaOf)})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(res.Items))
+	for _, cfg := range res.Items {
+		out = append(out, strings.TrimPrefix(cfg.Spec.Name, labels.ReplicaClaimPrefix))
+	}
+	sort.Strings(out)
+	return out, nil
 }

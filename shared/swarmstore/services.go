@@ -108,7 +108,7 @@ func ReplaceService(ctx context.Context, c client.APIClient, s spec.Service) err
 	return UpdateLabels(ctx, c, serviceConfig(s.Name), func(l map[string]string) { l[labels.Content] = string(data) })
 }
 
-// updateLabels changes a config's labels with change, retrying when
+// UpdateLabels changes a config's labels with change, retrying when
 // another writer updated it meanwhile (the update names the version read).
 func UpdateLabels(ctx context.Context, c client.APIClient, name string, change func(map[string]string)) error {
 	var err error
@@ -143,11 +143,7 @@ func Content(cfg swarm.Config) []byte {
 
 // DeleteService forgets a service definition; a missing one is fine.
 func DeleteService(ctx context.Context, c client.APIClient, name string) error {
-	_, err := c.ConfigRemove(ctx, serviceConfig(name), client.ConfigRemoveOptions{})
-	if err != nil && !errdefs.IsNotFound(err) {
-		return err
-	}
-	return nil
+	return removeConfig(ctx, c, serviceConfig(name))
 }
 
 func decodeService(cfg swarm.Config) (spec.Service, error) {

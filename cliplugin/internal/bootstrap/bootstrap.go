@@ -42,6 +42,10 @@ type Options struct {
 	Subnet        netip.Prefix // zero: the swarm picks one
 	AdvertiseAddr string
 	AgentPort     int
+	// FailoverAfter, when set, is how long a node may be silent before the
+	// leader's agent relocates its containers (0: never); unset keeps what
+	// the fleet has.
+	FailoverAfter *time.Duration
 	// Dial reaches the agents (nil: TCP to each agent's port); see package dial.
 	Dial agentclient.DialFunc
 }
@@ -53,7 +57,9 @@ type Report struct {
 	CACreated      bool               `json:"caCreated"`
 	Network        swarmstore.Network `json:"network"`
 	NetworkCreated bool               `json:"networkCreated"`
-	Nodes          []NodeReport       `json:"nodes"`
+	// FailoverAfter is the fleet's grace period before relocation (0: off).
+	FailoverAfter time.Duration `json:"failoverAfter"`
+	Nodes         []NodeReport  `json:"nodes"`
 }
 
 // NodeReport is one node's line of init's table.
@@ -96,6 +102,14 @@ func Init(ctx context.Context, manager *engines.Engine, workers []*engines.Engin
 		return nil, err
 	}
 	in.report.CACreated = created
+	if opts.FailoverAfter != nil {
+		if err := swarmstore.SetFailoverAfter(ctx, manager.Client, *opts.FailoverAfter); err != nil {
+			return nil, fmt.Errorf("recording --failover-after: %w", err)
+		}
+	}
+	if in.report.FailoverAfter, err = swarmstore.FailoverAfter(ctx, manager.Client); err != nil {
+		return nil, err
+	}
 	in.fleet = &fleet.Fleet{Manager: manager.Client, CA: ca, Dial: opts.Dial}
 	in.report.Network, in.report.NetworkCreated, err = swarmstore.EnsureNetwork(ctx, manager.Client, opts.Network, opts.Subnet)
 	if err != nil {

@@ -131,7 +131,7 @@ type job struct {
 // plan places n new replicas of s and names them with the lowest free
 // replica numbers.
 func plan(sched []scheduler.Node, inv fleet.Inventory, s spec.Service, n int, network string) ([]job, error) {
-	where, err := scheduler.Place(sched, requestOf(s), n)
+	where, err := scheduler.Place(sched, scheduler.RequestOf(s), n)
 	if err != nil {
 		return nil, fmt.Errorf("cannot place %d replica(s) of %s: %w", n, s.Name, err)
 	}
@@ -197,7 +197,7 @@ func (d *Deployer) createOne(ctx context.Context, j job) (api.FleetContainer, er
 		if ierr != nil {
 			return c, err
 		}
-		where, perr := scheduler.Place(schedulerNodes(inv), requestOf(j.req.Service), 1)
+		where, perr := scheduler.Place(schedulerNodes(inv), scheduler.RequestOf(j.req.Service), 1)
 		if perr != nil {
 			return c, fmt.Errorf("cannot place %s: %w", j.req.Name, perr)
 		}
@@ -208,11 +208,6 @@ func (d *Deployer) createOne(ctx context.Context, j job) (api.FleetContainer, er
 // raceRetries bounds how often a replica is placed anew after losing a race
 // for a node's cores to a concurrent command.
 const raceRetries = 5
-
-func requestOf(s spec.Service) scheduler.Request {
-	set, _ := cpuset.Parse(s.Cpuset)
-	return scheduler.Request{Cores: s.Cores, Cpuset: set, Memory: s.Memory, Node: s.Node, Strategy: s.Strategy}
-}
 
 // undo removes what a failed create made: its containers and definitions.
 func (d *Deployer) undo(ctx context.Context, svcs []spec.Service, made []api.FleetContainer) {

@@ -8,7 +8,6 @@ import (
 	"io"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
-	"github.com/docker-fleet/fleet/shared/cpuset"
 	"github.com/docker-fleet/fleet/shared/scheduler"
 )
 
@@ -22,26 +21,7 @@ type Deployer struct {
 func schedulerNodes(inv fleet.Inventory) []scheduler.Node {
 	out := make([]scheduler.Node, 0, len(inv))
 	for _, n := range inv {
-		sn := scheduler.Node{Name: n.Hostname}
-		switch {
-		case n.Err != nil:
-			sn.Unusable = "agent unreachable (" + n.Err.Error() + ")"
-		case n.State != "ready":
-			sn.Unusable = "node is " + n.State
-		case n.Availability != "active":
-			sn.Unusable = "node is " + n.Availability
-		}
-		if n.Err == nil {
-			sn.Cores = cpuset.Of(n.Ledger.Cores...)
-			var held []int
-			for _, h := range n.Ledger.Held {
-				held = append(held, h.Core)
-			}
-			sn.Free = sn.Cores.Minus(cpuset.Of(held...))
-			sn.MemFree = n.Ledger.MemTotal - n.Ledger.MemReserved
-			sn.Containers = len(n.Ledger.Containers)
-		}
-		out = append(out, sn)
+		out = append(out, scheduler.NodeOf(n.Hostname, n.State, n.Availability, n.Ledger, n.Err))
 	}
 	return out
 }

@@ -1,0 +1,179 @@
+package leader
+
+import (
+	"context"
+	"errors"
+	"log"
+	"strings"
+	"time"
+
+	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/scheduler"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
+)
+
+// relocate makes the dead node's containers anew on the live nodes: each
+// one not running elsewhere yet, placed by the scheduler, under its name.
+// One that fits nowhere stays wanted and is tried again next round.
+func (l *Leader) relocate(ctx context.Context, d swarmstore.Down, views []view) {
+	running := map[string]bool{}
+	var sched []scheduler.Node
+	byName := map[string]view{}
+	for _, v := range views {
+		for _, c := range v.ledger.Containers {
+			running[c.Name] = true
+		}
+		sn := scheduler.NodeOf(v.Hostname, v.State, v.Availability, v.ledger, v.err)
+		if v.Hostname == d.Node {
+			sn.Unusable = "node is dead"
+		}
+		sched = append(sched, sn)
+		byName[v.Hostname] = v
+	}
+	lost, err := l.lost(ctx, d, running)
+	if err != nil {
+		log.Printf("leader: relocating from %s: %v", d.Node, err)
+		return
+	}
+	network, err := swarmstore.FindNetwork(ctx, l.Engine)
+	if err != nil {
+		log.Printf("leader: relocating from %s: %v", d.Node, err)
+		return
+	}
+	for _, c := range lost {
+		if running[c.Name] {
+			continue
+		}
+		if err := l.relocateOne(ctx, d.Node, c, sched, byName, network.Name, func(name string) bool { return running[name] }); err != nil {
+			log.Printf("leader: %s of dead node %s stays wanted: %v", c.Name, d.Node, err)
+		}
+	}
+}
+
+// lost is what ran on the dead node and still belongs to a service.
+func (l *Leader) lost(ctx context.Context, d swarmstore.Down, running map[string]bool) ([]api.FleetContainer, error) {
+	claims, err := swarmstore.Claims(ctx, l.Engine)
+	if err != nil {
+		return nil, err
+	}
+	claimed := map[string]bool{}
+	for _, name := range claims {
+		claimed[name] = true
+	}
+	var out []api.FleetContainer
+	if d.Known {
+		for _, c := range d.Containers {
+			// A replica scaled away or a service removed meanwhile has
+			// no claim left.
+			if claimed[c.Name] {
+				out = append(out, c)
+			}
+		}
+		return out, nil
+	}
+	for _, name := range claims {
+		if running[name] {
+			continue
+		}
+		i := strings.LastIndexByte(name, '.')
+		if i < 0 {
+			continue
+		}
+		out = append(out, api.FleetContainer{Name: name, Service: name[:i]})
+	}
+	return out, nil
+}
+
+// errNoRoom says a replica fits on no live node now.
+var errNoRoom = errors.New("no live node can take it now")
+
+func (l *Leader) relocateOne(ctx context.Context, from string, c api.FleetContainer, sched []scheduler.Node, views map[string]view, network string, running func(string) bool) error {
+	svc, err := swarmstore.LoadService(ctx, l.Engine, c.Service)
+	if errors.Is(err, swarmstore.ErrNoService) {
+		return nil // removed meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	req := scheduler.RequestOf(svc)
+	// A replica pinned to the dead node goes where it can.
+	req.Node = ""
+	where, err := scheduler.Place(sched, req, 1)
+	if err != nil {
+		return errors.Join(errNoRoom, err)
+	}
+	to := views[where[0]]
+	ok, err := swarmstore.ClaimRelocation(ctx, l.Engine, swarmstore.Relocation{
+		Replica: c.Name, From: from, To: to.Hostname, Kind: "cold", At: time.Now(),
+	}, running)
+	if err != nil || !ok {
+		return err // another leader relocates it
+	}
+	a, err := l.agent(to.Node)
+	if err == nil {
+		replica := c.Replica
+		if replica == 0 {
+			replica = replicaNumber(c.Name)
+		}
+		svc.Node = ""
+		_, err = a.Create(ctx, api.CreateRequest{Name: c.Name, Replica: replica, Network: network, Service: svc})
+	}
+	if err != nil {
+		// Not made: the next round may try again.
+		if derr := swarmstore.DropRelocation(context.WithoutCancel(ctx), l.Engine, c.Name); derr != nil {
+			log.Printf("leader: dropping the relocation record of %s: %v", c.Name, derr)
+		}
+		return err
+	}
+	log.Printf("leader: relocated %s from dead node %s to %s (cold: started afresh)", c.Name, from, to.Hostname)
+	if err := swarmstore.Count(ctx, l.Engine, swarmstore.CountRelocationsCold); err != nil {
+		log.Printf("leader: counting the relocation of %s: %v", c.Name, err)
+	}
+	return nil
+}
+
+// replicaNumber is N of a replica named SERVICE.N.
+func replicaNumber(name string) int {
+	n := 0
+	for _, r := range name[strings.LastIndexByte(name, '.')+1:] {
+		if r < '0' || r > '9' {
+			return 0
+		}
+		n = n*10 + int(r-'0')
+	}
+	return n
+}
+
+// fence has a node back from the dead remove its copies of what was
+// relocated, then forgets its death.
+func (l *Leader) fence(ctx context.Context, v view) {
+	rels, err := swarmstore.Relocations(ctx, l.Engine, v.Hostname)
+	if err != nil {
+		log.Printf("leader: fencing %s: %v", v.Hostname, err)
+		return
+	}
+	req := api.FenceRequest{}
+	for _, r := range rels {
+		req.Containers = append(req.Containers, r.Replica)
+	}
+	a, err := l.agent(v.Node)
+	if err != nil {
+		log.Printf("leader: fencing %s: %v", v.Hostname, err)
+		return
+	}
+	res, err := a.Fence(ctx, req)
+	if err != nil {
+		log.Printf("leader: fencing %s: %v", v.Hostname, err)
+		return
+	}
+	log.Printf("leader: node %s is back; it removed %d relocated copie(s) %v", v.Hostname, len(res.Removed), res.Removed)
+	for _, r := range rels {
+		if err := swarmstore.DropRelocation(ctx, l.Engine, r.Replica); err != nil {
+			log.Printf("leader: fencing %s: %v", v.Hostname, err)
+			return
+		}
+	}
+	if err := swarmstore.ClearDown(ctx, l.Engine, v.Hostname); err != nil {
+		log.Printf("leader: fencing %s: %v", v.Hostname, err)
+	}
+}

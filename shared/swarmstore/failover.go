@@ -1,0 +1,238 @@
+package swarmstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/client"
+
+	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/labels"
+)
+
+// DefaultFailoverAfter is how long a node may be silent before it is
+// declared dead, unless init was told otherwise.
+const DefaultFailoverAfter = 30 * time.Second
+
+// FailoverAfter reads the fleet's grace period (0: relocation is off).
+func FailoverAfter(ctx context.Context, c client.APIClient) (time.Duration, error) {
+	res, err := c.ConfigInspect(ctx, labels.CAConfigName, client.ConfigInspectOptions{})
+	if errdefs.IsNotFound(err) {
+		return 0, ErrNoFleet
+	}
+	if err != nil {
+		return 0, err
+	}
+	v, ok := res.Config.Spec.Labels[labels.FailoverAfter]
+	if !ok {
+		return DefaultFailoverAfter, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q on %s: %w", labels.FailoverAfter, v, labels.CAConfigName, err)
+	}
+	return d, nil
+}
+
+// SetFailoverAfter records the fleet's grace period.
+func SetFailoverAfter(ctx context.Context, c client.APIClient, d time.Duration) error {
+	return UpdateLabels(ctx, c, labels.CAConfigName, func(l map[string]string) { l[labels.FailoverAfter] = d.String() })
+}
+
+// Down is a dead node's record: since when, and the containers it last
+// reported. Known is false when the leader that declared it never heard
+// from it (it took over after the node died): then the node's replicas are
+// those claimed that run on no live node.
+type Down struct {
+	Node       string               `json:"node"`
+	Since      time.Time            `json:"since"`
+	Known      bool                 `json:"known"`
+	Containers []api.FleetContainer `json:"containers"`
+}
+
+func downConfig(node string) string { return labels.DownConfigPrefix + node }
+
+// MarkDown records node as dead, once: created is false when it already
+// was (by this leader or an earlier one), and the record returned is the
+// first one.
+func MarkDown(ctx context.Context, c client.APIClient, d Down) (Down, bool, error) {
+	data, err := json.Marshal(d)
+	if err != nil {
+		return Down{}, false, err
+	}
+	_, err = c.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: swarm.ConfigSpec{
+		Annotations: swarm.Annotations{Name: downConfig(d.Node), Labels: map[string]string{labels.Down: d.Node}},
+		Data:        data,
+	}})
+	if err == nil {
+		return d, true, nil
+	}
+	if !errdefs.IsConflict(err) {
+		return Down{}, false, err
+	}
+	res, err := c.ConfigInspect(ctx, downConfig(d.Node), client.ConfigInspectOptions{})
+	if err != nil {
+		return Down{}, false, err
+	}
+	var old Down
+	return old, false, json.Unmarshal(res.Config.Spec.Data, &old)
+}
+
+// DownNodes lists the nodes recorded dead.
+func DownNodes(ctx context.Context, c client.APIClient) ([]Down, error) {
+	res, err := c.ConfigList(ctx, client.ConfigListOptions{Filters: make(client.Filters).Add("label", labels.Down)})
+	if err != nil {
+		return nil, err
+	}
+	var out []Down
+	for _, cfg := range res.Items {
+		full, err := c.ConfigInspect(ctx, cfg.ID, client.ConfigInspectOptions{})
+		if err != nil {
+			return nil, err
+		}
+		var d Down
+		if err := json.Unmarshal(full.Config.Spec.Data, &d); err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.Spec.Name, err)
+		}
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out, nil
+}
+
+// ClearDown forgets a node's death (it is back and fenced).
+func ClearDown(ctx context.Context, c client.APIClient, node string) error {
+	return removeConfig(ctx, c, downConfig(node))
+}
+
+// Relocation is a replica made anew elsewhere because its node died.
+type Relocation struct {
+	Replica string    `json:"replica"`
+	From    string    `json:"from"`
+	To      string    `json:"to"`
+	Kind    string    `json:"kind"` // "cold" or "warm"
+	At      time.Time `json:"at"`
+}
+
+func relocationConfig(replica string) string { return labels.RelocationConfigPrefix + replica }
+
+// staleRelocation is the age past which a relocation's record whose
+// replica runs nowhere is taken to be left by a leader that died before
+// it made the replica.
+const staleRelocation = 2 * time.Minute
+
+// ClaimRelocation records r before its replica is made anew; false if a
+// record of a relocation of that replica is already there. running says
+// whether the replica runs on a live node now: a record left without it
+// for staleRelocation is taken over.
+func ClaimRelocation(ctx context.Context, c client.APIClient, r Relocation, running func(string) bool) (bool, error) {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return false, err
+	}
+	for attempt := 0; attempt < 2; attempt++ {
+		_, err = c.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: swarm.ConfigSpec{
+			Annotations: swarm.Annotations{Name: relocationConfig(r.Replica), Labels: map[string]string{labels.RelocatedFrom: r.From}},
+			Data:        data,
+		}})
+		if err == nil {
+			return true, nil
+		}
+		if !errdefs.IsConflict(err) {
+			return false, err
+		}
+		res, ierr := c.ConfigInspect(ctx, relocationConfig(r.Replica), client.ConfigInspectOptions{})
+		if ierr != nil || running(r.Replica) || time.Since(res.Config.CreatedAt) < staleRelocation {
+			return false, nil
+		}
+		if _, err := c.ConfigRemove(ctx, res.Config.ID, client.ConfigRemoveOptions{}); err != nil && !errdefs.IsNotFound(err) {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// Relocations lists the replicas relocated away from node.
+func Relocations(ctx context.Context, c client.APIClient, from string) ([]Relocation, error) {
+	res, err := c.ConfigList(ctx, client.ConfigListOptions{Filters: make(client.Filters).Add("label", labels.RelocatedFrom+"="+from)})
+	if err != nil {
+		return nil, err
+	}
+	var out []Relocation
+	for _, cfg := range res.Items {
+		full, err := c.ConfigInspect(ctx, cfg.ID, client.ConfigInspectOptions{})
+		if err != nil {
+			return nil, err
+		}
+		var r Relocation
+		if err := json.Unmarshal(full.Config.Spec.Data, &r); err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.Spec.Name, err)
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Replica < out[j].Replica })
+	return out, nil
+}
+
+// DropRelocation removes a relocation's record: its replica could not be
+// made (so it may be tried again), or its old node is fenced.
+func DropRelocation(ctx context.Context, c client.APIClient, replica string) error {
+	return removeConfig(ctx, c, relocationConfig(replica))
+}
+
+// Stats are the fleet's failover counters.
+type Stats struct {
+	Failures        int `json:"failures"`
+	RelocationsCold int `json:"relocationsCold"`
+	RelocationsWarm int `json:"relocationsWarm"`
+}
+
+// Counter names of Stats, as stored.
+const (
+	CountFailures        = "failures"
+	CountRelocationsCold = "relocations-cold"
+	CountRelocationsWarm = "relocations-warm"
+)
+
+// Count adds one to a counter of the fleet's Stats.
+func Count(ctx context.Context, c client.APIClient, counter string) error {
+	_, err := c.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: swarm.ConfigSpec{
+		Annotations: swarm.Annotations{Name: labels.StatsConfigName, Labels: map[string]string{labels.Stats: "1"}},
+		Data:        []byte("{}"),
+	}})
+	if err != nil && !errdefs.IsConflict(err) {
+		return err
+	}
+	return UpdateLabels(ctx, c, labels.StatsConfigName, func(l map[string]string) {
+		n, _ := strconv.Atoi(l[counter])
+		l[counter] = strconv.Itoa(n + 1)
+	})
+}
+
+// ReadStats reads the fleet's failover counters (zero before any).
+func ReadStats(ctx context.Context, c client.APIClient) (Stats, error) {
+	res, err := c.ConfigInspect(ctx, labels.StatsConfigName, client.ConfigInspectOptions{})
+	if errdefs.IsNotFound(err) {
+		return Stats{}, nil
+	}
+	if err != nil {
+		return Stats{}, err
+	}
+	l := res.Config.Spec.Labels
+	n := func(k string) int { v, _ := strconv.Atoi(l[k]); return v }
+	return Stats{Failures: n(CountFailures), RelocationsCold: n(CountRelocationsCold), RelocationsWarm: n(CountRelocationsWarm)}, nil
+}
+
+func removeConfig(ctx context.Context, c client.APIClient, name string) error {
+	_, err := c.ConfigRemove(ctx, name, client.ConfigRemoveOptions{})
+	if err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
