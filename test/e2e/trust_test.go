@@ -64,6 +64,11 @@ func TestNodeCertificateCommandsNothing(t *testing.T) {
 		assert.Check(t, errdefs.IsPermissionDenied(err), "create on %s: %v", target, err)
 		_, err = stolen.Info(ctx)
 		assert.Check(t, errdefs.IsPermissionDenied(err), "info on %s: %v", target, err)
+		// Not from a swarm manager's address: not the leader's agent.
+		_, err = stolen.Fence(ctx, api.FenceRequest{Containers: []string{"web.1"}})
+		assert.Check(t, errdefs.IsPermissionDenied(err), "fence on %s: %v", target, err)
+		_, err = stolen.Ledger(ctx)
+		assert.Check(t, errdefs.IsPermissionDenied(err), "ledger on %s: %v", target, err)
 		assert.Check(t, errdefs.IsPermissionDenied(stolen.Leave(ctx, api.LeaveRequest{Force: true})), "leave on %s", target)
 		assert.Check(t, errdefs.IsPermissionDenied(stolen.Remove(ctx, "web.1")), "rm on %s", target)
 		assert.Check(t, errdefs.IsPermissionDenied(stolen.Expect(ctx, api.Expectation{ID: "abcdef012345", From: "h2", Container: "x.1", Network: "fleet"})))

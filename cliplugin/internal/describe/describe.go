@@ -22,6 +22,15 @@ type FleetView struct {
 	Nodes     []NodeView         `json:"nodes"`
 	Services  []ServiceView      `json:"services"`
 	Totals    Totals             `json:"totals"`
+	Failover  Failover           `json:"failover"`
+}
+
+// Failover is the fleet's dead-node handling: its setting, what it did,
+// and the nodes it holds dead now.
+type Failover struct {
+	After time.Duration `json:"after"`
+	swarmstore.Stats
+	Down []swarmstore.Down `json:"down"`
 }
 
 // ServiceView is a fleet service: its definition, and its replicas per node.
@@ -80,7 +89,11 @@ func Fleet(ctx context.Context, f *fleet.Fleet) (*FleetView, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &FleetView{Created: f.Created, Network: network, Nodes: make([]NodeView, len(nodes)), Services: []ServiceView{}}
+	fo, err := failover(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	v := &FleetView{Failover: fo, Created: f.Created, Network: network, Nodes: make([]NodeView, len(nodes)), Services: []ServiceView{}}
 	var wg sync.WaitGroup
 	for i, n := range nodes {
 		wg.Go(func() { v.Nodes[i] = gatherNode(ctx, f, n) })
@@ -114,6 +127,19 @@ func Fleet(ctx context.Context, f *fleet.Fleet) (*FleetView, error) {
 		}
 	}
 	return v, nil
+}
+
+func failover(ctx context.Context, f *fleet.Fleet) (Failover, error) {
+	var fo Failover
+	var err error
+	if fo.After, err = swarmstore.FailoverAfter(ctx, f.Manager); err != nil {
+		return fo, err
+	}
+	if fo.Stats, err = swarmstore.ReadStats(ctx, f.Manager); err != nil {
+		return fo, err
+	}
+	fo.Down, err = swarmstore.DownNodes(ctx, f.Manager)
+	return fo, err
 }
 
 // Node gathers one node's view.

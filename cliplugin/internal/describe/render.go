@@ -22,6 +22,7 @@ func RenderFleet(out io.Writer, v *FleetView) error {
 	fmt.Fprintf(w, "Up:\t%s (since %s)\n", units.HumanDuration(time.Duration(v.Totals.Uptime*float64(time.Second))), v.Created.Local().Format(time.RFC3339))
 	fmt.Fprintf(w, "Totals:\t%d nodes (%d ready to migrate), %d CPUs, %s memory, %d containers, %d migrations\n",
 		v.Totals.Nodes, v.Totals.ReadyNodes, v.Totals.CPUs, units.BytesSize(float64(v.Totals.Memory)), v.Totals.Containers, v.Totals.Migrations)
+	renderFailover(w, v.Failover)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "NODE\tROLE\tSTATE\tADDRESS\tCPUS\tCPU %\tMEMORY\tCONTAINERS\tMIGRATION")
 	for _, n := range v.Nodes {
@@ -247,4 +248,16 @@ func orUnknown(v string) string {
 		return "?"
 	}
 	return v
+}
+
+func renderFailover(w io.Writer, fo Failover) {
+	after := "off"
+	if fo.After > 0 {
+		after = "after " + fo.After.String()
+	}
+	fmt.Fprintf(w, "Failover:\t%s; %d node failure(s), %d container(s) relocated (%d cold, %d warm)\n",
+		after, fo.Failures, fo.RelocationsCold+fo.RelocationsWarm, fo.RelocationsCold, fo.RelocationsWarm)
+	for _, d := range fo.Down {
+		fmt.Fprintf(w, "Down:\t%s since %s\n", d.Node, d.Since.Local().Format(time.RFC3339))
+	}
 }

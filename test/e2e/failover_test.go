@@ -1,0 +1,126 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
+)
+
+// failoverView is the failover part of `describe --format json`.
+type failoverView struct {
+	After           time.Duration `json:"after"`
+	Failures        int           `json:"failures"`
+	RelocationsCold int           `json:"relocationsCold"`
+	Down            []struct {
+		Node string `json:"node"`
+	} `json:"down"`
+}
+
+func describeFailover(t *testing.T) failoverView {
+	t.Helper()
+	var v struct {
+		Failover failoverView `json:"failover"`
+	}
+	assert.NilError(t, json.Unmarshal([]byte(mustFleet(t, "describe", "--format", "json")), &v))
+	return v.Failover
+}
+
+// setFailover runs init again with --failover-after.
+func setFailover(t *testing.T, d string) {
+	t.Helper()
+	args := []string{"fleet", "init", "--subnet", subnet, "--failover-after", d}
+	for _, w := range workers {
+		args = append(args, "--worker", w)
+	}
+	r := docker(t, manager, args...)
+	assert.Assert(t, r.Code == 0, "fleet init --failover-after %s\n%s", d, r)
+}
+
+// liveContainers are the fleet containers of the hosts whose engines run.
+func liveContainers(t *testing.T, hosts ...string) []engineContainer {
+	t.Helper()
+	var out []engineContainer
+	for _, h := range hosts {
+		for _, c := range hostContainers(t, h) {
+			c.Host, c.Name = h, strings.TrimPrefix(c.Name, "/")
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func TestFailoverRelocatesADeadNodesContainers(t *testing.T) {
+	initFleet(t)
+	const grace = "6s"
+	setFailover(t, grace)
+	t.Cleanup(func() { setFailover(t, "30s") })
+	removeServices(t, "fo")
+	t.Cleanup(func() { sim(t, "start-engine", "h3"); waitAgent(t, "h3"); removeServices(t, "fo") })
+	mustFleet(t, "create", "--name", "fo", "--image", workload, "--replicas", "3", "--cpus", "1", "--strategy", "spread", "-e", "BALLAST_MB=4")
+	var lost string
+	for _, c := range engineContainers(t) {
+		if c.Config.Labels["com.docker.fleet.service"] == "fo" && c.Host == "h3" {
+			lost = c.Name
+		}
+	}
+	assert.Assert(t, lost != "", "no replica of fo was placed on h3")
+	before := describeFailover(t)
+	assert.Check(t, is.Equal(before.After, 6*time.Second))
+
+	t0 := time.Now()
+	sim(t, "stop-engine", "h3")
+	// The swarm takes a few seconds to call the node down, then the grace
+	// runs; within 30 s more the replica must run elsewhere.
+	var where engineContainer
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		for _, c := range liveContainers(t, "h1", "h2") {
+			if c.Name == lost && c.State.Running {
+				where = c
+				return poll.Success()
+			}
+		}
+		return poll.Continue("%s runs on no live node yet", lost)
+	}, poll.WithTimeout(time.Minute), poll.WithDelay(time.Second))
+	t.Logf("%s relocated to %s %s after the engine stopped", lost, where.Host, time.Since(t0).Round(time.Second))
+	assert.Check(t, where.HostConfig.CpusetCpus != "", "relocated with its exclusive core")
+	after := describeFailover(t)
+	assert.Check(t, is.Equal(after.Failures, before.Failures+1))
+	assert.Check(t, is.Equal(after.RelocationsCold, before.RelocationsCold+1))
+	assert.Check(t, is.Len(after.Down, 1))
+	out := mustFleet(t, "describe")
+	assert.Check(t, is.Contains(out, "Down:"))
+	assert.Check(t, is.Contains(out, "h3"))
+
+	// The node comes back: its stopped copy is removed, the relocated one
+	// stays where it is.
+	sim(t, "start-engine", "h3")
+	waitAgent(t, "h3")
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		for _, c := range hostContainers(t, "h3") {
+			if strings.TrimPrefix(c.Name, "/") == lost {
+				return poll.Continue("h3 still has its copy of %s", lost)
+			}
+		}
+		if len(describeFailover(t).Down) > 0 {
+			return poll.Continue("h3 is still recorded dead")
+		}
+		return poll.Success()
+	}, poll.WithTimeout(time.Minute), poll.WithDelay(time.Second))
+	c, ok := containerOn(t, lost)
+	assert.Assert(t, ok)
+	assert.Check(t, is.Equal(c.Host, where.Host), "the relocated copy stays")
+	assert.Check(t, c.State.Running)
+	log, err := os.ReadFile("/run/fsim/h3/dockerd.log")
+	assert.NilError(t, err)
+	assert.Check(t, is.Contains(string(log), "fenced: removed "+lost))
+	final := describeFailover(t)
+	assert.Check(t, is.Equal(final.RelocationsCold, after.RelocationsCold), "nothing relocated twice")
+}
