@@ -166,7 +166,7 @@ func (l *Leader) fence(ctx context.Context, v view) {
 		log.Printf("leader: fencing %s: %v", v.Hostname, err)
 		return
 	}
-	log.Printf("leader: node %s is back; it removed %d relocated copie(s) %v", v.Hostname, len(res.Removed), res.Removed)
+	log.Printf("leader: node %s is back; it removed its copies of what was relocated: %v", v.Hostname, res.Removed)
 	for _, r := range rels {
 		if err := swarmstore.DropRelocation(ctx, l.Engine, r.Replica); err != nil {
 			log.Printf("leader: fencing %s: %v", v.Hostname, err)

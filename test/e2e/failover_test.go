@@ -57,11 +57,65 @@ func liveContainers(t *testing.T, hosts ...string) []engineContainer {
 	return out
 }
 
+// isolate cuts host h off from the other hosts; the returned function
+// heals it.
+func isolate(t *testing.T, h string) func() {
+	t.Helper()
+	var rules [][]string
+	for _, o := range fleetHostsBut(h) {
+		rules = append(rules,
+			[]string{"FORWARD", "-s", hostAddr(h), "-d", hostAddr(o), "-j", "DROP"},
+			[]string{"FORWARD", "-s", hostAddr(o), "-d", hostAddr(h), "-j", "DROP"})
+	}
+	for _, r := range rules {
+		run(t, "iptables", append([]string{"-I"}, r...)...)
+	}
+	healed := false
+	heal := func() {
+		if !healed {
+			healed = true
+			for _, r := range rules {
+				run(t, "iptables", append([]string{"-D"}, r...)...)
+			}
+		}
+	}
+	t.Cleanup(heal)
+	return heal
+}
+
+func fleetHostsBut(h string) []string {
+	var out []string
+	for _, o := range append([]string{manager}, workers...) {
+		if o != h {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// TestFailoverRelocatesADeadNodesContainers loses h3 (its engine stopped,
+// or its network cut off), sees its replica made anew elsewhere, then has
+// h3 back and sees it keep no copy.
 func TestFailoverRelocatesADeadNodesContainers(t *testing.T) {
 	initFleet(t)
-	const grace = "6s"
-	setFailover(t, grace)
+	setFailover(t, "6s")
 	t.Cleanup(func() { setFailover(t, "30s") })
+	for _, tc := range []struct {
+		name string
+		// lose takes h3 away and returns what brings it back.
+		lose func(t *testing.T) func()
+	}{
+		{"engine stopped", func(t *testing.T) func() {
+			sim(t, "stop-engine", "h3")
+			return func() { sim(t, "start-engine", "h3") }
+		}},
+		{"network cut off", func(t *testing.T) func() { return isolate(t, "h3") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) { failover(t, tc.lose) })
+	}
+}
+
+func failover(t *testing.T, lose func(t *testing.T) func()) {
 	removeServices(t, "fo")
 	t.Cleanup(func() { sim(t, "start-engine", "h3"); waitAgent(t, "h3"); removeServices(t, "fo") })
 	mustFleet(t, "create", "--name", "fo", "--image", workload, "--replicas", "3", "--cpus", "1", "--strategy", "spread", "-e", "BALLAST_MB=4")
@@ -75,8 +129,10 @@ func TestFailoverRelocatesADeadNodesContainers(t *testing.T) {
 	before := describeFailover(t)
 	assert.Check(t, is.Equal(before.After, 6*time.Second))
 
+	const agentLog = "/run/fsim/h3/dockerd.log"
+	logFrom := fileSize(t, agentLog)
 	t0 := time.Now()
-	sim(t, "stop-engine", "h3")
+	back := lose(t)
 	// The swarm takes a few seconds to call the node down, then the grace
 	// runs; within 30 s more the replica must run elsewhere.
 	var where engineContainer
@@ -89,7 +145,7 @@ func TestFailoverRelocatesADeadNodesContainers(t *testing.T) {
 		}
 		return poll.Continue("%s runs on no live node yet", lost)
 	}, poll.WithTimeout(time.Minute), poll.WithDelay(time.Second))
-	t.Logf("%s relocated to %s %s after the engine stopped", lost, where.Host, time.Since(t0).Round(time.Second))
+	t.Logf("%s relocated to %s %s after h3 was lost", lost, where.Host, time.Since(t0).Round(time.Second))
 	assert.Check(t, where.HostConfig.CpusetCpus != "", "relocated with its exclusive core")
 	after := describeFailover(t)
 	assert.Check(t, is.Equal(after.Failures, before.Failures+1))
@@ -97,11 +153,10 @@ func TestFailoverRelocatesADeadNodesContainers(t *testing.T) {
 	assert.Check(t, is.Len(after.Down, 1))
 	out := mustFleet(t, "describe")
 	assert.Check(t, is.Contains(out, "Down:"))
-	assert.Check(t, is.Contains(out, "h3"))
 
-	// The node comes back: its stopped copy is removed, the relocated one
-	// stays where it is.
-	sim(t, "start-engine", "h3")
+	// The node comes back: its copy is removed, the relocated one stays
+	// where it is.
+	back()
 	waitAgent(t, "h3")
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
 		for _, c := range hostContainers(t, "h3") {
@@ -118,9 +173,16 @@ func TestFailoverRelocatesADeadNodesContainers(t *testing.T) {
 	assert.Assert(t, ok)
 	assert.Check(t, is.Equal(c.Host, where.Host), "the relocated copy stays")
 	assert.Check(t, c.State.Running)
-	log, err := os.ReadFile("/run/fsim/h3/dockerd.log")
+	log, err := os.ReadFile(agentLog)
 	assert.NilError(t, err)
-	assert.Check(t, is.Contains(string(log), "fenced: removed "+lost))
+	assert.Check(t, is.Contains(string(log[logFrom:]), "fenced: removed "+lost), "h3's agent says what it removed")
 	final := describeFailover(t)
 	assert.Check(t, is.Equal(final.RelocationsCold, after.RelocationsCold), "nothing relocated twice")
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	assert.NilError(t, err)
+	return st.Size()
 }
