@@ -39,6 +39,7 @@ API alone, unless --direct.`,
 		newMigrateCommand(dockerCli),
 		newLeaveCommand(dockerCli),
 		newDescribeCommand(dockerCli),
+		newEventsCommand(dockerCli),
 	)
 	for _, sub := range cmd.Commands() {
 		prefixErrors(sub)

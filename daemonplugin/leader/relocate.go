@@ -103,9 +103,8 @@ func (l *Leader) relocateOne(ctx context.Context, from string, c api.FleetContai
 		return errors.Join(errNoRoom, err)
 	}
 	to := views[where[0]]
-	ok, err := swarmstore.ClaimRelocation(ctx, l.Engine, swarmstore.Relocation{
-		Replica: c.Name, From: from, To: to.Hostname, Kind: "cold", At: time.Now(),
-	}, running)
+	rel := swarmstore.Relocation{Replica: c.Name, From: from, To: to.Hostname, Kind: "cold", At: time.Now()}
+	ok, err := swarmstore.ClaimRelocation(ctx, l.Engine, rel, running)
 	if err != nil || !ok {
 		return err // another leader relocates it
 	}
@@ -126,6 +125,9 @@ func (l *Leader) relocateOne(ctx context.Context, from string, c api.FleetContai
 		return err
 	}
 	log.Printf("leader: relocated %s from dead node %s to %s (cold: started afresh)", c.Name, from, to.Hostname)
+	if err := swarmstore.MarkRelocated(ctx, l.Engine, rel); err != nil {
+		log.Printf("leader: recording the relocation of %s: %v", c.Name, err)
+	}
 	if err := swarmstore.Count(ctx, l.Engine, swarmstore.CountRelocationsCold); err != nil {
 		log.Printf("leader: counting the relocation of %s: %v", c.Name, err)
 	}
@@ -168,7 +170,7 @@ func (l *Leader) fence(ctx context.Context, v view) {
 	}
 	log.Printf("leader: node %s is back; it removed its copies of what was relocated: %v", v.Hostname, res.Removed)
 	for _, r := range rels {
-		if err := swarmstore.DropRelocation(ctx, l.Engine, r.Replica); err != nil {
+		if err := swarmstore.MarkFenced(ctx, l.Engine, r.Replica); err != nil {
 			log.Printf("leader: fencing %s: %v", v.Hostname, err)
 			return
 		}

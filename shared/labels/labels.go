@@ -49,6 +49,13 @@ const (
 	// RelocatedFrom marks a relocation's record with the dead node the
 	// replica left.
 	RelocatedFrom = Prefix + ".relocated-from"
+	// RelocatedTo, on a relocation's record, names the node where the
+	// replica was made anew: set once it is made.
+	RelocatedTo = Prefix + ".relocated-to"
+	// Fenced, on a relocation's record, says the node it left is back and
+	// has removed its copy: the record stays as history until the replica
+	// is relocated again.
+	Fenced = Prefix + ".fenced"
 	// Stats marks the config holding the fleet's failover counters.
 	Stats = Prefix + ".stats"
 )
@@ -75,7 +82,7 @@ const (
 	DownConfigPrefix = "docker-fleet-down."
 	// RelocationConfigPrefix starts the name of a relocated replica's
 	// record: taken before the replica is made anew, so that two leaders
-	// never relocate it twice, and kept until its old node is fenced.
+	// never relocate it twice; marked Fenced when its old node is back.
 	RelocationConfigPrefix = "docker-fleet-relocation."
 	// StatsConfigName holds the fleet's failover counters in its labels.
 	StatsConfigName = "docker-fleet-stats"

@@ -76,12 +76,18 @@ func MarkDown(ctx context.Context, c client.APIClient, d Down) (Down, bool, erro
 	if !errdefs.IsConflict(err) {
 		return Down{}, false, err
 	}
-	res, err := c.ConfigInspect(ctx, downConfig(d.Node), client.ConfigInspectOptions{})
+	old, err := LoadDown(ctx, c, d.Node)
+	return old, false, err
+}
+
+// LoadDown reads a dead node's record.
+func LoadDown(ctx context.Context, c client.APIClient, node string) (Down, error) {
+	var d Down
+	res, err := c.ConfigInspect(ctx, downConfig(node), client.ConfigInspectOptions{})
 	if err != nil {
-		return Down{}, false, err
+		return d, err
 	}
-	var old Down
-	return old, false, json.Unmarshal(res.Config.Spec.Data, &old)
+	return d, json.Unmarshal(res.Config.Spec.Data, &d)
 }
 
 // DownNodes lists the nodes recorded dead.
@@ -128,9 +134,10 @@ func relocationConfig(replica string) string { return labels.RelocationConfigPre
 const staleRelocation = 2 * time.Minute
 
 // ClaimRelocation records r before its replica is made anew; false if a
-// record of a relocation of that replica is already there. running says
+// record of a relocation of that replica is under way. running says
 // whether the replica runs on a live node now: a record left without it
-// for staleRelocation is taken over.
+// for staleRelocation is taken over, and so is the record of a relocation
+// whose old node was fenced (an earlier death).
 func ClaimRelocation(ctx context.Context, c client.APIClient, r Relocation, running func(string) bool) (bool, error) {
 	data, err := json.Marshal(r)
 	if err != nil {
@@ -148,7 +155,8 @@ func ClaimRelocation(ctx context.Context, c client.APIClient, r Relocation, runn
 			return false, err
 		}
 		res, ierr := c.ConfigInspect(ctx, relocationConfig(r.Replica), client.ConfigInspectOptions{})
-		if ierr != nil || running(r.Replica) || time.Since(res.Config.CreatedAt) < staleRelocation {
+		_, fenced := res.Config.Spec.Labels[labels.Fenced]
+		if ierr != nil || !fenced && (running(r.Replica) || time.Since(res.Config.CreatedAt) < staleRelocation) {
 			return false, nil
 		}
 		if _, err := c.ConfigRemove(ctx, res.Config.ID, client.ConfigRemoveOptions{}); err != nil && !errdefs.IsNotFound(err) {
@@ -158,7 +166,43 @@ func ClaimRelocation(ctx context.Context, c client.APIClient, r Relocation, runn
 	return false, nil
 }
 
-// Relocations lists the replicas relocated away from node.
+// MarkRelocated records that a relocation's replica was made on its target.
+func MarkRelocated(ctx context.Context, c client.APIClient, r Relocation) error {
+	return UpdateLabels(ctx, c, relocationConfig(r.Replica), func(l map[string]string) { l[labels.RelocatedTo] = r.To })
+}
+
+// RelocationRecord is a relocation as recorded: Done once its replica was
+// made, FencedAt once its old node was back and removed its copy.
+type RelocationRecord struct {
+	Relocation
+	Done     bool
+	FencedAt time.Time
+}
+
+// LoadRelocation reads a replica's relocation record.
+func LoadRelocation(ctx context.Context, c client.APIClient, replica string) (RelocationRecord, error) {
+	var r RelocationRecord
+	res, err := c.ConfigInspect(ctx, relocationConfig(replica), client.ConfigInspectOptions{})
+	if err != nil {
+		return r, err
+	}
+	l := res.Config.Spec.Labels
+	_, r.Done = l[labels.RelocatedTo]
+	if v, ok := l[labels.Fenced]; ok {
+		r.FencedAt, _ = time.Parse(time.RFC3339Nano, v)
+	}
+	return r, json.Unmarshal(res.Config.Spec.Data, &r.Relocation)
+}
+
+// MarkFenced records that a relocation's old node is back and removed its
+// copy, and when.
+func MarkFenced(ctx context.Context, c client.APIClient, replica string) error {
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	return UpdateLabels(ctx, c, relocationConfig(replica), func(l map[string]string) { l[labels.Fenced] = now })
+}
+
+// Relocations lists the replicas relocated away from node whose copies
+// there are not fenced yet.
 func Relocations(ctx context.Context, c client.APIClient, from string) ([]Relocation, error) {
 	res, err := c.ConfigList(ctx, client.ConfigListOptions{Filters: make(client.Filters).Add("label", labels.RelocatedFrom+"="+from)})
 	if err != nil {
@@ -169,6 +213,9 @@ func Relocations(ctx context.Context, c client.APIClient, from string) ([]Reloca
 		full, err := c.ConfigInspect(ctx, cfg.ID, client.ConfigInspectOptions{})
 		if err != nil {
 			return nil, err
+		}
+		if _, fenced := full.Config.Spec.Labels[labels.Fenced]; fenced {
+			continue
 		}
 		var r Relocation
 		if err := json.Unmarshal(full.Config.Spec.Data, &r); err != nil {
@@ -181,7 +228,7 @@ func Relocations(ctx context.Context, c client.APIClient, from string) ([]Reloca
 }
 
 // DropRelocation removes a relocation's record: its replica could not be
-// made (so it may be tried again), or its old node is fenced.
+// made, so it may be tried again.
 func DropRelocation(ctx context.Context, c client.APIClient, replica string) error {
 	return removeConfig(ctx, c, relocationConfig(replica))
 }

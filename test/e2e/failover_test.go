@@ -178,6 +178,21 @@ func failover(t *testing.T, lose func(t *testing.T) func()) {
 	assert.Check(t, is.Contains(string(log[logFrom:]), "fenced: removed "+lost), "h3's agent says what it removed")
 	final := describeFailover(t)
 	assert.Check(t, is.Equal(final.RelocationsCold, after.RelocationsCold), "nothing relocated twice")
+
+	// The same story from `docker fleet events`.
+	r := fleetCmd(t, "events", "--since", t0.Add(-time.Second).Format(time.RFC3339Nano), "--until", "0s", "--format", "json")
+	assert.Assert(t, r.Code == 0, r.String())
+	var story []string
+	for _, line := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
+		var ev struct{ Type, Action, Node, Container, From, To string }
+		assert.NilError(t, json.Unmarshal([]byte(line), &ev), line)
+		story = append(story, strings.Join([]string{ev.Type, ev.Action, ev.Node, ev.Container, ev.From, ev.To}, " "))
+	}
+	assert.Check(t, is.DeepEqual(story, []string{
+		"node down h3   ",
+		"relocation cold  " + lost + " h3 " + where.Host,
+		"node up h3   ",
+	}))
 }
 
 func fileSize(t *testing.T, path string) int64 {
