@@ -160,6 +160,7 @@ func TestMigrateKeepsStateUnderPolling(t *testing.T) {
 	stopDials := dialer(t, "h1", ip)
 	time.Sleep(2 * time.Second)
 
+	t0 := time.Now()
 	r := fleetCmd(t, "migrate", "stateful.1", "--to", "h3", "--format", "json")
 	assert.Assert(t, r.Code == 0, r.String())
 	var res struct {
@@ -234,6 +235,11 @@ func TestMigrateKeepsStateUnderPolling(t *testing.T) {
 	assert.Check(t, is.Equal(d.Migrations[0].To, "h3"))
 	assert.Check(t, is.DeepEqual(d.Migrations[0].Phases, res.Phases))
 	assert.Check(t, is.Contains(mustFleet(t, "describe", "stateful.1"), "reachable"))
+
+	// And `docker fleet events` told it.
+	evs := mustFleet(t, "events", "--since", t0.Add(-time.Second).Format(time.RFC3339Nano), "--until", "0s",
+		"--format", "{{.Type}} {{.Container}} {{.From}} {{.To}}")
+	assert.Check(t, is.Equal(strings.TrimSpace(evs), "migration stateful.1 h2 h3"))
 }
 
 func TestMigrateNamedVolume(t *testing.T) {
