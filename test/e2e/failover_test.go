@@ -5,6 +5,7 @@ package e2e
 import (
 	"encoding/json"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -93,6 +94,22 @@ func fleetHostsBut(h string) []string {
 	return out
 }
 
+// replicaOnH3 creates the service fo with a replica on each host and
+// returns the name of h3's.
+func replicaOnH3(t *testing.T) string {
+	t.Helper()
+	removeServices(t, "fo")
+	t.Cleanup(func() { sim(t, "start-engine", "h3"); waitAgent(t, "h3"); removeServices(t, "fo") })
+	mustFleet(t, "create", "--name", "fo", "--image", workload, "--replicas", "3", "--cpus", "1", "--strategy", "spread", "-e", "BALLAST_MB=4")
+	for _, c := range engineContainers(t) {
+		if c.Config.Labels["com.docker.fleet.service"] == "fo" && c.Host == "h3" {
+			return c.Name
+		}
+	}
+	t.Fatal("no replica of fo was placed on h3")
+	return ""
+}
+
 // TestFailoverRelocatesADeadNodesContainers loses h3 (its engine stopped,
 // or its network cut off), sees its replica made anew elsewhere, then has
 // h3 back and sees it keep no copy.
@@ -116,16 +133,7 @@ func TestFailoverRelocatesADeadNodesContainers(t *testing.T) {
 }
 
 func failover(t *testing.T, lose func(t *testing.T) func()) {
-	removeServices(t, "fo")
-	t.Cleanup(func() { sim(t, "start-engine", "h3"); waitAgent(t, "h3"); removeServices(t, "fo") })
-	mustFleet(t, "create", "--name", "fo", "--image", workload, "--replicas", "3", "--cpus", "1", "--strategy", "spread", "-e", "BALLAST_MB=4")
-	var lost string
-	for _, c := range engineContainers(t) {
-		if c.Config.Labels["com.docker.fleet.service"] == "fo" && c.Host == "h3" {
-			lost = c.Name
-		}
-	}
-	assert.Assert(t, lost != "", "no replica of fo was placed on h3")
+	lost := replicaOnH3(t)
 	before := describeFailover(t)
 	assert.Check(t, is.Equal(before.After, 6*time.Second))
 
@@ -200,4 +208,129 @@ func fileSize(t *testing.T, path string) int64 {
 	st, err := os.Stat(path)
 	assert.NilError(t, err)
 	return st.Size()
+}
+
+// statsOn reads the fleet's failover counters through manager engine ctx.
+func statsOn(t *testing.T, ctx string) map[string]string {
+	t.Helper()
+	r := docker(t, ctx, "config", "inspect", "docker-fleet-stats", "--format", "{{json .Spec.Labels}}")
+	l := map[string]string{}
+	if r.Code == 0 {
+		assert.NilError(t, json.Unmarshal([]byte(r.Stdout), &l))
+	}
+	return l
+}
+
+// waitLeader waits until host h's engine leads the swarm.
+func waitLeader(t *testing.T, h string) {
+	t.Helper()
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		r := docker(t, h, "node", "inspect", "self", "--format", "{{.ManagerStatus.Leader}}")
+		if r.Code == 0 && strings.TrimSpace(r.Stdout) == "true" {
+			return poll.Success()
+		}
+		return poll.Continue("%s does not lead the swarm: %s", h, r)
+	}, poll.WithTimeout(time.Minute), poll.WithDelay(time.Second))
+}
+
+// TestFailoverFollowsTheSwarmLeader hands the swarm's leadership from h1 to
+// h2 (promote h2, demote h1), then loses h3: h2's agent relocates, h1's
+// does not, and the replica is made once.
+func TestFailoverFollowsTheSwarmLeader(t *testing.T) {
+	initFleet(t)
+	setFailover(t, "6s")
+	t.Cleanup(func() { setFailover(t, "30s") })
+	lost := replicaOnH3(t)
+	before := statsOn(t, manager)
+
+	mustDocker(t, manager, "node", "promote", "h2")
+	t.Cleanup(func() {
+		// Leadership back to h1, whichever engine manages now, with h3 up
+		// to learn of it.
+		sim(t, "start-engine", "h3")
+		for _, h := range []string{"h2", manager} {
+			docker(t, h, "node", "promote", "h1")
+		}
+		waitManager(t, manager)
+		// A worker that knows no manager but h2 would be lost when h2 is
+		// demoted: first every node learns that h1 manages again.
+		for _, h := range workers {
+			waitKnowsManager(t, h, manager)
+		}
+		docker(t, manager, "node", "demote", "h2")
+		waitLeader(t, manager)
+		waitAgent(t, "h2")
+	})
+	waitManager(t, "h2")
+	waitKnowsManager(t, "h3", "h2")
+	mustDocker(t, "h2", "node", "demote", "h1")
+	waitLeader(t, "h2")
+	logs := map[string]int64{}
+	for _, h := range []string{"h1", "h2"} {
+		logs[h] = fileSize(t, "/run/fsim/"+h+"/dockerd.log")
+	}
+
+	sim(t, "stop-engine", "h3")
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		for _, c := range liveContainers(t, "h1", "h2") {
+			if c.Name == lost && c.State.Running {
+				return poll.Success()
+			}
+		}
+		return poll.Continue("%s runs on no live node yet", lost)
+	}, poll.WithTimeout(time.Minute), poll.WithDelay(time.Second))
+	since := func(h string) string {
+		b, err := os.ReadFile("/run/fsim/" + h + "/dockerd.log")
+		assert.NilError(t, err)
+		return string(b[logs[h]:])
+	}
+	assert.Check(t, is.Contains(since("h2"), "leader: relocated "+lost), "the new leader's agent relocates")
+	assert.Check(t, !strings.Contains(since("h1"), "leader: relocated"), "the old leader's agent does not")
+	after := statsOn(t, "h2")
+	n := func(l map[string]string) int { v, _ := strconv.Atoi(l["relocations-cold"]); return v }
+	assert.Check(t, is.Equal(n(after), n(before)+1), "relocated once: %v then %v", before, after)
+
+	// (The fleet's commands need h1, a worker for now: the fence itself
+	// tells that h3's agent is back.)
+	sim(t, "start-engine", "h3")
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		for _, c := range hostContainers(t, "h3") {
+			if strings.TrimPrefix(c.Name, "/") == lost {
+				return poll.Continue("h3 still has its copy of %s", lost)
+			}
+		}
+		return poll.Success()
+	}, poll.WithTimeout(time.Minute), poll.WithDelay(time.Second))
+	var copies []string
+	for _, c := range liveContainers(t, "h1", "h2", "h3") {
+		if c.Name == lost && c.State.Running {
+			copies = append(copies, c.Host)
+		}
+	}
+	assert.Check(t, is.Len(copies, 1), "one copy of %s runs: %v", lost, copies)
+}
+
+// waitManager waits until host h's engine is a reachable manager.
+func waitManager(t *testing.T, h string) {
+	t.Helper()
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		r := docker(t, h, "info", "--format", "{{.Swarm.ControlAvailable}}")
+		if r.Code == 0 && strings.TrimSpace(r.Stdout) == "true" {
+			return poll.Success()
+		}
+		return poll.Continue("%s is no manager yet", h)
+	}, poll.WithTimeout(time.Minute), poll.WithDelay(time.Second))
+}
+
+// waitKnowsManager waits until host h's engine lists mgr among the swarm's
+// managers it can reach.
+func waitKnowsManager(t *testing.T, h, mgr string) {
+	t.Helper()
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		r := docker(t, h, "info", "--format", "{{range .Swarm.RemoteManagers}}{{.Addr}} {{end}}")
+		if r.Code == 0 && strings.Contains(r.Stdout, hostAddr(mgr)+":") {
+			return poll.Success()
+		}
+		return poll.Continue("%s does not know %s as a manager yet: %s", h, mgr, r.Stdout)
+	}, poll.WithTimeout(time.Minute), poll.WithDelay(time.Second))
 }
