@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +44,9 @@ type Agent struct {
 	workloads *workloads.Manager
 	migrator  *migrate.Migrator
 	runs      runs
+	// managers are the swarm's managers' addresses, whose agents'
+	// certificates count as pki.RoleManager (nil: none).
+	managers func(context.Context) ([]netip.Addr, error)
 
 	criuMu      sync.Mutex
 	criu        api.CRIUInfo
@@ -75,6 +79,7 @@ func New(cfg Config) (*Agent, error) {
 		workloads: wl,
 		migrator:  &migrate.Migrator{Node: cfg.Node, Engine: engine, Workloads: wl, Creds: keys, HostRoot: hostexec.HostRoot, Journal: jr},
 	}
+	a.managers = a.swarmManagers
 	wl.Migrating = a.migrator.Migrating
 	a.migrator.ForeignLimits = func() bool {
 		criu, _ := a.criuInfo()

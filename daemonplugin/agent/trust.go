@@ -50,27 +50,34 @@ func (a *Agent) authorize(roles []pki.Role, h http.Handler) http.Handler {
 // swarm's managers, as this node's engine knows them.
 func (a *Agent) fromManager(r *http.Request) bool {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
+	if err != nil || a.managers == nil {
 		return false
 	}
 	ip, err := netip.ParseAddr(host)
 	if err != nil {
 		return false
 	}
-	info, err := a.engine.Info(r.Context(), client.InfoOptions{})
+	addrs, err := a.managers(r.Context())
 	if err != nil {
 		return false
 	}
+	return slices.Contains(addrs, ip.Unmap())
+}
+
+// swarmManagers are the addresses of the swarm's managers as the engine
+// knows them.
+func (a *Agent) swarmManagers(ctx context.Context) ([]netip.Addr, error) {
+	info, err := a.engine.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
 	for _, m := range info.Info.Swarm.RemoteManagers {
-		h, _, err := net.SplitHostPort(m.Addr)
-		if err != nil {
-			continue
-		}
-		if mip, err := netip.ParseAddr(h); err == nil && mip.Unmap() == ip.Unmap() {
-			return true
+		if ap, err := netip.ParseAddrPort(m.Addr); err == nil {
+			out = append(out, ap.Addr().Unmap())
 		}
 	}
-	return false
+	return out, nil
 }
 
 // peer is the authenticated caller of a request that authorize let through.

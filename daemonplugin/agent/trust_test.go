@@ -2,10 +2,12 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -93,11 +95,46 @@ func TestRoleOnEveryEndpoint(t *testing.T) {
 			assert.Check(t, is.Contains(msg, "may not call"), "%s as %s", pattern, c.role)
 		}
 	}
-	// Every route is in the table, and each has exactly one role.
-	assert.Check(t, is.Len(api.Access, 20))
+	// Every route is in the table, and each has one role, or is an
+	// operator's that the swarm leader's agent may call too.
+	assert.Check(t, is.Len(api.Access, 21))
 	for pattern, roles := range api.Access {
+		if len(roles) == 2 {
+			assert.Check(t, is.DeepEqual(roles, []pki.Role{pki.RoleOperator, pki.RoleManager}), pattern)
+			continue
+		}
 		assert.Check(t, is.Len(roles, 1), pattern)
 	}
+}
+
+// TestManagerIsANodeFromAManagersAddress: a node's certificate counts as a
+// manager's only from the address of one of the swarm's managers, and then
+// only for the manager's routes.
+func TestManagerIsANodeFromAManagersAddress(t *testing.T) {
+	ca, err := pki.NewCA("fleet")
+	assert.NilError(t, err)
+	a, srv := testAgent(t, ca)
+	nodeCert, err := ca.Issue("h2", pki.RoleNode, pki.NodeValidity)
+	assert.NilError(t, err)
+	asNode := clientFor(t, nodeCert)
+	fence := "POST " + api.PathFence
+	leave := "POST " + api.PathLeave
+
+	a.managers = func(context.Context) ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("10.0.0.1")}, nil }
+	status, msg, err := call(asNode, srv.URL, fence, nil)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(status, http.StatusForbidden), msg)
+
+	a.managers = func(context.Context) ([]netip.Addr, error) {
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+	}
+	status, msg, err = call(asNode, srv.URL, fence, nil)
+	assert.NilError(t, err)
+	assert.Check(t, status != http.StatusForbidden, "%d %s", status, msg)
+	assert.Check(t, is.Contains(msg, "containers: none named"))
+	status, _, err = call(asNode, srv.URL, leave, nil)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(status, http.StatusForbidden), "a manager's agent still may not make a node leave")
 }
 
 func TestUnannouncedMigrationRefused(t *testing.T) {

@@ -158,17 +158,19 @@ func (l *Leader) fence(ctx context.Context, v view) {
 	for _, r := range rels {
 		req.Containers = append(req.Containers, r.Replica)
 	}
-	a, err := l.agent(v.Node)
-	if err != nil {
-		log.Printf("leader: fencing %s: %v", v.Hostname, err)
-		return
+	if len(req.Containers) > 0 {
+		a, err := l.agent(v.Node)
+		if err != nil {
+			log.Printf("leader: fencing %s: %v", v.Hostname, err)
+			return
+		}
+		res, err := a.Fence(ctx, req)
+		if err != nil {
+			log.Printf("leader: fencing %s: %v", v.Hostname, err)
+			return
+		}
+		log.Printf("leader: node %s is back; it removed its copies of what was relocated: %v", v.Hostname, res.Removed)
 	}
-	res, err := a.Fence(ctx, req)
-	if err != nil {
-		log.Printf("leader: fencing %s: %v", v.Hostname, err)
-		return
-	}
-	log.Printf("leader: node %s is back; it removed its copies of what was relocated: %v", v.Hostname, res.Removed)
 	for _, r := range rels {
 		if err := swarmstore.MarkFenced(ctx, l.Engine, r.Replica); err != nil {
 			log.Printf("leader: fencing %s: %v", v.Hostname, err)

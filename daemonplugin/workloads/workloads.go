@@ -513,6 +513,9 @@ func trimSlash(s string) string {
 // must not run (or be started) here.
 func (m *Manager) Fence(ctx context.Context, req api.FenceRequest) (api.FenceResult, error) {
 	var res api.FenceResult
+	if len(req.Containers) == 0 {
+		return res, Refuse(errdefs.ErrInvalidArgument, "containers: none named")
+	}
 	for _, name := range req.Containers {
 		err := m.Remove(ctx, name)
 		if errdefs.IsNotFound(err) {
