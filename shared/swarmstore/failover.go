@@ -112,6 +112,22 @@ func DownNodes(ctx context.Context, c client.APIClient) ([]Down, error) {
 	return out, nil
 }
 
+// ForgetDeath forgets that node died, for good: its relocations count as
+// fenced and it is no longer held dead. For a node that left the fleet:
+// there is nothing left on it to fence.
+func ForgetDeath(ctx context.Context, c client.APIClient, node string) error {
+	rels, err := Relocations(ctx, c, node)
+	if err != nil {
+		return err
+	}
+	for _, r := range rels {
+		if err := MarkFenced(ctx, c, r.Replica); err != nil {
+			return err
+		}
+	}
+	return ClearDown(ctx, c, node)
+}
+
 // ClearDown forgets a node's death (it is back and fenced).
 func ClearDown(ctx context.Context, c client.APIClient, node string) error {
 	return removeConfig(ctx, c, downConfig(node))

@@ -211,6 +211,12 @@ func (d *Deployer) Leave(ctx context.Context, name string, force bool, onEvent f
 		return res, err
 	}
 	res.Left = true
+	// A node that had died and is gone for good is no longer held dead:
+	// what ran on it runs elsewhere (relocated), and nothing is left to
+	// fence.
+	if err := swarmstore.ForgetDeath(ctx, d.Fleet.Manager, n.Hostname); err != nil {
+		return res, err
+	}
 	// Gone from the swarm, its certificates go too: no agent takes them.
 	if err := d.Fleet.Revoke(ctx, n.Hostname); err != nil {
 		return res, err
