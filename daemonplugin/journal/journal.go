@@ -97,10 +97,16 @@ var idPattern = regexp.MustCompile(`^[a-z0-9]{8,40}$`)
 // Journal is a directory of entries.
 type Journal struct{ dir string }
 
-// Open makes dir if needed.
+// Open makes dir if needed, and removes what an agent that died in the
+// middle of a Put left: a temporary file never renamed (one agent opens a
+// journal, so no Put is under way).
 func Open(dir string) (*Journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("migration journal: %w", err)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, ".tmp-*"))
+	for _, f := range left {
+		_ = os.Remove(f)
 	}
 	return &Journal{dir: dir}, nil
 }

@@ -59,3 +59,17 @@ func TestListSkipsBadAndTemporary(t *testing.T) {
 	assert.Check(t, is.Len(errs, 1))
 	assert.Check(t, is.Equal(list[0].ID, "aaaaaaaa01"))
 }
+
+func TestOpenRemovesUnfinishedPuts(t *testing.T) {
+	dir := t.TempDir()
+	left := filepath.Join(dir, ".tmp-cccccccc03-1")
+	assert.NilError(t, os.WriteFile(left, []byte("{}"), 0o600))
+	kept := filepath.Join(dir, "aaaaaaaa01.json")
+	assert.NilError(t, os.WriteFile(kept, []byte("{}"), 0o600))
+	_, err := Open(dir)
+	assert.NilError(t, err)
+	_, err = os.Stat(left)
+	assert.Check(t, os.IsNotExist(err), "the temporary file of a Put that never ended stays")
+	_, err = os.Stat(kept)
+	assert.Check(t, err)
+}
