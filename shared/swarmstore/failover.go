@@ -92,18 +92,14 @@ func LoadDown(ctx context.Context, c client.APIClient, node string) (Down, error
 
 // DownNodes lists the nodes recorded dead.
 func DownNodes(ctx context.Context, c client.APIClient) ([]Down, error) {
-	res, err := c.ConfigList(ctx, client.ConfigListOptions{Filters: make(client.Filters).Add("label", labels.Down)})
+	cfgs, err := inspectAll(ctx, c, labels.Down)
 	if err != nil {
 		return nil, err
 	}
 	var out []Down
-	for _, cfg := range res.Items {
-		full, err := c.ConfigInspect(ctx, cfg.ID, client.ConfigInspectOptions{})
-		if err != nil {
-			return nil, err
-		}
+	for _, cfg := range cfgs {
 		var d Down
-		if err := json.Unmarshal(full.Config.Spec.Data, &d); err != nil {
+		if err := json.Unmarshal(cfg.Spec.Data, &d); err != nil {
 			return nil, fmt.Errorf("%s: %w", cfg.Spec.Name, err)
 		}
 		out = append(out, d)
@@ -220,21 +216,17 @@ func MarkFenced(ctx context.Context, c client.APIClient, replica string) error {
 // Relocations lists the replicas relocated away from node whose copies
 // there are not fenced yet.
 func Relocations(ctx context.Context, c client.APIClient, from string) ([]Relocation, error) {
-	res, err := c.ConfigList(ctx, client.ConfigListOptions{Filters: make(client.Filters).Add("label", labels.RelocatedFrom+"="+from)})
+	cfgs, err := inspectAll(ctx, c, labels.RelocatedFrom+"="+from)
 	if err != nil {
 		return nil, err
 	}
 	var out []Relocation
-	for _, cfg := range res.Items {
-		full, err := c.ConfigInspect(ctx, cfg.ID, client.ConfigInspectOptions{})
-		if err != nil {
-			return nil, err
-		}
-		if _, fenced := full.Config.Spec.Labels[labels.Fenced]; fenced {
+	for _, cfg := range cfgs {
+		if _, fenced := cfg.Spec.Labels[labels.Fenced]; fenced {
 			continue
 		}
 		var r Relocation
-		if err := json.Unmarshal(full.Config.Spec.Data, &r); err != nil {
+		if err := json.Unmarshal(cfg.Spec.Data, &r); err != nil {
 			return nil, fmt.Errorf("%s: %w", cfg.Spec.Name, err)
 		}
 		out = append(out, r)

@@ -61,24 +61,38 @@ func LoadService(ctx context.Context, c client.APIClient, name string) (spec.Ser
 
 // ListServices reads every stored service, sorted by name.
 func ListServices(ctx context.Context, c client.APIClient) ([]spec.Service, error) {
-	res, err := c.ConfigList(ctx, client.ConfigListOptions{Filters: make(client.Filters).Add("label", labels.Service)})
+	cfgs, err := inspectAll(ctx, c, labels.Service)
 	if err != nil {
 		return nil, err
 	}
 	var out []spec.Service
-	for _, cfg := range res.Items {
-		// The list leaves the data out on some engines: inspect each.
-		full, err := c.ConfigInspect(ctx, cfg.ID, client.ConfigInspectOptions{})
-		if err != nil {
-			return nil, err
-		}
-		s, err := decodeService(full.Config)
+	for _, cfg := range cfgs {
+		s, err := decodeService(cfg)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, s)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// inspectAll reads every config carrying label (a "key" or "key=value"
+// filter), whole: the list leaves the data out on some engines, so each
+// is inspected.
+func inspectAll(ctx context.Context, c client.APIClient, label string) ([]swarm.Config, error) {
+	res, err := c.ConfigList(ctx, client.ConfigListOptions{Filters: make(client.Filters).Add("label", label)})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]swarm.Config, 0, len(res.Items))
+	for _, cfg := range res.Items {
+		full, err := c.ConfigInspect(ctx, cfg.ID, client.ConfigInspectOptions{})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, full.Config)
+	}
 	return out, nil
 }
 
