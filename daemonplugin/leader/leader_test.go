@@ -376,3 +376,23 @@ func TestFailoverOff(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(downs, 0))
 }
+
+// TestLeaderThatNeverHeardTheNodeInfersItsReplicas: a leader that took
+// over after h3 died relocates what is claimed and runs nowhere, under its
+// replica number.
+func TestLeaderThatNeverHeardTheNodeInfersItsReplicas(t *testing.T) {
+	ctx := context.Background()
+	fx := newFleet(t, "1ms")
+	fx.kill("h3")
+	l := fx.leader()
+	assert.NilError(t, l.Round(ctx))
+	time.Sleep(5 * time.Millisecond)
+	assert.NilError(t, l.Round(ctx))
+	downs, err := swarmstore.DownNodes(ctx, fx.sw)
+	assert.NilError(t, err)
+	assert.Assert(t, is.Len(downs, 1))
+	assert.Check(t, !downs[0].Known)
+	assert.Assert(t, is.DeepEqual(fx.where("web.2"), []string{"h1"}))
+	assert.Check(t, is.Equal(fx.agents["h1"].containers[0].Replica, 2))
+	assert.Check(t, is.Len(fx.where("web.1"), 1), "web.1 runs on h2 and stays there")
+}

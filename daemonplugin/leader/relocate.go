@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log"
+	"strconv"
 	"strings"
 	"time"
 
@@ -75,11 +76,12 @@ func (l *Leader) lost(ctx context.Context, d swarmstore.Down, running map[string
 		if running[name] {
 			continue
 		}
-		i := strings.LastIndexByte(name, '.')
-		if i < 0 {
+		svc, n, ok := strings.Cut(name, ".")
+		replica, err := strconv.Atoi(n)
+		if !ok || err != nil {
 			continue
 		}
-		out = append(out, api.FleetContainer{Name: name, Service: name[:i]})
+		out = append(out, api.FleetContainer{Name: name, Service: svc, Replica: replica})
 	}
 	return out, nil
 }
@@ -95,10 +97,9 @@ func (l *Leader) relocateOne(ctx context.Context, from string, c api.FleetContai
 	if err != nil {
 		return err
 	}
-	req := scheduler.RequestOf(svc)
 	// A replica pinned to the dead node goes where it can.
-	req.Node = ""
-	where, err := scheduler.Place(sched, req, 1)
+	svc.Node = ""
+	where, err := scheduler.Place(sched, scheduler.RequestOf(svc), 1)
 	if err != nil {
 		return errors.Join(errNoRoom, err)
 	}
@@ -110,12 +111,7 @@ func (l *Leader) relocateOne(ctx context.Context, from string, c api.FleetContai
 	}
 	a, err := l.agent(to.Node)
 	if err == nil {
-		replica := c.Replica
-		if replica == 0 {
-			replica = replicaNumber(c.Name)
-		}
-		svc.Node = ""
-		_, err = a.Create(ctx, api.CreateRequest{Name: c.Name, Replica: replica, Network: network, Service: svc})
+		_, err = a.Create(ctx, api.CreateRequest{Name: c.Name, Replica: c.Replica, Network: network, Service: svc})
 	}
 	if err != nil {
 		// Not made: the next round may try again.
@@ -132,18 +128,6 @@ func (l *Leader) relocateOne(ctx context.Context, from string, c api.FleetContai
 		log.Printf("leader: counting the relocation of %s: %v", c.Name, err)
 	}
 	return nil
-}
-
-// replicaNumber is N of a replica named SERVICE.N.
-func replicaNumber(name string) int {
-	n := 0
-	for _, r := range name[strings.LastIndexByte(name, '.')+1:] {
-		if r < '0' || r > '9' {
-			return 0
-		}
-		n = n*10 + int(r-'0')
-	}
-	return n
 }
 
 // fence has a node back from the dead remove its copies of what was
