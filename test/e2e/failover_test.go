@@ -62,26 +62,15 @@ func liveContainers(t *testing.T, hosts ...string) []engineContainer {
 // heals it.
 func isolate(t *testing.T, h string) func() {
 	t.Helper()
-	var rules [][]string
+	var heals []func()
 	for _, o := range fleetHostsBut(h) {
-		rules = append(rules,
-			[]string{"FORWARD", "-s", hostAddr(h), "-d", hostAddr(o), "-j", "DROP"},
-			[]string{"FORWARD", "-s", hostAddr(o), "-d", hostAddr(h), "-j", "DROP"})
+		heals = append(heals, cutLink(t, h, o, true))
 	}
-	for _, r := range rules {
-		run(t, "iptables", append([]string{"-I"}, r...)...)
-	}
-	healed := false
-	heal := func() {
-		if !healed {
-			healed = true
-			for _, r := range rules {
-				run(t, "iptables", append([]string{"-D"}, r...)...)
-			}
+	return func() {
+		for _, heal := range heals {
+			heal()
 		}
 	}
-	t.Cleanup(heal)
-	return heal
 }
 
 func fleetHostsBut(h string) []string {

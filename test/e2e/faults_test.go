@@ -47,30 +47,6 @@ func waitHeld(t *testing.T, node, point string) {
 	t.Fatalf("the agent of %s never reached %s", node, point)
 }
 
-// cutLink drops what a sends to b (both ways with both); the returned
-// function heals it.
-func cutLink(t *testing.T, a, b string, both bool) func() {
-	t.Helper()
-	rules := [][]string{{"FORWARD", "-s", hostAddr(a), "-d", hostAddr(b), "-j", "DROP"}}
-	if both {
-		rules = append(rules, []string{"FORWARD", "-s", hostAddr(b), "-d", hostAddr(a), "-j", "DROP"})
-	}
-	for _, r := range rules {
-		run(t, "iptables", append([]string{"-I"}, r...)...)
-	}
-	healed := false
-	heal := func() {
-		if !healed {
-			healed = true
-			for _, r := range rules {
-				run(t, "iptables", append([]string{"-D"}, r...)...)
-			}
-		}
-	}
-	t.Cleanup(heal)
-	return heal
-}
-
 // killAgent kills node h's agent process (the engine restarts its plugin,
 // or waitAgent re-enables it).
 func killAgent(t *testing.T, h string) {

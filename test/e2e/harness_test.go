@@ -154,3 +154,27 @@ func listenIn(t *testing.T, h string, port int) net.Listener {
 	t.Cleanup(func() { r.ln.Close() })
 	return r.ln
 }
+
+// cutLink drops what a sends to b (both ways with both); the returned
+// function heals it.
+func cutLink(t *testing.T, a, b string, both bool) func() {
+	t.Helper()
+	rules := [][]string{{"FORWARD", "-s", hostAddr(a), "-d", hostAddr(b), "-j", "DROP"}}
+	if both {
+		rules = append(rules, []string{"FORWARD", "-s", hostAddr(b), "-d", hostAddr(a), "-j", "DROP"})
+	}
+	for _, r := range rules {
+		run(t, "iptables", append([]string{"-I"}, r...)...)
+	}
+	healed := false
+	heal := func() {
+		if !healed {
+			healed = true
+			for _, r := range rules {
+				run(t, "iptables", append([]string{"-D"}, r...)...)
+			}
+		}
+	}
+	t.Cleanup(heal)
+	return heal
+}

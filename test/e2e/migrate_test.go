@@ -394,19 +394,14 @@ func TestMigrateDestinationAgentKilled(t *testing.T) {
 func TestMigrateLinkCut(t *testing.T) {
 	initFleet(t)
 	ip, st0 := faultSetup(t, "fault-link")
-	rule := func(op, from, to string) []string {
-		return []string{op, "FORWARD", "-s", hostAddr(from), "-d", hostAddr(to), "-j", "DROP"}
-	}
-	cut := func(op string) {
-		run(t, "iptables", rule(op, "h2", "h3")...)
-		run(t, "iptables", rule(op, "h3", "h2")...)
-	}
 	for _, trigger := range []string{"checkpoint: checkpointing", "transfer: "} {
 		t.Run(strings.TrimSuffix(strings.Fields(trigger)[0], ":"), func(t *testing.T) {
-			t.Cleanup(func() { cut("-D") })
-			r := migrateWith(t, []string{"fault-link.1", "--to", "h3"}, trigger, func() { cut("-I") })
+			var heal func()
+			r := migrateWith(t, []string{"fault-link.1", "--to", "h3"}, trigger, func() { heal = cutLink(t, "h2", "h3", true) })
 			t.Log(r.Stderr)
-			cut("-D")
+			if heal != nil {
+				heal()
+			}
 			assert.Check(t, is.Equal(r.Code, 1), r.String())
 			assert.Check(t, is.Contains(r.Stderr, "runs on h2 again with its state"))
 			assertRunsOnSourceWithState(t, "fault-link.1", "h2", ip, st0)
