@@ -1,13 +1,10 @@
 package commands
 
 import (
-	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
-	"github.com/docker/cli/templates"
 	"github.com/spf13/cobra"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/dial"
@@ -62,24 +59,12 @@ func runEvents(cmd *cobra.Command, dockerCli command.Cli, opts eventsOptions) er
 // eventWriter prints one event a line in the asked format.
 func eventWriter(dockerCli command.Cli, format string) (func(events.Event) error, error) {
 	out := dockerCli.Out()
-	switch {
-	case format == "":
+	if format == "" {
 		return func(e events.Event) error { _, err := fmt.Fprintln(out, e); return err }, nil
-	case format == "json":
-		enc := json.NewEncoder(out)
-		return func(e events.Event) error { return enc.Encode(e) }, nil
-	case strings.Contains(format, "{{"):
-		tmpl, err := templates.Parse(format)
-		if err != nil {
-			return nil, fmt.Errorf("--format: %w", err)
-		}
-		return func(e events.Event) error {
-			if err := tmpl.Execute(out, e); err != nil {
-				return fmt.Errorf("--format: %w", err)
-			}
-			_, err := fmt.Fprintln(out)
-			return err
-		}, nil
 	}
-	return nil, fmt.Errorf(`--format %q: use "json" or a Go template such as '{{.Type}} {{.Container}}'`, format)
+	write, err := formatter(format, "")
+	if err != nil {
+		return nil, err
+	}
+	return func(e events.Event) error { return write(out, e) }, nil
 }
