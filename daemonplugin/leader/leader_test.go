@@ -245,7 +245,7 @@ func newFleet(t *testing.T, grace string) *fleetFixture {
 	assert.NilError(t, swarmstore.SaveService(ctx, fx.sw, svc))
 	for i, h := range []string{"h2", "h3"} {
 		name := "web." + strconv.Itoa(i+1)
-		ok, err := swarmstore.ClaimReplica(ctx, fx.sw, "web", i+1, func(string) bool { return false })
+		ok, err := swarmstore.ClaimReplica(ctx, fx.sw, "web", i+1, h, func(string) bool { return false })
 		assert.Assert(t, ok && err == nil)
 		fx.agents[h].containers = []api.FleetContainer{{Name: name, Service: "web", Replica: i + 1, Node: h}}
 	}
@@ -395,4 +395,26 @@ func TestLeaderThatNeverHeardTheNodeInfersItsReplicas(t *testing.T) {
 	assert.Assert(t, is.DeepEqual(fx.where("web.2"), []string{"h1"}))
 	assert.Check(t, is.Equal(fx.agents["h1"].containers[0].Replica, 2))
 	assert.Check(t, is.Len(fx.where("web.1"), 1), "web.1 runs on h2 and stays there")
+}
+
+// TestReplicaMadeJustBeforeTheDeathIsRelocated: a replica made on h3 after
+// the leader's last look at it, just before h3 died, is known by its claim.
+func TestReplicaMadeJustBeforeTheDeathIsRelocated(t *testing.T) {
+	ctx := context.Background()
+	fx := newFleet(t, "1ms")
+	l := fx.leader()
+	assert.NilError(t, l.Round(ctx))
+	ok, err := swarmstore.ClaimReplica(ctx, fx.sw, "web", 3, "h3", func(string) bool { return false })
+	assert.Assert(t, ok && err == nil)
+	fx.agents["h3"].containers = append(fx.agents["h3"].containers, api.FleetContainer{Name: "web.3", Service: "web", Replica: 3, Node: "h3"})
+	fx.kill("h3")
+	time.Sleep(5 * time.Millisecond)
+	assert.NilError(t, l.Round(ctx))
+	downs, err := swarmstore.DownNodes(ctx, fx.sw)
+	assert.NilError(t, err)
+	assert.Assert(t, is.Len(downs, 1))
+	assert.Check(t, downs[0].Known)
+	assert.Check(t, is.Len(fx.where("web.2"), 1))
+	assert.Check(t, is.Len(fx.where("web.3"), 1), "made after the leader's last look, relocated all the same")
+	assert.Check(t, is.Len(fx.where("web.1"), 1))
 }

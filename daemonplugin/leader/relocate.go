@@ -51,37 +51,37 @@ func (l *Leader) relocate(ctx context.Context, d swarmstore.Down, views []view) 
 	}
 }
 
-// lost is what ran on the dead node and still belongs to a service.
+// lost is what ran on the dead node and still belongs to a service: what
+// the node last reported, and what was made for it since (its claim names
+// it: the leader looks at a node only every Tick). A leader that never
+// heard from the node takes every claimed replica that runs on no live
+// node.
 func (l *Leader) lost(ctx context.Context, d swarmstore.Down, running map[string]bool) ([]api.FleetContainer, error) {
 	claims, err := swarmstore.Claims(ctx, l.Engine)
 	if err != nil {
 		return nil, err
 	}
-	claimed := map[string]bool{}
-	for _, name := range claims {
-		claimed[name] = true
+	// A replica scaled away or a service removed meanwhile has no claim
+	// left.
+	reported := map[string]api.FleetContainer{}
+	for _, c := range d.Containers {
+		reported[c.Name] = c
 	}
 	var out []api.FleetContainer
-	if d.Known {
-		for _, c := range d.Containers {
-			// A replica scaled away or a service removed meanwhile has
-			// no claim left.
-			if claimed[c.Name] {
-				out = append(out, c)
-			}
-		}
-		return out, nil
-	}
-	for _, name := range claims {
-		if running[name] {
+	for _, cl := range claims {
+		if c, ok := reported[cl.Name]; ok {
+			out = append(out, c)
 			continue
 		}
-		svc, n, ok := strings.Cut(name, ".")
+		if running[cl.Name] || d.Known && cl.Node != d.Node {
+			continue
+		}
+		svc, n, ok := strings.Cut(cl.Name, ".")
 		replica, err := strconv.Atoi(n)
 		if !ok || err != nil {
 			continue
 		}
-		out = append(out, api.FleetContainer{Name: name, Service: svc, Replica: replica})
+		out = append(out, api.FleetContainer{Name: cl.Name, Service: svc, Replica: replica})
 	}
 	return out, nil
 }

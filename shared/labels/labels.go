@@ -33,6 +33,10 @@ const (
 	History = Prefix + ".history"
 	// ReplicaOf marks a replica name's claim with its service.
 	ReplicaOf = Prefix + ".replica-of"
+	// ClaimedFor, on a replica name's claim, is the node the replica was
+	// placed on when it was made: the leader knows of a replica made just
+	// before its node died even if it never saw it there.
+	ClaimedFor = Prefix + ".claimed-for"
 	// Content holds, on a stored service definition or history, its newest
 	// version: a config's data cannot change, but its labels can, in one
 	// versioned update, so a change never leaves a moment without either.

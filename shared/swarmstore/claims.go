@@ -26,14 +26,15 @@ func claimConfig(replica string) string { return labels.ReplicaClaimPrefix + rep
 // past what a create takes, an image pull included.
 const staleClaim = 15 * time.Minute
 
-// ClaimReplica claims replica n of service; false if another holds it.
+// ClaimReplica claims replica n of service, to be made on node; false if
+// another holds it.
 // exists says whether the replica's container exists now: a claim left
 // without one for staleClaim is taken over.
-func ClaimReplica(ctx context.Context, c client.APIClient, service string, n int, exists func(name string) bool) (bool, error) {
+func ClaimReplica(ctx context.Context, c client.APIClient, service string, n int, node string, exists func(name string) bool) (bool, error) {
 	name := service + "." + strconv.Itoa(n)
 	for attempt := 0; attempt < 2; attempt++ {
 		_, err := c.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: swarm.ConfigSpec{
-			Annotations: swarm.Annotations{Name: claimConfig(name), Labels: map[string]string{labels.ReplicaOf: service}},
+			Annotations: swarm.Annotations{Name: claimConfig(name), Labels: map[string]string{labels.ReplicaOf: service, labels.ClaimedFor: node}},
 			Data:        []byte(name),
 		}})
 		if err == nil {
@@ -73,16 +74,22 @@ func ReleaseReplicas(ctx context.Context, c client.APIClient, service string) er
 	return nil
 }
 
+// Claim is a claimed replica name and the node it was made for.
+type Claim struct {
+	Name string
+	Node string
+}
+
 // Claims lists every claimed replica name.
-func Claims(ctx context.Context, c client.APIClient) ([]string, error) {
+func Claims(ctx context.Context, c client.APIClient) ([]Claim, error) {
 	res, err := c.ConfigList(ctx, client.ConfigListOptions{Filters: make(client.Filters).Add("label", labels.ReplicaOf)})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, 0, len(res.Items))
+	out := make([]Claim, 0, len(res.Items))
 	for _, cfg := range res.Items {
-		out = append(out, strings.TrimPrefix(cfg.Spec.Name, labels.ReplicaClaimPrefix))
+		out = append(out, Claim{Name: strings.TrimPrefix(cfg.Spec.Name, labels.ReplicaClaimPrefix), Node: cfg.Spec.Labels[labels.ClaimedFor]})
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }

@@ -94,7 +94,7 @@ func (d *Deployer) claim(ctx context.Context, inv fleet.Inventory, jobs []job) e
 	for i := range jobs {
 		svc, n := jobs[i].req.Service.Name, jobs[i].req.Replica
 		for {
-			ok, err := swarmstore.ClaimReplica(ctx, d.Fleet.Manager, svc, n, exists)
+			ok, err := swarmstore.ClaimReplica(ctx, d.Fleet.Manager, svc, n, jobs[i].node.Hostname, exists)
 			if err != nil {
 				d.release(ctx, jobs[:i])
 				return fmt.Errorf("claiming the name %s.%d: %w", svc, n, err)
