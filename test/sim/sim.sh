@@ -146,7 +146,11 @@ without_fds() {
 # start_engine launches host $1's dockerd (its containerd must be running)
 # and waits until it answers.
 start_engine() {
-	local h=$1
+	local h=$1 old
+	# A pid file whose process is gone (an engine killed, a machine rebooted)
+	# would make dockerd refuse to start.
+	old=$(cat "$STATE/$h/dockerd.pid" 2>/dev/null || true)
+	if [ -n "$old" ] && ! alive "$old"; then rm -f "$STATE/$h/dockerd.pid"; fi
 	# nsenter, not `ip netns exec`, which remounts /sys and hides the cgroups.
 	on_path "$h" without_fds nsenter --net="/run/netns/$h" setsid unshare --uts sh -c "hostname $h; exec dockerd \
 		--config-file $STATE/$h/daemon.json \
@@ -169,10 +173,24 @@ stop_engine() {
 	pid=$(cat "$STATE/$h/dockerd.pid" 2>/dev/null) || die "$h: no dockerd running"
 	kill -TERM "$pid" 2>/dev/null || true
 	for _ in $(seq 100); do
-		[ -d "/proc/$pid" ] || return 0
+		alive "$pid" || return 0
 		sleep 0.1
 	done
 	kill -KILL "$pid" 2>/dev/null || true
+	# A killed dockerd leaves its pid file, and a start while it is still
+	# dying (or a zombie) fails with "pid file found".
+	for _ in $(seq 100); do
+		alive "$pid" || break
+		sleep 0.1
+	done
+	rm -f "$STATE/$h/dockerd.pid"
+}
+
+# alive: process $1 exists and is not a zombie.
+alive() {
+	local state
+	state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$state" ] && [ "$state" != Z ]
 }
 
 host_up() {
