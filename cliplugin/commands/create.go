@@ -31,6 +31,7 @@ type createOptions struct {
 	publish    []string
 	volumes    []string
 	strategy   string
+	checkpoint string
 	format     string
 }
 
@@ -44,11 +45,17 @@ SERVICE.1, SERVICE.2, … and placed by the scheduler over the nodes' free cores
 and memory. --cpus N gives each replica N cores of its own; --cpuset-cpus names
 them. The definition is kept in the swarm, so scale works from any machine.
 
--f reads a Compose file (x-fleet: {cpus: N} for exclusive cores), a
-RESTfulSwarm task or job, or a Genisys service definition, told apart by
-content; "-f -" reads standard input.`,
+--checkpoint-every has each replica checkpointed in the background and the
+checkpoint kept on a standby node, which restores it warm (memory and all) if
+the replica's node dies, instead of restarting it from its image.
+
+-f reads a Compose file (x-fleet: {cpus: N} for exclusive cores,
+checkpoint-every: 30s for warm relocation), a RESTfulSwarm task or job, or a
+Genisys service definition, told apart by content; "-f -" reads standard
+input.`,
 		Example: `  docker fleet create --name web --image fleet-workload --replicas 3 --cpus 1 --memory 64m
   docker fleet create --name api --image my/api --node h2 --cpuset-cpus 1 -p 8080:80 -- serve --port 80
+  docker fleet create --name db --image postgres:15 --cpus 1 --checkpoint-every 30s
   docker fleet create -f compose.yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCreate(cmd, dockerCli, opts, args)
@@ -68,6 +75,7 @@ content; "-f -" reads standard input.`,
 	f.StringArrayVarP(&opts.publish, "publish", "p", nil, "Publish a port HOST:CONTAINER[/udp]")
 	f.StringArrayVarP(&opts.volumes, "volume", "v", nil, "Mount a volume VOLUME:/path[:ro]")
 	f.StringVar(&opts.strategy, "strategy", spec.Spread, "Placement strategy: spread or binpack")
+	f.StringVar(&opts.checkpoint, "checkpoint-every", "", "Checkpoint each replica in the background at this interval and keep it on a standby node, to restore it warm if its node dies (5s to 24h)")
 	f.StringVar(&opts.format, "format", "", formatHelp)
 	return cmd
 }
@@ -104,7 +112,7 @@ func runCreate(cmd *cobra.Command, dockerCli command.Cli, opts createOptions, ar
 // services builds the definitions from the file or the flags.
 func (opts createOptions) services(cmd *cobra.Command, stdin io.Reader, args []string) ([]spec.Service, []string, error) {
 	if opts.file != "" {
-		for _, fl := range []string{"name", "image", "replicas", "node", "cpus", "cpuset-cpus", "memory", "memory-swap", "env", "publish", "volume"} {
+		for _, fl := range []string{"name", "image", "replicas", "node", "cpus", "cpuset-cpus", "memory", "memory-swap", "env", "publish", "volume", "checkpoint-every"} {
 			if cmd.Flags().Changed(fl) {
 				return nil, nil, fmt.Errorf("--%s: give the service in the file or in flags, not both", fl)
 			}
@@ -139,6 +147,11 @@ func (opts createOptions) services(cmd *cobra.Command, stdin io.Reader, args []s
 			return nil, nil, err
 		}
 	}
+	if opts.checkpoint != "" {
+		if s.CheckpointEvery, err = spec.ParseCheckpointEvery("--checkpoint-every", opts.checkpoint); err != nil {
+			return nil, nil, err
+		}
+	}
 	for _, p := range opts.publish {
 		port, err := spec.ParsePort(p)
 		if err != nil {
@@ -164,6 +177,7 @@ var flagOf = map[string]string{
 	"name": "--name", "image": "--image", "replicas": "--replicas", "cpus": "--cpus",
 	"cpuset-cpus": "--cpuset-cpus", "memory": "--memory", "memory-swap": "--memory-swap",
 	"strategy": "--strategy", "volumes": "--volume", "environment": "--env",
+	"checkpoint-every": "--checkpoint-every",
 }
 
 // flagErrors turns the definition's field names into the flags that set them.

@@ -43,6 +43,9 @@ type Leader struct {
 	lastUp  map[string]time.Time // when each node was last not dead
 	ledgers map[string]api.Ledger
 	clients map[string]Agent
+	// warmFailed are the containers whose warm restore failed: they are
+	// relocated cold.
+	warmFailed map[string]bool
 }
 
 // Agent is what the leader asks of a node's agent.
@@ -50,6 +53,11 @@ type Agent interface {
 	Ledger(ctx context.Context) (api.Ledger, error)
 	Create(ctx context.Context, req api.CreateRequest) (api.FleetContainer, error)
 	Fence(ctx context.Context, req api.FenceRequest) (api.FenceResult, error)
+	Rejoin(ctx context.Context, req api.RejoinRequest) (api.RejoinResult, error)
+	StandbyAssign(ctx context.Context, req api.StandbyAssign) error
+	StandbyExpect(ctx context.Context, req api.StandbyExpect) error
+	StandbyDrop(ctx context.Context, req api.StandbyDrop) error
+	StandbyRestore(ctx context.Context, req api.StandbyRestoreRequest) (api.FleetContainer, error)
 }
 
 // Run watches the fleet until ctx ends.
@@ -94,13 +102,9 @@ func (l *Leader) Round(ctx context.Context) error {
 	if !l.leading {
 		// A new leader gives every node a whole grace period.
 		log.Printf("leader: this engine leads the swarm; watching the fleet's nodes")
-		l.leading, l.lastUp, l.ledgers = true, map[string]time.Time{}, map[string]api.Ledger{}
+		l.leading, l.lastUp, l.ledgers, l.warmFailed = true, map[string]time.Time{}, map[string]api.Ledger{}, map[string]bool{}
 	}
 	grace, err := swarmstore.FailoverAfter(ctx, l.Engine)
-	if err != nil {
-		return err
-	}
-	views, err := l.observe(ctx)
 	if err != nil {
 		return err
 	}
@@ -111,6 +115,10 @@ func (l *Leader) Round(ctx context.Context) error {
 	down := map[string]swarmstore.Down{}
 	for _, d := range downs {
 		down[d.Node] = d
+	}
+	views, err := l.observe(ctx, downs)
+	if err != nil {
+		return err
 	}
 	now := time.Now()
 	for _, v := range views {
@@ -123,7 +131,7 @@ func (l *Leader) Round(ctx context.Context) error {
 		d, isDown := down[v.Hostname]
 		switch {
 		case isDown && v.err == nil:
-			l.fence(ctx, v)
+			l.fence(ctx, v, d)
 		case isDown && !v.dead():
 			// Its engine is back, its agent not yet: fence when it answers.
 		case isDown || grace > 0 && now.Sub(l.lastUp[v.Hostname]) >= grace:
@@ -132,9 +140,11 @@ func (l *Leader) Round(ctx context.Context) error {
 					return err
 				}
 			}
+			l.removeFromSwarm(ctx, d, v)
 			l.relocate(ctx, d, views)
 		}
 	}
+	l.standbys(ctx, views, down)
 	return nil
 }
 
@@ -155,16 +165,25 @@ func (l *Leader) isLeader(ctx context.Context) (bool, error) {
 	return res.Node.ManagerStatus != nil && res.Node.ManagerStatus.Leader, nil
 }
 
-// observe asks every fleet node's agent for its ledger, all at once.
-func (l *Leader) observe(ctx context.Context) ([]view, error) {
+// observe asks every fleet node's agent for its ledger, all at once: the
+// swarm's, and those of dead nodes removed from the swarm, at the address
+// their record keeps.
+func (l *Leader) observe(ctx context.Context, downs []swarmstore.Down) ([]view, error) {
 	nodes, err := swarmstore.Nodes(ctx, l.Engine)
 	if err != nil {
 		return nil, err
 	}
 	var views []view
+	seen := map[string]bool{}
 	for _, n := range nodes {
 		if n.AgentPort > 0 {
 			views = append(views, view{Node: n})
+			seen[n.Hostname] = true
+		}
+	}
+	for _, d := range downs {
+		if d.Removed && !seen[d.Node] && d.AgentPort > 0 {
+			views = append(views, view{Node: swarmstore.Node{Hostname: d.Node, Role: "worker", State: stateRemoved, Addr: d.Addr, AgentPort: d.AgentPort}})
 		}
 	}
 	var wg sync.WaitGroup
@@ -209,6 +228,10 @@ func (l *Leader) declare(ctx context.Context, v view) (swarmstore.Down, error) {
 	last, known := l.ledgers[v.Hostname]
 	d, created, err := swarmstore.MarkDown(ctx, l.Engine, swarmstore.Down{
 		Node: v.Hostname, Since: l.lastUp[v.Hostname], Known: known, Containers: last.Containers,
+		// A worker is taken out of the swarm: only that frees the overlay
+		// addresses its containers hold, which their relocated copies
+		// take. A manager stays (its raft vote counts).
+		Removed: v.Role == "worker", NodeID: v.ID, Addr: v.Addr, AgentPort: v.AgentPort, HostCaps: v.HostCaps,
 	})
 	if err != nil {
 		return d, fmt.Errorf("recording node %s dead: %w", v.Hostname, err)

@@ -165,6 +165,14 @@ type fakeAgent struct {
 	failCreate error
 	containers []api.FleetContainer
 	fenced     []string
+	// Warm relocation: the checkpoints it holds for others, what it was
+	// told to expect, and where it sends its own.
+	standbys []api.StandbyCopy
+	expects  []api.StandbyExpect
+	// swarm and rejoins: a Rejoin adds the node to swarm again.
+	swarm       *fakeSwarm
+	rejoins     int
+	failRestore error
 }
 
 func (a *fakeAgent) Ledger(context.Context) (api.Ledger, error) {
@@ -173,7 +181,8 @@ func (a *fakeAgent) Ledger(context.Context) (api.Ledger, error) {
 	if a.down {
 		return api.Ledger{}, errors.New("connection refused")
 	}
-	l := api.Ledger{Node: a.node, Cores: []int{0, 1}, MemTotal: 1 << 30, Containers: append([]api.FleetContainer(nil), a.containers...)}
+	l := api.Ledger{Node: a.node, Cores: []int{0, 1}, MemTotal: 1 << 30, Containers: append([]api.FleetContainer(nil), a.containers...),
+		Standbys: append([]api.StandbyCopy(nil), a.standbys...)}
 	for i := range a.containers {
 		l.Held = append(l.Held, api.Hold{Core: i, Container: a.containers[i].Name, Fleet: true})
 	}

@@ -41,11 +41,16 @@ func (l *Leader) relocate(ctx context.Context, d swarmstore.Down, views []view) 
 		log.Printf("leader: relocating from %s: %v", d.Node, err)
 		return
 	}
+	up := live(views, map[string]swarmstore.Down{d.Node: d})
 	for _, c := range lost {
 		if running[c.Name] {
 			continue
 		}
-		if err := l.relocateOne(ctx, d.Node, c, sched, byName, network.Name, func(name string) bool { return running[name] }); err != nil {
+		isRunning := func(name string) bool { return running[name] }
+		if done := l.relocateWarm(ctx, d.Node, c, up, network.Name, isRunning); done {
+			continue
+		}
+		if err := l.relocateOne(ctx, d.Node, c, sched, byName, network.Name, isRunning); err != nil {
 			log.Printf("leader: %s of dead node %s stays wanted: %v", c.Name, d.Node, err)
 		}
 	}
@@ -130,38 +135,43 @@ func (l *Leader) relocateOne(ctx context.Context, from string, c api.FleetContai
 	return nil
 }
 
-// fence has a node back from the dead remove its copies of what was
-// relocated, then forgets its death.
-func (l *Leader) fence(ctx context.Context, v view) {
-	rels, err := swarmstore.Relocations(ctx, l.Engine, v.Hostname)
+// relocateWarm restores a lost container on the live node that holds its
+// newest checkpoint from the dead node: same address, its memory and files
+// as they were at that checkpoint. done is false when there is no such
+// copy, or its restore failed in an earlier round: the container is then
+// relocated cold. A failed restore is not followed by a cold one in the
+// same round: had it restored the copy and only its answer been lost, the
+// next round's ledgers show it running.
+func (l *Leader) relocateWarm(ctx context.Context, from string, c api.FleetContainer, up []view, network string, running func(string) bool) (done bool) {
+	to, copy, ok := warmCopy(c.Name, from, up)
+	if !ok || l.warmFailed[c.Name] {
+		return false
+	}
+	rel := swarmstore.Relocation{Replica: c.Name, From: from, To: to.Hostname, Kind: "warm", At: time.Now()}
+	claimed, err := swarmstore.ClaimRelocation(ctx, l.Engine, rel, running)
+	if err != nil || !claimed {
+		return true // another leader relocates it, or the next round tries
+	}
+	a, err := l.agent(to.Node)
+	if err == nil {
+		_, err = a.StandbyRestore(ctx, api.StandbyRestoreRequest{Container: c.Name, Network: network})
+	}
 	if err != nil {
-		log.Printf("leader: fencing %s: %v", v.Hostname, err)
-		return
-	}
-	req := api.FenceRequest{}
-	for _, r := range rels {
-		req.Containers = append(req.Containers, r.Replica)
-	}
-	if len(req.Containers) > 0 {
-		a, err := l.agent(v.Node)
-		if err != nil {
-			log.Printf("leader: fencing %s: %v", v.Hostname, err)
-			return
+		log.Printf("leader: restoring %s on %s from its checkpoint of %s failed, relocating it cold: %v",
+			c.Name, to.Hostname, copy.At.Format(time.RFC3339), err)
+		if derr := swarmstore.DropRelocation(context.WithoutCancel(ctx), l.Engine, c.Name); derr != nil {
+			log.Printf("leader: dropping the relocation record of %s: %v", c.Name, derr)
 		}
-		res, err := a.Fence(ctx, req)
-		if err != nil {
-			log.Printf("leader: fencing %s: %v", v.Hostname, err)
-			return
-		}
-		log.Printf("leader: node %s is back; it removed its copies of what was relocated: %v", v.Hostname, res.Removed)
+		l.warmFailed[c.Name] = true
+		return true
 	}
-	for _, r := range rels {
-		if err := swarmstore.MarkFenced(ctx, l.Engine, r.Replica); err != nil {
-			log.Printf("leader: fencing %s: %v", v.Hostname, err)
-			return
-		}
+	log.Printf("leader: relocated %s from dead node %s to %s (warm: restored from its checkpoint of %s, %s old)",
+		c.Name, from, to.Hostname, copy.At.Format(time.RFC3339), time.Since(copy.At).Round(time.Second))
+	if err := swarmstore.MarkRelocated(ctx, l.Engine, rel); err != nil {
+		log.Printf("leader: recording the relocation of %s: %v", c.Name, err)
 	}
-	if err := swarmstore.ClearDown(ctx, l.Engine, v.Hostname); err != nil {
-		log.Printf("leader: fencing %s: %v", v.Hostname, err)
+	if err := swarmstore.Count(ctx, l.Engine, swarmstore.CountRelocationsWarm); err != nil {
+		log.Printf("leader: counting the relocation of %s: %v", c.Name, err)
 	}
+	return true
 }

@@ -278,29 +278,38 @@ func (c *Client) LoadImage(ctx context.Context, migration string, image io.Reade
 // Receive streams a container to the node's agent, which restores it. sum
 // is called once body is exhausted, for the checksum the destination checks.
 func (c *Client) Receive(ctx context.Context, hdr api.ReceiveHeader, body io.Reader, sum func() string) (api.ReceiveResult, error) {
-	var out api.ReceiveResult
+	// The destination asks for the body once it is ready for it (its twin
+	// made): the source freezes the container only then.
+	resp, err := c.postStream(ctx, api.PathReceive, hdr, body, sum, true)
+	if err != nil {
+		return api.ReceiveResult{}, err
+	}
+	return decodeReply[api.ReceiveResult](c, resp)
+}
+
+// postStream posts a container's stream: hdr in its header, body chunked,
+// and sum, the body's CRC-32C, in the trailer once the body is read whole.
+func (c *Client) postStream(ctx context.Context, path string, hdr api.ReceiveHeader, body io.Reader, sum func() string, expectContinue bool) (*http.Response, error) {
 	h, err := json.Marshal(hdr)
 	if err != nil {
-		return out, err
+		return nil, err
 	}
 	trailer := http.Header{api.TrailerCRC32C: nil}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+c.Addr+api.PathReceive,
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+c.Addr+path,
 		&trailerBody{r: body, done: func() { trailer.Set(api.TrailerCRC32C, sum()) }})
 	if err != nil {
-		return out, err
+		return nil, err
 	}
 	req.ContentLength = -1
 	req.Trailer = trailer
 	req.Header.Set(api.HeaderReceive, base64.StdEncoding.EncodeToString(h))
-	req.Header.Set(api.HeaderMigration, hdr.ID)
-	// The destination asks for the body once it is ready for it (its twin
-	// made): the source freezes the container only then.
-	req.Header.Set("Expect", "100-continue")
-	resp, err := c.do(req)
-	if err != nil {
-		return out, err
+	if hdr.ID != "" {
+		req.Header.Set(api.HeaderMigration, hdr.ID)
 	}
-	return decodeReply[api.ReceiveResult](c, resp)
+	if expectContinue {
+		req.Header.Set("Expect", "100-continue")
+	}
+	return c.do(req)
 }
 
 // trailerBody calls done when the body it wraps is exhausted, before the

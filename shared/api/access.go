@@ -61,4 +61,12 @@ var Access = map[string][]pki.Role{
 	"POST " + PathReceive:                             node,
 	"POST " + PathDecision:                            node,
 	"POST " + PathOutcome:                             node,
+	"POST " + PathRejoin:                              manager,
+	"POST " + PathStandbyAssign:                       manager,
+	"POST " + PathStandbyExpect:                       manager,
+	"POST " + PathStandbyDrop:                         manager,
+	"POST " + PathStandbyRestore:                      manager,
+	// A node takes a checkpoint only of a container the leader told it to
+	// expect from that node (PathStandbyExpect).
+	"POST " + PathStandbyReceive: node,
 }

@@ -60,6 +60,9 @@ type FleetContainer struct {
 	IP         string `json:"ip,omitempty"`
 	Pid        int    `json:"pid,omitempty"`
 	StartedAt  string `json:"startedAt,omitempty"`
+	// Checkpoint is where its background checkpoints stand (nil: its
+	// service has none, --checkpoint-every).
+	Checkpoint *CheckpointStatus `json:"checkpoint,omitempty"`
 }
 
 // Hold is one core of the ledger and who holds it.
@@ -79,6 +82,9 @@ type Ledger struct {
 	MemTotal    int64            `json:"memTotal"`
 	MemReserved int64            `json:"memReserved"`
 	Containers  []FleetContainer `json:"containers"`
+	// Standbys are the checkpoints this node holds whole for other nodes'
+	// containers (warm relocation).
+	Standbys []StandbyCopy `json:"standbys,omitempty"`
 }
 
 // ContainerDetail is a fleet container with its current usage.

@@ -60,6 +60,9 @@ const (
 	// has removed its copy: the record stays as history until the replica
 	// is relocated again.
 	Fenced = Prefix + ".fenced"
+	// CheckpointEvery, on a fleet container, is the interval of its
+	// background checkpoints (a Go duration; absent: none).
+	CheckpointEvery = Prefix + ".checkpoint-every"
 	// Stats marks the config holding the fleet's failover counters.
 	Stats = Prefix + ".stats"
 )

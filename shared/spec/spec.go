@@ -3,12 +3,14 @@
 package spec
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	units "github.com/docker/go-units"
 
@@ -44,6 +46,48 @@ type Service struct {
 	// Node restricts placement to one node (--node, node.hostname==).
 	Node     string `json:"node,omitempty"`
 	Strategy string `json:"strategy,omitempty"`
+	// CheckpointEvery, when set, has each replica checkpointed in the
+	// background at this interval and kept on a standby node, from which
+	// it is restored warm if its node dies (--checkpoint-every).
+	CheckpointEvery Duration `json:"checkpointEvery,omitempty"`
+}
+
+// Checkpoint intervals the fleet takes: a checkpoint freezes the replica
+// for a moment and sends its whole memory, so more often than every few
+// seconds would cost more than it keeps.
+const (
+	MinCheckpointEvery = 5 * time.Second
+	MaxCheckpointEvery = 24 * time.Hour
+)
+
+// Duration is a time.Duration stored as Go writes it ("30s").
+type Duration time.Duration
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration is a string such as \"30s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ParseCheckpointEvery reads a checkpoint interval ("30s", "2m"); field
+// names the flag or key in errors.
+func ParseCheckpointEvery(field, v string) (Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %q is not a duration (examples: 30s, 2m)", field, v)
+	}
+	return Duration(d), nil
 }
 
 // Port is a published port.
@@ -122,6 +166,9 @@ func (s *Service) Validate() error {
 		} else if s.MemorySwap < s.Memory {
 			bad("memory-swap", "must be at least the memory limit (or -1 for unlimited)")
 		}
+	}
+	if d := time.Duration(s.CheckpointEvery); d != 0 && (d < MinCheckpointEvery || d > MaxCheckpointEvery) {
+		bad("checkpoint-every", "%s is out of range (%s to %s, or none)", d, MinCheckpointEvery, MaxCheckpointEvery)
 	}
 	switch s.Strategy {
 	case "", Spread, Binpack:

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -27,7 +28,7 @@ var (
 	composeResources = keys("limits")
 	composeLimits    = keys("memory")
 	composePlacement = keys("constraints")
-	fleetExtension   = keys("cpus")
+	fleetExtension   = keys("cpus", "checkpoint-every")
 )
 
 func keys(k ...string) map[string]bool {
@@ -203,6 +204,35 @@ func fromCompose(c types.ServiceConfig) (spec.Service, error) {
 			}
 			s.Cores = n
 		}
+		if v, ok := m["checkpoint-every"]; ok {
+			d, err := checkpointEvery(v)
+			if err != nil {
+				return s, err
+			}
+			s.CheckpointEvery = d
+		}
 	}
 	return s, nil
+}
+
+// checkpointEvery reads x-fleet.checkpoint-every ("30s"). The range is
+// checked here too, so that the error names the key in the file rather
+// than the definition's field.
+func checkpointEvery(v any) (spec.Duration, error) {
+	const field = "x-fleet.checkpoint-every"
+	if v == 0 {
+		return 0, nil // YAML's 0: none, as "0s" is
+	}
+	str, ok := v.(string)
+	if !ok {
+		return 0, fmt.Errorf("%s: %v is not a duration such as 30s", field, v)
+	}
+	d, err := spec.ParseCheckpointEvery(field, str)
+	if err != nil {
+		return 0, err
+	}
+	if t := time.Duration(d); t != 0 && (t < spec.MinCheckpointEvery || t > spec.MaxCheckpointEvery) {
+		return 0, fmt.Errorf("%s: %s is out of range (%s to %s, or 0 for none)", field, t, spec.MinCheckpointEvery, spec.MaxCheckpointEvery)
+	}
+	return d, nil
 }

@@ -2,6 +2,7 @@ package specfile
 
 import (
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -71,6 +72,27 @@ func TestComposeRefusesWhatItWouldDrop(t *testing.T) {
 	} {
 		_, err := parse(t, doc)
 		assert.Check(t, is.ErrorContains(err, want), doc)
+	}
+}
+
+func TestComposeCheckpointEvery(t *testing.T) {
+	r, err := parse(t, "services:\n  db:\n    image: postgres:15\n    x-fleet: {cpus: 1, checkpoint-every: 30s}\n")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(r.Services[0].CheckpointEvery, spec.Duration(30*time.Second)))
+	assert.Check(t, is.Equal(r.Services[0].Cores, 1))
+	r, err = parse(t, "services:\n  db:\n    image: postgres:15\n    x-fleet: {checkpoint-every: 0}\n")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(r.Services[0].CheckpointEvery, spec.Duration(0)))
+
+	for v, want := range map[string]string{
+		"12q":   `services.db.x-fleet.checkpoint-every: "12q" is not a duration`,
+		"1s":    "services.db.x-fleet.checkpoint-every: 1s is out of range",
+		"25h":   "services.db.x-fleet.checkpoint-every: 25h0m0s is out of range",
+		"30":    "services.db.x-fleet.checkpoint-every: 30 is not a duration",
+		"[30s]": "services.db.x-fleet.checkpoint-every: [30s] is not a duration",
+	} {
+		_, err := parse(t, "services:\n  db:\n    image: postgres:15\n    x-fleet: {checkpoint-every: "+v+"}\n")
+		assert.Check(t, is.ErrorContains(err, want), v)
 	}
 }
 

@@ -1,0 +1,161 @@
+package leader
+
+import (
+	"context"
+	"log"
+	"net"
+	"strconv"
+
+	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/cpuset"
+	"github.com/docker-fleet/fleet/shared/scheduler"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
+)
+
+// live are the nodes that can run containers now: their agent answers,
+// the swarm has them ready and active, and none is held dead.
+func live(views []view, down map[string]swarmstore.Down) []view {
+	var out []view
+	for _, v := range views {
+		if _, isDown := down[v.Hostname]; !isDown && v.err == nil && v.State == "ready" && v.Availability == "active" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// standbys keeps a standby node chosen, ahead of any failure, for every
+// container checkpointed in the background: a live node other than its
+// own, where it would fit if it can. And it has nodes forget copies that
+// can no longer serve: of a container that runs on that very node, or
+// whose node sends its checkpoints elsewhere now.
+func (l *Leader) standbys(ctx context.Context, views []view, down map[string]swarmstore.Down) {
+	up := live(views, down)
+	byName := map[string]view{}
+	where := map[string]api.FleetContainer{} // container → as its node reports it
+	for _, v := range up {
+		byName[v.Hostname] = v
+		for _, c := range v.ledger.Containers {
+			where[c.Name] = c
+		}
+	}
+	network := ""
+	for _, v := range up {
+		for _, c := range v.ledger.Containers {
+			cp := c.Checkpoint
+			if cp == nil {
+				continue
+			}
+			if _, ok := byName[cp.Standby]; ok && cp.Standby != v.Hostname {
+				continue
+			}
+			to, ok := chooseStandby(v, c, up)
+			if !ok {
+				continue // a one-node fleet: no standby to have
+			}
+			if network == "" {
+				n, err := swarmstore.FindNetwork(ctx, l.Engine)
+				if err != nil {
+					log.Printf("leader: choosing standby nodes: %v", err)
+					return
+				}
+				network = n.Name
+			}
+			exp := api.StandbyExpect{Container: c.Name, From: v.Hostname, Network: network, Cores: cores(c), Memory: c.Memory}
+			if err := l.assignStandby(ctx, v, to, exp); err != nil {
+				log.Printf("leader: choosing %s as the standby node of %s: %v", to.Hostname, c.Name, err)
+				continue
+			}
+			log.Printf("leader: %s is the standby node of %s (checkpoints every %s from %s)", to.Hostname, c.Name, cp.Every, v.Hostname)
+		}
+	}
+	for _, v := range up {
+		for _, sc := range v.ledger.Standbys {
+			c, runs := where[sc.Container]
+			if !runs || (c.Node != v.Hostname && c.Checkpoint != nil && c.Checkpoint.Standby == v.Hostname) {
+				// Still its standby, or its node is not live (the copy
+				// may be all that is left of it).
+				continue
+			}
+			a, err := l.agent(v.Node)
+			if err == nil {
+				err = a.StandbyDrop(ctx, api.StandbyDrop{Container: sc.Container})
+			}
+			if err != nil {
+				log.Printf("leader: having %s drop its standby copy of %s: %v", v.Hostname, sc.Container, err)
+			}
+		}
+	}
+}
+
+// chooseStandby picks the standby node of container c of node v among the
+// live nodes: one where it would fit now, by the scheduler's spread; any
+// other node if none can take it now (room may be made by the time it is
+// needed; a relocation that does not fit goes cold elsewhere).
+func chooseStandby(v view, c api.FleetContainer, up []view) (view, bool) {
+	var sched []scheduler.Node
+	var others []view
+	for _, o := range up {
+		if o.Hostname == v.Hostname {
+			continue
+		}
+		others = append(others, o)
+		sched = append(sched, scheduler.NodeOf(o.Hostname, o.State, o.Availability, o.ledger, nil))
+	}
+	if len(others) == 0 {
+		return view{}, false
+	}
+	req := scheduler.Request{Cores: cores(c), Memory: c.Memory, Strategy: "spread"}
+	if got, err := scheduler.Place(sched, req, 1); err == nil {
+		for _, o := range others {
+			if o.Hostname == got[0] {
+				return o, true
+			}
+		}
+	}
+	return others[0], true
+}
+
+// cores is how many exclusive cores c holds.
+func cores(c api.FleetContainer) int {
+	if !c.Exclusive {
+		return 0
+	}
+	set, _ := cpuset.Parse(c.Cpuset)
+	return len(set)
+}
+
+// assignStandby tells the standby node to take the container's
+// checkpoints from its node, then tells its node to send them there.
+func (l *Leader) assignStandby(ctx context.Context, from, to view, exp api.StandbyExpect) error {
+	ta, err := l.agent(to.Node)
+	if err != nil {
+		return err
+	}
+	if err := ta.StandbyExpect(ctx, exp); err != nil {
+		return err
+	}
+	container := exp.Container
+	fa, err := l.agent(from.Node)
+	if err != nil {
+		return err
+	}
+	return fa.StandbyAssign(ctx, api.StandbyAssign{Container: container, To: to.Hostname,
+		ToAddr: net.JoinHostPort(to.Addr, strconv.Itoa(to.AgentPort))})
+}
+
+// warmCopy finds the newest whole checkpoint of container name that a live
+// node holds from the dead node: the one to restore it from.
+func warmCopy(name, dead string, up []view) (view, api.StandbyCopy, bool) {
+	var best view
+	var copy api.StandbyCopy
+	found := false
+	for _, v := range up {
+		for _, sc := range v.ledger.Standbys {
+			if sc.Container == name && sc.From == dead && (!found || sc.At.After(copy.At)) {
+				best, copy, found = v, sc, true
+			}
+		}
+	}
+	return best, copy, found
+}
