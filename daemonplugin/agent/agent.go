@@ -80,7 +80,10 @@ func New(cfg Config) (*Agent, error) {
 		migrator:  &migrate.Migrator{Node: cfg.Node, Engine: engine, Workloads: wl, Creds: keys, HostRoot: hostexec.HostRoot, Journal: jr},
 	}
 	a.managers = a.swarmManagers
+	a.migrator.Standby.Dir = cfg.StandbyDir
 	wl.Migrating = a.migrator.Migrating
+	wl.Checkpoint = a.migrator.CheckpointStatus
+	wl.Standbys = a.migrator.Standbys
 	a.migrator.ForeignLimits = func() bool {
 		criu, _ := a.criuInfo()
 		return readsForeignLimits(readCapabilities(cfg.Proc), criu)
@@ -97,6 +100,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.keys != nil {
 		// Migrations this agent left unfinished, if it died in one.
 		go a.migrator.Start(ctx)
+		// Background checkpoints of containers that have them.
+		go a.migrator.RunCheckpoints(ctx)
 		// On the swarm's leader: watch the nodes, relocate the dead's.
 		go (&leader.Leader{Engine: a.engine, Creds: a.keys}).Run(ctx)
 	}
@@ -171,6 +176,15 @@ func (a *Agent) Handler() http.Handler {
 		"POST " + api.PathReceive:    a.serveReceive,
 		"POST " + api.PathDecision:   a.serveDecision,
 		"POST " + api.PathOutcome:    a.serveOutcome,
+
+		// Warm relocation (the leader's calls, and checkpoints between
+		// nodes).
+		"POST " + api.PathRejoin:         postJSON(a.rejoin),
+		"POST " + api.PathStandbyAssign:  postJSON(a.migrator.StandbyAssign),
+		"POST " + api.PathStandbyExpect:  postJSON(a.migrator.StandbyExpect),
+		"POST " + api.PathStandbyDrop:    postJSON(a.migrator.StandbyDrop),
+		"POST " + api.PathStandbyRestore: postJSON(a.migrator.StandbyRestore),
+		"POST " + api.PathStandbyReceive: a.serveStandbyReceive,
 
 		// migrate --check: looks at a container, changes nothing.
 		"POST " + api.PathMigrateCheck: postJSON(a.migrator.Check),

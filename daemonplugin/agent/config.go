@@ -27,6 +27,9 @@ type Config struct {
 	// engine's data root, which outlives the plugin (an upgrade replaces
 	// its root filesystem).
 	JournalDir string
+	// StandbyDir keeps the checkpoints of other nodes' containers this
+	// node is the standby of: in the engine's data root, like the journal.
+	StandbyDir string
 	// EngineHost is the node engine's API, through the plugin's "sock" mount.
 	EngineHost string
 	// Proc is the host's procfs (the plugin shares the host's pid namespace).
@@ -46,6 +49,7 @@ func ConfigFromEnv() (Config, error) {
 		Port:        api.DefaultPort,
 		StateDir:    "/state",
 		JournalDir:  "/host/data-root/fleet/migrations",
+		StandbyDir:  "/host/data-root/fleet/standby",
 		EngineHost:  "unix:///run/host/docker.sock",
 		Proc:        "/proc",
 		CRIUPath:    "/bin/criu",

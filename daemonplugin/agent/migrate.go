@@ -133,26 +133,46 @@ func (a *Agent) serveImageLoad(w http.ResponseWriter, r *http.Request) {
 
 // serveReceive takes a container streamed by a source agent.
 func (a *Agent) serveReceive(w http.ResponseWriter, r *http.Request) {
+	h, err := streamHeader(r)
+	if err == nil && h.ID != r.Header.Get(api.HeaderMigration) {
+		err = workloads.Refuse(errdefs.ErrInvalidArgument, "bad %s header: migration %q in the header, %q on the request", api.HeaderReceive, h.ID, r.Header.Get(api.HeaderMigration))
+	}
+	if err != nil {
+		reply(w, nil, err)
+		return
+	}
+	serveStream(w, r, dumpWait, func(body io.Reader, trailer func() string) (any, error) {
+		res, err := a.migrator.Receive(r.Context(), peer(r.Context()).Name, h, body, trailer)
+		if err != nil {
+			log.Printf("receiving %s from %s failed: %v", h.Name, h.From, err)
+		}
+		return res, err
+	})
+}
+
+// streamHeader reads the header of a container's stream.
+func streamHeader(r *http.Request) (api.ReceiveHeader, error) {
 	var h api.ReceiveHeader
 	raw, err := base64.StdEncoding.DecodeString(r.Header.Get(api.HeaderReceive))
 	if err == nil {
 		h, err = migrate.DecodeReceiveHeader(raw)
 	}
-	if err == nil && h.ID != r.Header.Get(api.HeaderMigration) {
-		err = fmt.Errorf("migration %q in the header, %q on the request", h.ID, r.Header.Get(api.HeaderMigration))
-	}
 	if err != nil {
-		reply(w, nil, workloads.Refuse(errdefs.ErrInvalidArgument, "bad %s header: %v", api.HeaderReceive, err))
-		return
+		return h, workloads.Refuse(errdefs.ErrInvalidArgument, "bad %s header: %v", api.HeaderReceive, err)
 	}
-	// A cut link stalls the body rather than ending it: give up when no
-	// bytes come for a while.
+	return h, nil
+}
+
+// serveStream serves a container's stream to take, which reads its body
+// and answers. A cut link stalls the body rather than ending it: the read
+// gives up when no bytes come for receiveStall (first for firstWait).
+func serveStream(w http.ResponseWriter, r *http.Request, firstWait time.Duration, take func(body io.Reader, trailer func() string) (any, error)) {
 	rc := http.NewResponseController(w)
 	begun := false
 	body := readFunc(func(p []byte) (int, error) {
 		wait := receiveStall
 		if !begun {
-			wait = dumpWait
+			wait = firstWait
 		}
 		_ = rc.SetReadDeadline(time.Now().Add(wait))
 		n, err := r.Body.Read(p)
@@ -162,10 +182,7 @@ func (a *Agent) serveReceive(w http.ResponseWriter, r *http.Request) {
 	// The answer may come while the source still sends (a receive that
 	// fails half-way): the body stays readable after it.
 	_ = rc.EnableFullDuplex()
-	res, err := a.migrator.Receive(r.Context(), peer(r.Context()).Name, h, body, func() string { return r.Trailer.Get(api.TrailerCRC32C) })
-	if err != nil {
-		log.Printf("receiving %s from %s failed: %v", h.Name, h.From, err)
-	}
+	res, err := take(body, func() string { return r.Trailer.Get(api.TrailerCRC32C) })
 	_ = rc.SetReadDeadline(time.Time{})
 	reply(w, res, err)
 	if err != nil {

@@ -44,6 +44,12 @@ type Migrator struct {
 	// CRIU build); nil means it can.
 	ForeignLimits func() bool
 
+	// Standby keeps the checkpoints of other nodes' containers that this
+	// node is the standby of (warm relocation); its Dir is set at start.
+	Standby standbyStore
+	// bg are this node's containers' background checkpoints.
+	bg checkpoints
+
 	// one migration at a time on this host: the CRIU configuration is the
 	// host's, and a second freeze would only slow the first.
 	mu sync.Mutex

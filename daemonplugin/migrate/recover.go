@@ -45,14 +45,14 @@ func (m *Migrator) Start(ctx context.Context) {
 }
 
 // cleanHost removes a dead agent's leftovers: a CRIU configuration line of
-// one restore or dump (images-dir, external) and this node's migration
+// one restore or dump (images-dir, external, tcp-close) and this node's migration
 // directories in tmpfs that no journaled migration owns.
 func (m *Migrator) cleanHost(ctx context.Context) {
 	// Taking the lock waits for any live agent of the host to finish with
 	// its lines; whatever is left then belongs to a dead one.
 	err := withCRIULock(m.HostRoot, nil, func() error {
 		return editCRIUConfig(m.HostRoot, nil, func(line string) bool {
-			return strings.HasPrefix(line, "images-dir ") || strings.HasPrefix(line, "external ")
+			return strings.HasPrefix(line, "images-dir ") || strings.HasPrefix(line, "external ") || line == "tcp-close"
 		})
 	})
 	if err != nil {

@@ -13,9 +13,9 @@ import (
 
 // restore starts a container from its checkpoint: from the engine's
 // checkpoint directory, or (fast path) from images in imgDir, of which the
-// engine gets only descriptors.json.
-func (m *Migrator) restore(ctx context.Context, id, name string, fast bool, imgDir string) error {
-	var extra []string
+// engine gets only descriptors.json. extra are CRIU configuration lines for
+// this restore alone.
+func (m *Migrator) restore(ctx context.Context, id, name string, fast bool, imgDir string, extra ...string) error {
 	if fast {
 		cpDir, err := m.checkpointDir(ctx, id)
 		if err != nil {
@@ -31,7 +31,7 @@ func (m *Migrator) restore(ctx context.Context, id, name string, fast bool, imgD
 		if err := os.WriteFile(filepath.Join(cpDir, "descriptors.json"), desc, 0o600); err != nil {
 			return err
 		}
-		extra = []string{"images-dir " + imgDir}
+		extra = append(extra, "images-dir "+imgDir)
 	}
 	return withCRIULock(m.HostRoot, extra, func() error {
 		_, err := m.Engine.ContainerStart(ctx, id, client.ContainerStartOptions{CheckpointID: checkpointName})

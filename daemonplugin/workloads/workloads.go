@@ -46,6 +46,11 @@ type Manager struct {
 	// of it runs or is being finished (empty: none). The one lock per
 	// container that migrate, rm and resize share.
 	Migrating func(name string) string
+	// Checkpoint reports a container's background checkpoints (every is
+	// its interval); Standbys the checkpoints this node keeps for other
+	// nodes' containers. Nil: none.
+	Checkpoint func(name, every string) *api.CheckpointStatus
+	Standbys   func() []api.StandbyCopy
 
 	// mu is the ledger lock: every change of cores or memory happens under it.
 	mu sync.Mutex
@@ -113,14 +118,18 @@ func (m *Manager) Ledger(ctx context.Context) (api.Ledger, error) {
 	if err != nil {
 		return api.Ledger{}, err
 	}
-	return api.Ledger{
+	l := api.Ledger{
 		Node:        m.Node,
 		Cores:       st.book.Cores(),
 		Held:        st.book.Holds(),
 		MemTotal:    st.memTotal,
 		MemReserved: st.memReserved,
 		Containers:  st.containers,
-	}, nil
+	}
+	if m.Standbys != nil {
+		l.Standbys = m.Standbys()
+	}
+	return l, nil
 }
 
 // Create makes and starts one replica, its cores and memory taken from the
@@ -231,6 +240,9 @@ func createOptions(req api.CreateRequest, cores cpuset.Set) (client.ContainerCre
 	lbl[labels.Replica] = strconv.Itoa(req.Replica)
 	lbl[labels.Exclusive] = strconv.FormatBool(len(cores) > 0)
 	lbl[labels.NetworkName] = req.Network
+	if svc.CheckpointEvery != 0 {
+		lbl[labels.CheckpointEvery] = svc.CheckpointEvery.String()
+	}
 
 	cfg := &container.Config{
 		Image:        svc.Image,
@@ -487,6 +499,9 @@ func (m *Manager) fleetContainer(ctx context.Context, c container.InspectRespons
 		MemorySwap: c.HostConfig.MemorySwap,
 		Pid:        c.State.Pid,
 		StartedAt:  c.State.StartedAt,
+	}
+	if every := l[labels.CheckpointEvery]; every != "" && m.Checkpoint != nil {
+		fc.Checkpoint = m.Checkpoint(fc.Name, every)
 	}
 	// Only fleet containers can have joined a holder: others cost no lookup.
 	carrier := c
