@@ -44,12 +44,14 @@ func (a *Agent) rejoin(ctx context.Context, req api.RejoinRequest) (api.RejoinRe
 	if err != nil {
 		return api.RejoinResult{}, fmt.Errorf("engine: %w", err)
 	}
-	if info.Info.Swarm.LocalNodeState == swarm.LocalNodeStateActive {
-		return api.RejoinResult{NodeID: info.Info.Swarm.NodeID}, nil
+	sw := info.Info.Swarm
+	if sw.LocalNodeState == swarm.LocalNodeStateActive && sw.NodeID != req.Removed {
+		return api.RejoinResult{NodeID: sw.NodeID}, nil // joined again already
 	}
 	// Removed from the swarm, the engine still holds its old membership
-	// (pending, refused by the managers): it leaves it first.
-	if info.Info.Swarm.LocalNodeState != swarm.LocalNodeStateInactive {
+	// (refused by the managers, though an engine that was cut off rather
+	// than stopped still calls it active): it leaves it first.
+	if sw.LocalNodeState != swarm.LocalNodeStateInactive {
 		if err := a.leaveSwarm(ctx); err != nil {
 			return api.RejoinResult{}, fmt.Errorf("leaving the old membership: %w", err)
 		}

@@ -117,7 +117,7 @@ func (l *Leader) readmit(ctx context.Context, v view, d swarmstore.Down) (bool, 
 	if err != nil {
 		return false, err
 	}
-	req := api.RejoinRequest{JoinToken: sw.Swarm.JoinTokens.Worker}
+	req := api.RejoinRequest{JoinToken: sw.Swarm.JoinTokens.Worker, Removed: d.NodeID}
 	for _, p := range info.Info.Swarm.RemoteManagers {
 		req.RemoteAddrs = append(req.RemoteAddrs, p.Addr)
 	}

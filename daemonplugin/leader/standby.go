@@ -69,13 +69,17 @@ func (l *Leader) standbys(ctx context.Context, views []view, down map[string]swa
 			log.Printf("leader: %s is the standby node of %s (checkpoints every %s from %s)", to.Hostname, c.Name, cp.Every, v.Hostname)
 		}
 	}
+	claimed := l.claimed(ctx, up)
 	for _, v := range up {
 		for _, sc := range v.ledger.Standbys {
 			c, runs := where[sc.Container]
-			if !runs || (c.Node != v.Hostname && c.Checkpoint != nil && c.Checkpoint.Standby == v.Hostname) {
-				// Still its standby, or its node is not live (the copy
-				// may be all that is left of it).
+			switch {
+			case !runs && (claimed == nil || claimed[sc.Container]):
+				// Its node is not live: the copy may be all that is
+				// left of it.
 				continue
+			case runs && c.Node != v.Hostname && c.Checkpoint != nil && c.Checkpoint.Standby == v.Hostname:
+				continue // still its standby
 			}
 			a, err := l.agent(v.Node)
 			if err == nil {
@@ -158,4 +162,26 @@ func warmCopy(name, dead string, up []view) (view, api.StandbyCopy, bool) {
 		}
 	}
 	return best, copy, found
+}
+
+// claimed are the replica names claimed fleet-wide, read only when a live
+// node holds standby copies (nil when unknown): a copy of a replica with
+// no claim left (removed, scaled away) serves nothing.
+func (l *Leader) claimed(ctx context.Context, up []view) map[string]bool {
+	any := false
+	for _, v := range up {
+		any = any || len(v.ledger.Standbys) > 0
+	}
+	if !any {
+		return nil
+	}
+	claims, err := swarmstore.Claims(ctx, l.Engine)
+	if err != nil {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, c := range claims {
+		out[c.Name] = true
+	}
+	return out
 }

@@ -204,12 +204,16 @@ func TestWarmRestoreThatFailsGoesCold(t *testing.T) {
 }
 
 // TestStaleStandbyCopiesAreDropped: a copy of a container that runs on the
-// very node that holds it serves nothing.
+// very node that holds it, or of a replica no longer claimed, serves
+// nothing; a copy of a container whose node is dead is kept.
 func TestStaleStandbyCopiesAreDropped(t *testing.T) {
 	ctx := context.Background()
 	fx := warmFleet(t)
-	fx.agents["h2"].standbys = []api.StandbyCopy{{Container: "web.1", From: "h1", At: time.Now()}}
+	fx.agents["h2"].standbys = []api.StandbyCopy{{Container: "web.1", From: "h1", At: time.Now()}, {Container: "gone.1", From: "h3", At: time.Now()}}
+	fx.agents["h1"].standbys = []api.StandbyCopy{{Container: "web.2", From: "h3", At: time.Now()}}
+	fx.agents["h3"].down = true // its agent is away: web.2 is on no live node
 	l := fx.leader()
 	assert.NilError(t, l.Round(ctx))
 	assert.Check(t, is.Len(fx.agents["h2"].standbys, 0))
+	assert.Check(t, is.Len(fx.agents["h1"].standbys, 1), "all that may be left of web.2")
 }

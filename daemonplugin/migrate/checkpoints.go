@@ -160,6 +160,11 @@ func (m *Migrator) checkpointOnce(ctx context.Context, name, to, toAddr string) 
 	if err != nil {
 		b.status.Error = err.Error()
 		log.Printf("checkpoint of %s for standby %s failed: %v", name, to, err)
+		if errdefs.IsPermissionDenied(err) {
+			// The standby no longer expects it (its agent restarted, or
+			// the leader chose another): the leader chooses again.
+			b.to, b.toAddr, b.status.Standby = "", "", ""
+		}
 		return
 	}
 	b.status.Error = ""

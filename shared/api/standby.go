@@ -93,10 +93,13 @@ type StandbyCopy struct {
 	Memory    int64     `json:"memory,omitempty"`
 }
 
-// RejoinRequest is how to join the swarm again.
+// RejoinRequest is how to join the swarm again. Removed is the swarm ID
+// the leader removed: an engine cut off meanwhile may still take itself
+// for that member.
 type RejoinRequest struct {
 	RemoteAddrs []string `json:"remoteAddrs"`
 	JoinToken   string   `json:"joinToken"`
+	Removed     string   `json:"removed"`
 }
 
 // RejoinResult is the node's new swarm identity.

@@ -13,6 +13,8 @@ import (
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/poll"
+
+	"github.com/docker-fleet/fleet/shared/api"
 )
 
 // testGrace is the grace period the failover tests set.
@@ -23,6 +25,7 @@ type failoverView struct {
 	After           time.Duration `json:"after"`
 	Failures        int           `json:"failures"`
 	RelocationsCold int           `json:"relocationsCold"`
+	RelocationsWarm int           `json:"relocationsWarm"`
 	Down            []struct {
 		Node string `json:"node"`
 	} `json:"down"`
@@ -124,10 +127,56 @@ func TestFailoverRelocatesADeadNodesContainers(t *testing.T) {
 	}
 }
 
+// warmOnH3 creates the service fw, checkpointed every few seconds, with
+// its one replica on h3, and waits for its first checkpoint on a standby.
+func warmOnH3(t *testing.T) (name, ip string) {
+	t.Helper()
+	removeServices(t, "fw")
+	t.Cleanup(func() { removeServices(t, "fw") })
+	mustFleet(t, "create", "--name", "fw", "--image", workload, "--node", "h3", "--memory", "128m",
+		"-e", "BALLAST_MB=16", "--checkpoint-every", "5s")
+	name = "fw.1"
+	waitCheckpoint(t, name, 0)
+	return name, fleetIP(t, name)
+}
+
+// checkpointOf reads a container's background checkpoints from describe.
+func checkpointOf(t *testing.T, name string) api.CheckpointStatus {
+	t.Helper()
+	var v struct {
+		Checkpoint *api.CheckpointStatus `json:"checkpoint"`
+	}
+	assert.NilError(t, json.Unmarshal([]byte(mustFleet(t, "describe", name, "--format", "json")), &v))
+	assert.Assert(t, v.Checkpoint != nil, "%s has no background checkpoints", name)
+	return *v.Checkpoint
+}
+
+// waitCheckpoint waits until a checkpoint of name newer than seq is whole
+// on its standby node, and returns its status.
+func waitCheckpoint(t *testing.T, name string, seq int) api.CheckpointStatus {
+	t.Helper()
+	var cp api.CheckpointStatus
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		cp = checkpointOf(t, name)
+		if cp.Seq > seq && cp.Standby != "" && !cp.At.IsZero() {
+			return poll.Success()
+		}
+		return poll.Continue("no checkpoint of %s after %d yet: %+v", name, seq, cp)
+	}, poll.WithTimeout(time.Minute), poll.WithDelay(500*time.Millisecond))
+	return cp
+}
+
 func failover(t *testing.T, lose func(t *testing.T) func()) {
 	lost := replicaOnH3(t)
+	warm, warmIP := warmOnH3(t)
 	before := describeFailover(t)
 	assert.Check(t, is.Equal(before.After, testGrace))
+	// The workload's state before its next checkpoint: the warm copy
+	// resumes at least there, with the same first-start file and ballast.
+	cp := checkpointOf(t, warm)
+	was := ask(t, manager, warmIP)
+	cp = waitCheckpoint(t, warm, cp.Seq)
+	t.Logf("%s: checkpoint %d on standby %s, frozen %.2fs, %d bytes", warm, cp.Seq, cp.Standby, cp.Frozen, cp.Bytes)
 
 	const agentLog = "/run/fsim/h3/dockerd.log"
 	logFrom := fileSize(t, agentLog)
@@ -135,23 +184,25 @@ func failover(t *testing.T, lose func(t *testing.T) func()) {
 	back := lose(t)
 	// The swarm takes a few seconds to call the node down, then the grace
 	// runs; within 30 s more the replica must run elsewhere.
-	var where engineContainer
-	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		for _, c := range liveContainers(t, "h1", "h2") {
-			if c.Name == lost && c.State.Running {
-				where = c
-				return poll.Success()
-			}
-		}
-		return poll.Continue("%s runs on no live node yet", lost)
-	}, poll.WithTimeout(time.Minute), poll.WithDelay(time.Second))
+	where := waitRunning(t, lost, "h1", "h2")
+	warmWhere := waitRunning(t, warm, "h1", "h2")
 	took := time.Since(t0)
-	t.Logf("%s relocated to %s %s after h3 was lost", lost, where.Host, took.Round(time.Second))
+	t.Logf("%s relocated to %s and %s to %s %s after h3 was lost", lost, where.Host, warm, warmWhere.Host, took.Round(time.Second))
 	assert.Check(t, took <= testGrace+30*time.Second, "relocated %s after the loss, past grace + 30 s", took)
 	assert.Check(t, where.HostConfig.CpusetCpus != "", "relocated with its exclusive core")
+	// Warm: restored on its standby from its checkpoint, at its address.
+	assert.Check(t, is.Equal(warmWhere.Host, cp.Standby), "restored where its checkpoints went")
+	assert.Check(t, is.Equal(fleetIP(t, warm), warmIP), "the same address")
+	now := ask(t, manager, warmIP)
+	t.Logf("%s: counter %d before its last checkpoint, %d after the warm relocation", warm, was.Counter, now.Counter)
+	assert.Check(t, now.Counter >= was.Counter, "memory from the last checkpoint: counter %d, was %d before it", now.Counter, was.Counter)
+	assert.Check(t, is.Equal(now.Birth, was.Birth), "the same first-start file: not started afresh")
+	assert.Check(t, is.Equal(now.BallastSHA256, was.BallastSHA256))
+	assert.Check(t, now.BallastOK != nil && *now.BallastOK, "ballast intact")
 	after := describeFailover(t)
 	assert.Check(t, is.Equal(after.Failures, before.Failures+1))
 	assert.Check(t, is.Equal(after.RelocationsCold, before.RelocationsCold+1))
+	assert.Check(t, is.Equal(after.RelocationsWarm, before.RelocationsWarm+1))
 	assert.Check(t, is.Len(after.Down, 1))
 	out := mustFleet(t, "describe")
 	assert.Check(t, is.Contains(out, "Down:"))
@@ -162,8 +213,8 @@ func failover(t *testing.T, lose func(t *testing.T) func()) {
 	waitAgent(t, "h3")
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
 		for _, c := range hostContainers(t, "h3") {
-			if strings.TrimPrefix(c.Name, "/") == lost {
-				return poll.Continue("h3 still has its copy of %s", lost)
+			if name := strings.TrimPrefix(c.Name, "/"); name == lost || name == warm {
+				return poll.Continue("h3 still has its copy of %s", name)
 			}
 		}
 		if len(describeFailover(t).Down) > 0 {
@@ -171,15 +222,25 @@ func failover(t *testing.T, lose func(t *testing.T) func()) {
 		}
 		return poll.Success()
 	}, poll.WithTimeout(time.Minute), poll.WithDelay(time.Second))
-	c, ok := containerOn(t, lost)
-	assert.Assert(t, ok)
-	assert.Check(t, is.Equal(c.Host, where.Host), "the relocated copy stays")
-	assert.Check(t, c.State.Running)
+	// Removed from the swarm while dead (its addresses freed), h3 is a
+	// fleet node again.
+	nodes := swarmNodes(t)
+	_, inSwarm := nodes["h3"]
+	assert.Check(t, inSwarm, "h3 joined the swarm again: %v", nodes)
+	waitAgent(t, "h3")
+	for name, host := range map[string]string{lost: where.Host, warm: warmWhere.Host} {
+		c, ok := containerOn(t, name)
+		assert.Assert(t, ok)
+		assert.Check(t, is.Equal(c.Host, host), "the relocated copy of %s stays", name)
+		assert.Check(t, c.State.Running)
+	}
 	log, err := os.ReadFile(agentLog)
 	assert.NilError(t, err)
 	assert.Check(t, is.Contains(string(log[logFrom:]), "fenced: removed "+lost), "h3's agent says what it removed")
+	assert.Check(t, is.Contains(string(log[logFrom:]), "fenced: removed "+warm), "h3's agent says what it removed")
 	final := describeFailover(t)
 	assert.Check(t, is.Equal(final.RelocationsCold, after.RelocationsCold), "nothing relocated twice")
+	assert.Check(t, is.Equal(final.RelocationsWarm, after.RelocationsWarm), "nothing relocated twice")
 
 	// The same story from `docker fleet events`.
 	r := fleetCmd(t, "events", "--since", t0.Add(-time.Second).Format(time.RFC3339Nano), "--until", "0s", "--format", "json")
@@ -193,8 +254,26 @@ func failover(t *testing.T, lose func(t *testing.T) func()) {
 	assert.Check(t, is.DeepEqual(story, []string{
 		"node down h3   ",
 		"relocation cold  " + lost + " h3 " + where.Host,
+		"relocation warm  " + warm + " h3 " + warmWhere.Host,
 		"node up h3   ",
 	}))
+}
+
+// waitRunning waits, a minute at most, until container name runs on one of
+// hosts, and returns it there.
+func waitRunning(t *testing.T, name string, hosts ...string) engineContainer {
+	t.Helper()
+	var where engineContainer
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		for _, c := range liveContainers(t, hosts...) {
+			if c.Name == name && c.State.Running {
+				where = c
+				return poll.Success()
+			}
+		}
+		return poll.Continue("%s runs on none of %v yet", name, hosts)
+	}, poll.WithTimeout(time.Minute), poll.WithDelay(time.Second))
+	return where
 }
 
 func fileSize(t *testing.T, path string) int64 {
@@ -265,14 +344,7 @@ func TestFailoverFollowsTheSwarmLeader(t *testing.T) {
 	}
 
 	sim(t, "stop-engine", "h3")
-	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		for _, c := range liveContainers(t, "h1", "h2") {
-			if c.Name == lost && c.State.Running {
-				return poll.Success()
-			}
-		}
-		return poll.Continue("%s runs on no live node yet", lost)
-	}, poll.WithTimeout(time.Minute), poll.WithDelay(time.Second))
+	waitRunning(t, lost, "h1", "h2")
 	since := func(h string) string {
 		b, err := os.ReadFile("/run/fsim/" + h + "/dockerd.log")
 		assert.NilError(t, err)

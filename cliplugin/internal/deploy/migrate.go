@@ -180,6 +180,11 @@ func (d *Deployer) Leave(ctx context.Context, name string, force bool, onEvent f
 	}
 	n, err := swarmstore.FindNode(inv.Nodes(), name)
 	if err != nil {
+		// A dead worker the leader took out of the swarm: what ran on it
+		// was relocated, and there is nothing left to drain.
+		if down, derr := swarmstore.LoadDown(ctx, d.Fleet.Manager, name); derr == nil && down.Removed {
+			return d.leaveRemoved(ctx, name)
+		}
 		return nil, err
 	}
 	node := inv.ByName(n.Hostname)
@@ -222,6 +227,18 @@ func (d *Deployer) Leave(ctx context.Context, name string, force bool, onEvent f
 		return res, err
 	}
 	return res, nil
+}
+
+// leaveRemoved has a dead node that the leader removed from the swarm
+// leave the fleet for good: no longer held dead, its certificates revoked.
+func (d *Deployer) leaveRemoved(ctx context.Context, name string) (*LeaveResult, error) {
+	if err := swarmstore.ForgetDeath(ctx, d.Fleet.Manager, name); err != nil {
+		return nil, err
+	}
+	if err := d.Fleet.Revoke(ctx, name); err != nil {
+		return nil, err
+	}
+	return &LeaveResult{Node: name, Left: true}, nil
 }
 
 // forget waits for the manager to see the node down, then removes it.
