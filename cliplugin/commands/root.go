@@ -40,6 +40,7 @@ API alone, unless --direct.`,
 		newLeaveCommand(dockerCli),
 		newDescribeCommand(dockerCli),
 		newEventsCommand(dockerCli),
+		newVersionCommand(dockerCli),
 	)
 	for _, sub := range cmd.Commands() {
 		prefixErrors(sub)

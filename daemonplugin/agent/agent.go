@@ -286,6 +286,7 @@ func (a *Agent) Info(ctx context.Context) (api.Info, error) {
 	return api.Info{
 		Node:         node,
 		AgentVersion: version.Version,
+		APIVersion:   api.APIVersion,
 		Kernel:       in.KernelVersion,
 		NCPU:         in.NCPU,
 		MemTotal:     in.MemTotal,

@@ -53,6 +53,10 @@ type Info struct {
 	Capabilities Capabilities `json:"capabilities"`
 	// CertNotAfter is when the node's certificate expires.
 	CertNotAfter time.Time `json:"certNotAfter"`
+	// APIVersion is the protocol version the agent speaks (the package's
+	// APIVersion); agents from before versioning leave it out, so read it
+	// with API.
+	APIVersion int `json:"apiVersion,omitempty"`
 }
 
 // EngineInfo is what the node's Docker engine reports of itself.

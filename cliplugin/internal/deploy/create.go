@@ -52,10 +52,19 @@ func (d *Deployer) Create(ctx context.Context, svcs []spec.Service) ([]api.Fleet
 		return nil, err
 	}
 	var work []job
+	var infos []fleet.NodeInfo
 	sched := schedulerNodes(inv)
 	for _, s := range svcs {
 		if err := checkAgainstFleet(inv, s); err != nil {
 			return nil, fmt.Errorf("service %s: %w", s.Name, err)
+		}
+		if needsNewerAgents(s) {
+			if infos == nil {
+				infos = inv.Infos(ctx)
+			}
+			if err := checkAgentAPI(s, infos); err != nil {
+				return nil, fmt.Errorf("service %s: %w", s.Name, err)
+			}
 		}
 		jobs, err := plan(sched, inv, s, s.Replicas, network.Name)
 		if err != nil {
