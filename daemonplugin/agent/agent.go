@@ -48,6 +48,12 @@ type Agent struct {
 	// certificates count as pki.RoleManager (nil: none).
 	managers func(context.Context) ([]netip.Addr, error)
 
+	// leftManagers are the managers the engine knew when rejoin left its
+	// old membership, at leftAt (swarmManagers).
+	leftMu       sync.Mutex
+	leftManagers []netip.Addr
+	leftAt       time.Time
+
 	criuMu      sync.Mutex
 	criu        api.CRIUInfo
 	criuVersion int

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
@@ -52,11 +53,15 @@ func (a *Agent) rejoin(ctx context.Context, req api.RejoinRequest) (api.RejoinRe
 	// (refused by the managers, though an engine that was cut off rather
 	// than stopped still calls it active): it leaves it first.
 	if sw.LocalNodeState != swarm.LocalNodeStateInactive {
+		a.leftMu.Lock()
+		a.leftManagers, a.leftAt = managerAddrs(sw.RemoteManagers), time.Now()
+		a.leftMu.Unlock()
 		if err := a.leaveSwarm(ctx); err != nil {
 			return api.RejoinResult{}, fmt.Errorf("leaving the old membership: %w", err)
 		}
 	}
-	if _, err := a.engine.SwarmJoin(ctx, client.SwarmJoinOptions{ListenAddr: "0.0.0.0:2377", RemoteAddrs: req.RemoteAddrs, JoinToken: req.JoinToken}); err != nil {
+	join := client.SwarmJoinOptions{ListenAddr: "0.0.0.0:2377", AdvertiseAddr: req.AdvertiseAddr, RemoteAddrs: req.RemoteAddrs, JoinToken: req.JoinToken}
+	if _, err := a.engine.SwarmJoin(ctx, join); err != nil {
 		return api.RejoinResult{}, fmt.Errorf("joining the swarm at %v: %w", req.RemoteAddrs, err)
 	}
 	info, err = a.engine.Info(ctx, client.InfoOptions{})

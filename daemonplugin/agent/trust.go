@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
@@ -71,13 +72,32 @@ func (a *Agent) swarmManagers(ctx context.Context) ([]netip.Addr, error) {
 	if err != nil {
 		return nil, err
 	}
+	out := managerAddrs(info.Info.Swarm.RemoteManagers)
+	if len(out) == 0 {
+		// Between leaving its old membership and joining again (rejoin),
+		// or if that join failed, the engine knows no manager: the ones it
+		// knew still count for a while, so the leader can try again.
+		a.leftMu.Lock()
+		defer a.leftMu.Unlock()
+		if time.Since(a.leftAt) < leftTrust {
+			out = a.leftManagers
+		}
+	}
+	return out, nil
+}
+
+// leftTrust is how long the managers an engine knew before rejoin left
+// its membership still count as managers.
+const leftTrust = 10 * time.Minute
+
+func managerAddrs(peers []swarm.Peer) []netip.Addr {
 	var out []netip.Addr
-	for _, m := range info.Info.Swarm.RemoteManagers {
+	for _, m := range peers {
 		if ap, err := netip.ParseAddrPort(m.Addr); err == nil {
 			out = append(out, ap.Addr().Unmap())
 		}
 	}
-	return out, nil
+	return out
 }
 
 // peer is the authenticated caller of a request that authorize let through.

@@ -43,9 +43,12 @@ type Leader struct {
 	lastUp  map[string]time.Time // when each node was last not dead
 	ledgers map[string]api.Ledger
 	clients map[string]Agent
-	// warmFailed are the containers whose warm restore failed: they are
-	// relocated cold.
-	warmFailed map[string]bool
+	// warmFailed are the containers whose warm copy (taken at that time)
+	// was refused: they are relocated cold unless a newer copy comes.
+	warmFailed map[string]time.Time
+	// standbyAway counts the rounds each container's standby has been
+	// away (standbyPatience).
+	standbyAway map[string]int
 }
 
 // Agent is what the leader asks of a node's agent.
@@ -102,7 +105,7 @@ func (l *Leader) Round(ctx context.Context) error {
 	if !l.leading {
 		// A new leader gives every node a whole grace period.
 		log.Printf("leader: this engine leads the swarm; watching the fleet's nodes")
-		l.leading, l.lastUp, l.ledgers, l.warmFailed = true, map[string]time.Time{}, map[string]api.Ledger{}, map[string]bool{}
+		l.leading, l.lastUp, l.ledgers, l.warmFailed = true, map[string]time.Time{}, map[string]api.Ledger{}, map[string]time.Time{}
 	}
 	grace, err := swarmstore.FailoverAfter(ctx, l.Engine)
 	if err != nil {
@@ -226,13 +229,22 @@ func (l *Leader) agent(n swarmstore.Node) (Agent, error) {
 // declare records the node dead, with the containers it last reported.
 func (l *Leader) declare(ctx context.Context, v view) (swarmstore.Down, error) {
 	last, known := l.ledgers[v.Hostname]
-	d, created, err := swarmstore.MarkDown(ctx, l.Engine, swarmstore.Down{
+	down := swarmstore.Down{
 		Node: v.Hostname, Since: l.lastUp[v.Hostname], Known: known, Containers: last.Containers,
-		// A worker is taken out of the swarm: only that frees the overlay
-		// addresses its containers hold, which their relocated copies
-		// take. A manager stays (its raft vote counts).
-		Removed: v.Role == "worker", NodeID: v.ID, Addr: v.Addr, AgentPort: v.AgentPort, HostCaps: v.HostCaps,
-	})
+		NodeID: v.ID, Addr: v.Addr, AgentPort: v.AgentPort, HostCaps: v.HostCaps,
+	}
+	// A worker with containers to restore warm is taken out of the swarm:
+	// only that frees the overlay addresses they hold, which their warm
+	// copies take. A manager stays (its raft vote counts), and so does a
+	// node with nothing warm (a cold copy gets a new address anyway).
+	if v.Role == "worker" && known && hasWarm(last) {
+		n, err := l.Engine.NodeInspect(ctx, v.ID, client.NodeInspectOptions{})
+		if err != nil {
+			return swarmstore.Down{}, fmt.Errorf("recording node %s dead: %w", v.Hostname, err)
+		}
+		down.Removed, down.Labels, down.Availability = true, n.Node.Spec.Labels, string(n.Node.Spec.Availability)
+	}
+	d, created, err := swarmstore.MarkDown(ctx, l.Engine, down)
 	if err != nil {
 		return d, fmt.Errorf("recording node %s dead: %w", v.Hostname, err)
 	}
@@ -244,4 +256,15 @@ func (l *Leader) declare(ctx context.Context, v view) (swarmstore.Down, error) {
 		}
 	}
 	return d, nil
+}
+
+// hasWarm says whether a node's ledger has a container checkpointed in
+// the background.
+func hasWarm(l api.Ledger) bool {
+	for _, c := range l.Containers {
+		if c.Checkpoint != nil {
+			return true
+		}
+	}
+	return false
 }

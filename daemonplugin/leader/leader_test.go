@@ -173,6 +173,7 @@ type fakeAgent struct {
 	swarm       *fakeSwarm
 	rejoins     int
 	failRestore error
+	lostAnswer  bool
 }
 
 func (a *fakeAgent) Ledger(context.Context) (api.Ledger, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"sort"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
@@ -91,20 +92,28 @@ func (l *Leader) readmit(ctx context.Context, v view, d swarmstore.Down) (bool, 
 	if err != nil {
 		return false, err
 	}
+	var again []swarmstore.Node
 	for _, n := range nodes {
-		if n.Hostname != d.Node || n.ID == d.NodeID {
+		if n.Hostname != d.Node {
 			continue
 		}
+		if n.ID == d.NodeID {
+			// Not removed yet (the removal failed, or a leader died
+			// first): the node joins again only once it is.
+			l.removeFromSwarm(ctx, d, view{Node: n})
+			return false, nil
+		}
+		again = append(again, n)
+	}
+	// A ready one first: an older entry of the same name may be left down.
+	sort.SliceStable(again, func(i, j int) bool { return again[i].State == "ready" && again[j].State != "ready" })
+	if len(again) > 0 {
+		n := again[0]
 		if n.State != "ready" {
 			return false, nil // joined, not ready yet
 		}
-		if err := swarmstore.SetAgentPort(ctx, l.Engine, n.ID, d.AgentPort); err != nil {
+		if err := swarmstore.RestoreNode(ctx, l.Engine, n.ID, d); err != nil {
 			return false, err
-		}
-		if len(d.HostCaps) > 0 {
-			if err := swarmstore.SetHostCaps(ctx, l.Engine, n.ID, d.HostCaps); err != nil {
-				return false, err
-			}
 		}
 		log.Printf("leader: node %s joined the swarm again as %s", d.Node, n.ID)
 		return true, nil
@@ -117,7 +126,7 @@ func (l *Leader) readmit(ctx context.Context, v view, d swarmstore.Down) (bool, 
 	if err != nil {
 		return false, err
 	}
-	req := api.RejoinRequest{JoinToken: sw.Swarm.JoinTokens.Worker, Removed: d.NodeID}
+	req := api.RejoinRequest{JoinToken: sw.Swarm.JoinTokens.Worker, Removed: d.NodeID, AdvertiseAddr: d.Addr}
 	for _, p := range info.Info.Swarm.RemoteManagers {
 		req.RemoteAddrs = append(req.RemoteAddrs, p.Addr)
 	}

@@ -3,11 +3,14 @@ package leader
 import (
 	"context"
 	"errors"
+
+	"github.com/containerd/errdefs"
 	"log"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/docker-fleet/fleet/shared/agentclient"
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/scheduler"
 	"github.com/docker-fleet/fleet/shared/swarmstore"
@@ -42,12 +45,23 @@ func (l *Leader) relocate(ctx context.Context, d swarmstore.Down, views []view) 
 		return
 	}
 	up := live(views, map[string]swarmstore.Down{d.Node: d})
+	// A warm copy takes the dead node's address: only once the swarm has
+	// let the node go (freeing it), and never for a node kept in it.
+	warm := d.Removed
+	for _, v := range views {
+		if v.Hostname == d.Node && v.State != stateRemoved {
+			warm = false
+		}
+	}
 	for _, c := range lost {
 		if running[c.Name] {
 			continue
 		}
 		isRunning := func(name string) bool { return running[name] }
-		if done := l.relocateWarm(ctx, d.Node, c, up, network.Name, isRunning); done {
+		if _, _, ok := warmCopy(c.Name, d.Node, up); ok && d.Removed && !warm {
+			continue // its address is not free yet: next round
+		}
+		if warm && l.relocateWarm(ctx, d.Node, c, up, network.Name, isRunning) {
 			continue
 		}
 		if err := l.relocateOne(ctx, d.Node, c, sched, byName, network.Name, isRunning); err != nil {
@@ -138,13 +152,15 @@ func (l *Leader) relocateOne(ctx context.Context, from string, c api.FleetContai
 // relocateWarm restores a lost container on the live node that holds its
 // newest checkpoint from the dead node: same address, its memory and files
 // as they were at that checkpoint. done is false when there is no such
-// copy, or its restore failed in an earlier round: the container is then
-// relocated cold. A failed restore is not followed by a cold one in the
-// same round: had it restored the copy and only its answer been lost, the
-// next round's ledgers show it running.
+// copy, or that copy was refused in an earlier round: the container is
+// then relocated cold. A refusal is not followed by a cold relocation in
+// the same round, and a restore whose answer did not come (a timeout, a
+// cut link) keeps its record: had the copy been restored, the next
+// round's ledgers show it running, and a record left by a restore that
+// never happened is taken over once stale.
 func (l *Leader) relocateWarm(ctx context.Context, from string, c api.FleetContainer, up []view, network string, running func(string) bool) (done bool) {
 	to, copy, ok := warmCopy(c.Name, from, up)
-	if !ok || l.warmFailed[c.Name] {
+	if !ok || l.warmFailed[c.Name].Equal(copy.At) {
 		return false
 	}
 	rel := swarmstore.Relocation{Replica: c.Name, From: from, To: to.Hostname, Kind: "warm", At: time.Now()}
@@ -156,15 +172,24 @@ func (l *Leader) relocateWarm(ctx context.Context, from string, c api.FleetConta
 	if err == nil {
 		_, err = a.StandbyRestore(ctx, api.StandbyRestoreRequest{Container: c.Name, Network: network})
 	}
-	if err != nil {
+	var refused *agentclient.Error
+	switch {
+	case err != nil && !errors.As(err, &refused):
+		log.Printf("leader: restoring %s on %s from its checkpoint of %s: no answer (%v); the next round sees whether it runs",
+			c.Name, to.Hostname, copy.At.Format(time.RFC3339), err)
+		return true
+	case err != nil:
 		log.Printf("leader: restoring %s on %s from its checkpoint of %s failed, relocating it cold: %v",
 			c.Name, to.Hostname, copy.At.Format(time.RFC3339), err)
 		if derr := swarmstore.DropRelocation(context.WithoutCancel(ctx), l.Engine, c.Name); derr != nil {
 			log.Printf("leader: dropping the relocation record of %s: %v", c.Name, derr)
 		}
-		l.warmFailed[c.Name] = true
+		if !errdefs.IsUnavailable(err) { // a busy node is asked again
+			l.warmFailed[c.Name] = copy.At
+		}
 		return true
 	}
+	delete(l.warmFailed, c.Name)
 	log.Printf("leader: relocated %s from dead node %s to %s (warm: restored from its checkpoint of %s, %s old)",
 		c.Name, from, to.Hostname, copy.At.Format(time.RFC3339), time.Since(copy.At).Round(time.Second))
 	if err := swarmstore.MarkRelocated(ctx, l.Engine, rel); err != nil {

@@ -40,6 +40,7 @@ func (l *Leader) standbys(ctx context.Context, views []view, down map[string]swa
 		}
 	}
 	network := ""
+	assigned := map[string]string{} // this round's choices, which the ledgers do not show yet
 	for _, v := range up {
 		for _, c := range v.ledger.Containers {
 			cp := c.Checkpoint
@@ -47,7 +48,11 @@ func (l *Leader) standbys(ctx context.Context, views []view, down map[string]swa
 				continue
 			}
 			if _, ok := byName[cp.Standby]; ok && cp.Standby != v.Hostname {
+				delete(l.standbyAway, c.Name)
 				continue
+			}
+			if cp.Standby != "" && cp.Standby != v.Hostname && l.awayAgain(c.Name) < standbyPatience {
+				continue // a standby slow to answer once is not replaced
 			}
 			to, ok := chooseStandby(v, c, up)
 			if !ok {
@@ -66,6 +71,8 @@ func (l *Leader) standbys(ctx context.Context, views []view, down map[string]swa
 				log.Printf("leader: choosing %s as the standby node of %s: %v", to.Hostname, c.Name, err)
 				continue
 			}
+			assigned[c.Name] = to.Hostname
+			delete(l.standbyAway, c.Name)
 			log.Printf("leader: %s is the standby node of %s (checkpoints every %s from %s)", to.Hostname, c.Name, cp.Every, v.Hostname)
 		}
 	}
@@ -78,7 +85,8 @@ func (l *Leader) standbys(ctx context.Context, views []view, down map[string]swa
 				// Its node is not live: the copy may be all that is
 				// left of it.
 				continue
-			case runs && c.Node != v.Hostname && c.Checkpoint != nil && c.Checkpoint.Standby == v.Hostname:
+			case runs && c.Node != v.Hostname && c.Checkpoint != nil && c.Checkpoint.Standby == v.Hostname,
+				assigned[sc.Container] == v.Hostname:
 				continue // still its standby
 			}
 			a, err := l.agent(v.Node)
@@ -90,6 +98,19 @@ func (l *Leader) standbys(ctx context.Context, views []view, down map[string]swa
 			}
 		}
 	}
+}
+
+// standbyPatience is how many rounds a standby may be away before its
+// containers get another: each new standby costs a full checkpoint at once.
+const standbyPatience = 3
+
+// awayAgain counts one more round that container's standby is away.
+func (l *Leader) awayAgain(container string) int {
+	if l.standbyAway == nil {
+		l.standbyAway = map[string]int{}
+	}
+	l.standbyAway[container]++
+	return l.standbyAway[container]
 }
 
 // chooseStandby picks the standby node of container c of node v among the

@@ -2,7 +2,6 @@ package leader
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
+	"github.com/docker-fleet/fleet/shared/agentclient"
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/labels"
 	"github.com/docker-fleet/fleet/shared/swarmstore"
@@ -109,6 +109,9 @@ func (a *fakeAgent) StandbyRestore(_ context.Context, req api.StandbyRestoreRequ
 			a.standbys = slices.Delete(a.standbys, i, i+1)
 			c := api.FleetContainer{Name: req.Container, Service: "web", Node: a.node, State: "running"}
 			a.containers = append(a.containers, c)
+			if a.lostAnswer {
+				return api.FleetContainer{}, context.DeadlineExceeded
+			}
 			return c, nil
 		}
 	}
@@ -150,12 +153,14 @@ func TestWarmRelocationFromTheStandby(t *testing.T) {
 	fx.kill("h3")
 	time.Sleep(5 * time.Millisecond)
 	assert.NilError(t, l.Round(ctx))
+	_, inSwarm := fx.sw.node("h3")
+	assert.Check(t, !inSwarm, "a dead worker with warm containers is removed from the swarm: its addresses are free")
+	assert.Check(t, is.Len(fx.where("web.2"), 0), "restored only once the swarm let the node go")
+	assert.NilError(t, l.Round(ctx))
 	assert.Check(t, is.DeepEqual(fx.where("web.2"), []string{"h1"}))
 	st, err := swarmstore.ReadStats(ctx, fx.sw)
 	assert.NilError(t, err)
 	assert.Check(t, is.DeepEqual(st, swarmstore.Stats{Failures: 1, RelocationsWarm: 1}))
-	_, inSwarm := fx.sw.node("h3")
-	assert.Check(t, !inSwarm, "a dead worker is removed from the swarm: its addresses are free")
 	downs, err := swarmstore.DownNodes(ctx, fx.sw)
 	assert.NilError(t, err)
 	assert.Assert(t, is.Len(downs, 1))
@@ -187,9 +192,10 @@ func TestWarmRestoreThatFailsGoesCold(t *testing.T) {
 	l := fx.leader()
 	assert.NilError(t, l.Round(ctx))
 	fx.agents["h1"].standbys = []api.StandbyCopy{{Container: "web.2", From: "h3", At: time.Now(), Seq: 1}}
-	fx.agents["h1"].failRestore = errors.New("restore: CRIU failed")
+	fx.agents["h1"].failRestore = &agentclient.Error{Node: "h1", Status: 500, Message: "restore: CRIU failed"}
 	fx.kill("h3")
 	time.Sleep(5 * time.Millisecond)
+	assert.NilError(t, l.Round(ctx)) // h3 removed
 	assert.NilError(t, l.Round(ctx))
 	assert.Check(t, is.Len(fx.where("web.2"), 0), "not made cold in the round its restore failed")
 	assert.NilError(t, l.Round(ctx))
@@ -201,6 +207,32 @@ func TestWarmRestoreThatFailsGoesCold(t *testing.T) {
 	// The copy serves nothing now: web.2 runs where it is.
 	assert.NilError(t, l.Round(ctx))
 	assert.Check(t, is.Len(fx.agents["h1"].standbys, 0))
+}
+
+// TestWarmRestoreWithoutAnswerIsNotMadeCold: a restore whose answer is
+// lost (a timeout) may have happened: its record stays, nothing is made
+// cold, and the next round finds the copy running.
+func TestWarmRestoreWithoutAnswerIsNotMadeCold(t *testing.T) {
+	ctx := context.Background()
+	fx := warmFleet(t)
+	l := fx.leader()
+	assert.NilError(t, l.Round(ctx))
+	fx.agents["h1"].standbys = []api.StandbyCopy{{Container: "web.2", From: "h3", At: time.Now(), Seq: 1}}
+	fx.agents["h1"].lostAnswer = true
+	fx.kill("h3")
+	time.Sleep(5 * time.Millisecond)
+	assert.NilError(t, l.Round(ctx))
+	assert.NilError(t, l.Round(ctx)) // restored, answer lost
+	fx.agents["h1"].lostAnswer = false
+	assert.NilError(t, l.Round(ctx))
+	assert.NilError(t, l.Round(ctx))
+	assert.Check(t, is.DeepEqual(fx.where("web.2"), []string{"h1"}), "one copy, the restored one")
+	st, err := swarmstore.ReadStats(ctx, fx.sw)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(st.RelocationsCold, 0))
+	rels, err := swarmstore.Relocations(ctx, fx.sw, "h3")
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(rels, 1), "its record stays, so h3 is fenced when it is back")
 }
 
 // TestStaleStandbyCopiesAreDropped: a copy of a container that runs on the
@@ -216,4 +248,17 @@ func TestStaleStandbyCopiesAreDropped(t *testing.T) {
 	assert.NilError(t, l.Round(ctx))
 	assert.Check(t, is.Len(fx.agents["h2"].standbys, 0))
 	assert.Check(t, is.Len(fx.agents["h1"].standbys, 1), "all that may be left of web.2")
+}
+
+// TestStandbyChosenAgainKeepsItsCopy: a container whose node forgot its
+// standby (the standby's agent restarted and refused a checkpoint) gets
+// the same standby again, which keeps the copy it holds.
+func TestStandbyChosenAgainKeepsItsCopy(t *testing.T) {
+	ctx := context.Background()
+	fx := warmFleet(t)
+	fx.agents["h1"].standbys = []api.StandbyCopy{{Container: "web.2", From: "h3", At: time.Now()}}
+	l := fx.leader()
+	assert.NilError(t, l.Round(ctx))
+	assert.Check(t, is.Equal(fx.agents["h3"].containers[0].Checkpoint.Standby, "h1"))
+	assert.Check(t, is.Len(fx.agents["h1"].standbys, 1), "the copy stays: h1 is its standby again")
 }

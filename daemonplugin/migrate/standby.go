@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,6 +61,33 @@ const (
 )
 
 func (s *standbyStore) dir(name string) string { return filepath.Join(s.Dir, name) }
+
+// markers holds the markers of containers a background checkpoint froze
+// (frozenMarker); outgoing the files of checkpoints not sent yet. Both
+// sit beside Dir, on the engine's disk.
+func (s *standbyStore) markers() string  { return filepath.Join(filepath.Dir(s.Dir), "frozen") }
+func (s *standbyStore) outgoing() string { return filepath.Join(filepath.Dir(s.Dir), "outgoing") }
+
+// clean removes what a dead agent left half-made: copies being received
+// or replaced, checkpoints not sent.
+func (s *standbyStore) clean() {
+	if s.Dir == "" {
+		return
+	}
+	_ = os.RemoveAll(s.outgoing())
+	entries, _ := os.ReadDir(s.Dir)
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		parts, _ := os.ReadDir(s.dir(e.Name()))
+		for _, p := range parts {
+			if strings.HasPrefix(p.Name(), "incoming-") || p.Name() == "old" {
+				_ = os.RemoveAll(filepath.Join(s.dir(e.Name()), p.Name()))
+			}
+		}
+	}
+}
 
 // StandbyExpect records that from will send checkpoints of container.
 func (m *Migrator) StandbyExpect(_ context.Context, e api.StandbyExpect) (struct{}, error) {
@@ -136,7 +164,11 @@ func (m *Migrator) StandbyReceive(ctx context.Context, from string, h api.Receiv
 	if got, want := hex.EncodeToString(sum.Sum(nil)), trailer(); got != want {
 		return workloads.Refuse(errdefs.ErrInvalidArgument, "receiving a checkpoint of %s: the stream is corrupt (CRC-32C %s, the source sent %q)", h.Name, got, want)
 	}
-	meta, err := json.Marshal(standbyMeta{Header: h, CRC: trailer(), Bytes: n, At: time.Now().UTC()})
+	at := h.TakenAt
+	if at.IsZero() {
+		at = time.Now().UTC()
+	}
+	meta, err := json.Marshal(standbyMeta{Header: h, CRC: trailer(), Bytes: n, At: at})
 	if err != nil {
 		return err
 	}
@@ -234,18 +266,30 @@ func (m *Migrator) StandbyDrop(_ context.Context, req api.StandbyDrop) (struct{}
 	return struct{}{}, nil
 }
 
+// restoreWait bounds how long a restore waits for the host's CRIU (a
+// migration or a background checkpoint): the leader asks again.
+const restoreWait = 30 * time.Second
+
 // StandbyRestore makes a dead node's container run here again from its
 // newest copy: its twin made with the same address, limits and
 // configuration, filled from the copy's stream and restored with CRIU.
 // Its TCP connections are restored closed: their peers moved on since the
-// checkpoint. The copy is used up, whether the restore works or not (one
-// that fails would fail again: the leader then makes the container
-// afresh).
+// checkpoint. A copy that fails to fill or restore is dropped (it would
+// fail again: the leader then makes the container afresh); one refused
+// before (no room, the address not free) stays.
 func (m *Migrator) StandbyRestore(ctx context.Context, req api.StandbyRestoreRequest) (api.FleetContainer, error) {
 	ctx = context.WithoutCancel(ctx)
-	m.mu.Lock()
+	if !lockWithin(&m.mu, restoreWait) {
+		return api.FleetContainer{}, workloads.Refuse(errdefs.ErrUnavailable, "%s cannot be restored on %s now: a migration or checkpoint holds its CRIU; try again", req.Container, m.Node)
+	}
 	defer m.mu.Unlock()
-	meta, stream, err := m.Standby.load(req.Container)
+	// No checkpoint replaces the copy from now on: its node is dead, and
+	// any that still came would be a stale copy's.
+	s := &m.Standby
+	s.mu.Lock()
+	delete(s.expects, req.Container)
+	s.mu.Unlock()
+	meta, stream, err := s.load(req.Container)
 	if err != nil {
 		return api.FleetContainer{}, err
 	}
@@ -266,11 +310,16 @@ func (m *Migrator) StandbyRestore(ctx context.Context, req api.StandbyRestoreReq
 	}
 	defer done()
 	t0 := time.Now()
-	fc, err := m.restoreStandby(ctx, h, meta, stream)
+	twin, err := m.Workloads.CreateTwin(ctx, h, nil)
+	if err != nil {
+		return api.FleetContainer{}, err
+	}
+	fc, err := m.restoreStandby(ctx, h, meta, stream, twin)
 	if _, derr := m.StandbyDrop(ctx, api.StandbyDrop{Container: req.Container}); derr != nil {
 		log.Printf("standby: dropping the copy of %s: %v", req.Container, derr)
 	}
 	if err != nil {
+		m.Workloads.RemoveTwin(ctx, twin)
 		return api.FleetContainer{}, err
 	}
 	log.Printf("standby: restored %s from its checkpoint of %s (%s old) in %.2fs",
@@ -278,22 +327,25 @@ func (m *Migrator) StandbyRestore(ctx context.Context, req api.StandbyRestoreReq
 	return fc, nil
 }
 
-func (m *Migrator) restoreStandby(ctx context.Context, h api.ReceiveHeader, meta standbyMeta, stream string) (api.FleetContainer, error) {
+// lockWithin takes mu if it can within d.
+func lockWithin(mu *sync.Mutex, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for !mu.TryLock() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return true
+}
+
+// restoreStandby fills twin from the copy's stream and restores it.
+func (m *Migrator) restoreStandby(ctx context.Context, h api.ReceiveHeader, meta standbyMeta, stream string, twin *workloads.Twin) (api.FleetContainer, error) {
 	f, err := os.Open(stream)
 	if err != nil {
 		return api.FleetContainer{}, err
 	}
 	defer f.Close()
-	twin, err := m.Workloads.CreateTwin(ctx, h, nil)
-	if err != nil {
-		return api.FleetContainer{}, err
-	}
-	restored := false
-	defer func() {
-		if !restored {
-			m.Workloads.RemoveTwin(ctx, twin)
-		}
-	}()
 	imgDir := m.workDir(h.ID, "-in")
 	defer m.removeDirs(imgDir)
 	e := expected{limit: meta.Bytes + maxPadding}
@@ -303,7 +355,6 @@ func (m *Migrator) restoreStandby(ctx context.Context, h api.ReceiveHeader, meta
 	if err := m.restore(ctx, twin.ID, h.Name, true, imgDir, "tcp-close"); err != nil {
 		return api.FleetContainer{}, fmt.Errorf("restoring %s on %s: %w", h.Name, m.Node, err)
 	}
-	restored = true
 	return api.FleetContainer{ID: twin.ID, Name: h.Name, Node: m.Node, Cpuset: twin.Cpuset, IP: h.IP, State: "running",
 		Service: h.Config.Labels[labels.Service]}, nil
 }

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"time"
+
 	"fmt"
 
 	"github.com/moby/moby/api/types/container"
@@ -258,6 +260,9 @@ type ReceiveHeader struct {
 	// ImagesDir says the checkpoint was made with runc directly: the
 	// destination keeps the images in tmpfs and restores with images-dir.
 	ImagesDir bool `json:"imagesDir,omitempty"`
+	// TakenAt, on a background checkpoint (warm relocation), is when the
+	// container was frozen for it, by its node's clock.
+	TakenAt time.Time `json:"takenAt,omitzero"`
 }
 
 // VolumeMount is a named volume of a migrating container: the only kind of

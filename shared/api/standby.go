@@ -100,6 +100,8 @@ type RejoinRequest struct {
 	RemoteAddrs []string `json:"remoteAddrs"`
 	JoinToken   string   `json:"joinToken"`
 	Removed     string   `json:"removed"`
+	// AdvertiseAddr is the node's address as the swarm knew it.
+	AdvertiseAddr string `json:"advertiseAddr,omitempty"`
 }
 
 // RejoinResult is the node's new swarm identity.

@@ -65,6 +65,32 @@ type Down struct {
 	Addr      string   `json:"addr,omitempty"`
 	AgentPort int      `json:"agentPort,omitempty"`
 	HostCaps  []string `json:"hostCaps,omitempty"`
+	// Labels and Availability are the removed node's, given back to it
+	// when it joins again.
+	Labels       map[string]string `json:"labels,omitempty"`
+	Availability string            `json:"availability,omitempty"`
+}
+
+// RestoreNode gives a node that joined again the labels and availability
+// it had (its agent's port among them).
+func RestoreNode(ctx context.Context, c client.APIClient, nodeID string, d Down) error {
+	res, err := c.NodeInspect(ctx, nodeID, client.NodeInspectOptions{})
+	if err != nil {
+		return err
+	}
+	spec := res.Node.Spec
+	if spec.Labels == nil {
+		spec.Labels = map[string]string{}
+	}
+	for k, v := range d.Labels {
+		spec.Labels[k] = v
+	}
+	spec.Labels[labels.AgentPort] = strconv.Itoa(d.AgentPort)
+	if d.Availability != "" {
+		spec.Availability = swarm.NodeAvailability(d.Availability)
+	}
+	_, err = c.NodeUpdate(ctx, nodeID, client.NodeUpdateOptions{Version: res.Node.Version, Spec: spec})
+	return err
 }
 
 func downConfig(node string) string { return labels.DownConfigPrefix + node }
