@@ -300,6 +300,10 @@ func (m *Migrator) snapshot(ctx context.Context, name string) (snap, error) {
 		}
 		_ = os.Remove(marker)
 	}
+	if err := m.fault(ctx, "checkpoint:frozen"); err != nil {
+		thaw()
+		return failed(err)
+	}
 	err = withCRIULock(m.HostRoot, nil, func() error { return m.runcCheckpoint(ctx, rt, c.ID, imgDir) })
 	if err != nil {
 		reason := m.failure(err, "dump", name)
@@ -369,6 +373,11 @@ func (m *Migrator) sendSnapshot(ctx context.Context, peer *agentclient.Client, s
 			}
 		}
 	}()
+	if err := m.fault(ctx, "checkpoint:sending"); err != nil {
+		_ = pr.CloseWithError(err)
+		<-done
+		return 0, err
+	}
 	err := peer.StandbyReceive(ctx, s.hdr, pr, func() string { return hex.EncodeToString(sum.Sum(nil)) })
 	_ = pr.CloseWithError(errAbandoned)
 	<-done

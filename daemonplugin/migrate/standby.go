@@ -341,6 +341,9 @@ func lockWithin(mu *sync.Mutex, d time.Duration) bool {
 
 // restoreStandby fills twin from the copy's stream and restores it.
 func (m *Migrator) restoreStandby(ctx context.Context, h api.ReceiveHeader, meta standbyMeta, stream string, twin *workloads.Twin) (api.FleetContainer, error) {
+	if err := m.fault(ctx, "standby:restoring"); err != nil {
+		return api.FleetContainer{}, err
+	}
 	f, err := os.Open(stream)
 	if err != nil {
 		return api.FleetContainer{}, err

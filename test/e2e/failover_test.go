@@ -94,7 +94,7 @@ func fleetHostsBut(h string) []string {
 func replicaOnH3(t *testing.T) string {
 	t.Helper()
 	removeServices(t, "fo")
-	t.Cleanup(func() { sim(t, "start-engine", "h3"); waitAgent(t, "h3"); removeServices(t, "fo") })
+	t.Cleanup(func() { sim(t, "start-engine", "h3"); waitBack(t, "h3"); removeServices(t, "fo") })
 	mustFleet(t, "create", "--name", "fo", "--image", workload, "--replicas", "3", "--cpus", "1", "--strategy", "spread", "-e", "BALLAST_MB=4")
 	for _, c := range engineContainers(t) {
 		if c.Config.Labels["com.docker.fleet.service"] == "fo" && c.Host == "h3" {
@@ -257,6 +257,25 @@ func failover(t *testing.T, lose func(t *testing.T) func()) {
 		"relocation warm  " + warm + " h3 " + warmWhere.Host,
 		"node up h3   ",
 	}))
+}
+
+// waitBack waits until node h, lost and back, is a fleet node again: no
+// longer held dead (fenced, and in the swarm again if the leader had
+// removed it), its agent answering.
+func waitBack(t *testing.T, h string) {
+	t.Helper()
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		for _, d := range describeFailover(t).Down {
+			if d.Node == h {
+				return poll.Continue("%s is still held dead", h)
+			}
+		}
+		if _, ok := swarmNodes(t)[h]; !ok {
+			return poll.Continue("%s is not in the swarm again yet", h)
+		}
+		return poll.Success()
+	}, poll.WithTimeout(2*time.Minute), poll.WithDelay(time.Second))
+	waitAgent(t, h)
 }
 
 // waitRunning waits, a minute at most, until container name runs on one of
