@@ -101,7 +101,8 @@ func (m *Migrator) CheckpointStatus(name, every string) *api.CheckpointStatus {
 }
 
 // RunCheckpoints takes the background checkpoints that are due, until ctx
-// ends.
+// ends; first it thaws what a dead agent left frozen and removes what it
+// left half-made.
 func (m *Migrator) RunCheckpoints(ctx context.Context) {
 	m.thawLeftovers(ctx)
 	m.Standby.clean()
@@ -113,41 +114,47 @@ func (m *Migrator) RunCheckpoints(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		list, err := m.Engine.ContainerList(ctx, client.ContainerListOptions{
-			Filters: make(client.Filters).Add("label", labels.CheckpointEvery).Add("status", "running")})
-		if err != nil {
+		m.checkpointDue(ctx)
+	}
+}
+
+// checkpointDue takes, one after another, the checkpoints that are due
+// (those of containers with a standby), and forgets containers gone.
+func (m *Migrator) checkpointDue(ctx context.Context) {
+	list, err := m.Engine.ContainerList(ctx, client.ContainerListOptions{
+		Filters: make(client.Filters).Add("label", labels.CheckpointEvery).Add("status", "running")})
+	if err != nil {
+		return
+	}
+	here := map[string]bool{}
+	for _, s := range list.Items {
+		if len(s.Names) == 0 {
 			continue
 		}
-		here := map[string]bool{}
-		for _, s := range list.Items {
-			if len(s.Names) == 0 {
-				continue
-			}
-			name := s.Names[0][1:]
-			here[name] = true
-			every, err := time.ParseDuration(s.Labels[labels.CheckpointEvery])
-			if err != nil || every <= 0 {
-				continue
-			}
-			m.bg.mu.Lock()
-			b := m.bg.get(name)
-			due := b.to != "" && !time.Now().Before(b.next)
-			if due {
-				b.next = time.Now().Add(every)
-			}
-			to, toAddr := b.to, b.toAddr
-			m.bg.mu.Unlock()
-			if due {
-				m.checkpointOnce(ctx, name, to, toAddr)
-			}
+		name := s.Names[0][1:]
+		here[name] = true
+		every, err := time.ParseDuration(s.Labels[labels.CheckpointEvery])
+		if err != nil || every <= 0 {
+			continue
 		}
 		m.bg.mu.Lock()
-		for name := range m.bg.all {
-			if !here[name] {
-				delete(m.bg.all, name)
-			}
+		b := m.bg.get(name)
+		due := b.to != "" && !time.Now().Before(b.next)
+		if due {
+			b.next = time.Now().Add(every)
 		}
+		to, toAddr := b.to, b.toAddr
 		m.bg.mu.Unlock()
+		if due {
+			m.checkpointOnce(ctx, name, to, toAddr)
+		}
+	}
+	m.bg.mu.Lock()
+	defer m.bg.mu.Unlock()
+	for name := range m.bg.all {
+		if !here[name] {
+			delete(m.bg.all, name)
+		}
 	}
 }
 
