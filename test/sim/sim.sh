@@ -169,11 +169,16 @@ start_engine() {
 # stop_engine stops host $1's dockerd, as a crash or an admin would; the
 # host, its containerd and its data stay.
 stop_engine() {
-	local h=$1 pid
+	local h=$1 pid deadline
 	pid=$(cat "$STATE/$h/dockerd.pid" 2>/dev/null) || die "$h: no dockerd running"
 	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 100); do
-		alive "$pid" || return 0
+	# Killed before its own 10 s for stopping containers runs out (a frozen
+	# one never stops), dockerd never gets to stop its plugins: the agent
+	# outlives its engine, as it does where the plugin's containerd is not
+	# the engine's child.
+	deadline=$((SECONDS + 8))
+	while [ "$SECONDS" -lt "$deadline" ]; do
+		alive "$pid" || { rm -f "$STATE/$h/dockerd.pid"; return 0; }
 		sleep 0.1
 	done
 	kill -KILL "$pid" 2>/dev/null || true
@@ -186,11 +191,13 @@ stop_engine() {
 	rm -f "$STATE/$h/dockerd.pid"
 }
 
-# alive: process $1 exists and is not a zombie.
+# alive: process $1 exists and is not a zombie (shell builtins only: it
+# runs in tight loops).
 alive() {
-	local state
-	state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-	[ -n "$state" ] && [ "$state" != Z ]
+	local stat
+	{ read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+	stat=${stat##*) }
+	[ "${stat%% *}" != Z ]
 }
 
 host_up() {
