@@ -112,6 +112,24 @@ func everyCommandThrough(t *testing.T, ctxName string) {
 		assert.Check(t, n.Error == "" && n.Info != nil && n.Metrics != nil, "node %s: %s", n.Hostname, n.Error)
 	}
 
+	// version: this docker-fleet and every node's agent, of one API.
+	var ver struct {
+		Client struct {
+			API int `json:"api"`
+		} `json:"client"`
+		Nodes []struct {
+			Node, AgentVersion, Error string
+			API                       int
+		} `json:"nodes"`
+	}
+	assert.NilError(t, json.Unmarshal([]byte(must("version", "--format", "json")), &ver))
+	assert.Check(t, ver.Client.API >= 2)
+	assert.Check(t, is.Len(ver.Nodes, 3))
+	for _, n := range ver.Nodes {
+		assert.Check(t, n.Error == "" && n.AgentVersion != "" && n.API == ver.Client.API, "node %+v", n)
+	}
+	assert.Check(t, !strings.Contains(must("version"), "upgrade"), "no skew in a fleet of one build")
+
 	// create asks a ledger for an exclusive core; resize changes it in place.
 	out = must("create", "--name", "pinned", "--image", workload, "--cpus", "1", "--memory", "64m")
 	assert.Check(t, is.Contains(out, "pinned.1"))
