@@ -80,23 +80,92 @@ func Ensure(ctx context.Context, c client.APIClient, s Settings) (Result, string
 	}
 	p := res.Plugin
 	if current(p, envBuild) != build || !sameCaps(p.Config.Linux.Capabilities, s.Capabilities) {
-		if err := Remove(ctx, c); err != nil {
-			return Unchanged, "", err
-		}
-		return Installed, token, install(ctx, c, tarball, s, build, token)
+		return Installed, token, upgrade(ctx, c, p, tarball, s, build, token)
 	}
 	if p.Enabled && sameSettings(p, s) {
 		return Unchanged, current(p, api.EnvEnrollToken), nil
 	}
-	if p.Enabled {
-		if _, err := c.PluginDisable(ctx, labels.AgentPlugin, client.PluginDisableOptions{Force: true}); err != nil {
-			return Unchanged, "", fmt.Errorf("disabling plugin %s: %w", labels.AgentPlugin, err)
-		}
-	}
-	if err := configure(ctx, c, s, build, token); err != nil {
+	if err := reconfigure(ctx, c, p, s, build, token); err != nil {
 		return Unchanged, "", err
 	}
 	return Reconfigured, token, nil
+}
+
+// trialPlugin is the name a new build of the agent is first tried under,
+// while the old one stays installed to be put back.
+const trialPlugin = "fleet-agent-next:latest"
+
+// upgrade replaces the agent old with this build, never leaving the node
+// without one that works: the new build is first created as trialPlugin
+// and enabled in the old one's place (the old one disabled: one port, one
+// ledger); only if it starts is the old one removed and the new build made
+// under the plugin's own name. If the trial does not start, the old agent
+// is enabled again and the error says why. The node has no agent from the
+// old one's disable until the new one's enable, twice an agent's start.
+func upgrade(ctx context.Context, c client.APIClient, old plugin.Plugin, tarball []byte, s Settings, build, token string) error {
+	restore := context.WithoutCancel(ctx)
+	_ = removeNamed(restore, c, trialPlugin) // a trial a killed init left
+	if err := create(ctx, c, trialPlugin, tarball, s); err != nil {
+		return err
+	}
+	defer removeNamed(restore, c, trialPlugin)
+	if old.Enabled {
+		if _, err := c.PluginDisable(ctx, labels.AgentPlugin, client.PluginDisableOptions{Force: true}); err != nil {
+			return fmt.Errorf("disabling plugin %s: %w", labels.AgentPlugin, err)
+		}
+	}
+	if err := configureNamed(ctx, c, trialPlugin, s, build, token); err != nil {
+		_ = removeNamed(restore, c, trialPlugin)
+		if !old.Enabled {
+			return fmt.Errorf("the new agent did not start, so the old one stays (it was not enabled): %w", err)
+		}
+		if _, eerr := c.PluginEnable(restore, labels.AgentPlugin, client.PluginEnableOptions{Timeout: 30}); eerr != nil {
+			return fmt.Errorf("the new agent did not start (%v), and enabling the old one again failed too: %w", err, eerr)
+		}
+		return fmt.Errorf("the new agent did not start, so the old one runs again: %w", err)
+	}
+	if _, err := c.PluginDisable(ctx, trialPlugin, client.PluginDisableOptions{Force: true}); err != nil {
+		return fmt.Errorf("disabling plugin %s: %w", trialPlugin, err)
+	}
+	if err := Remove(ctx, c); err != nil {
+		return err
+	}
+	return install(ctx, c, tarball, s, build, token)
+}
+
+// reconfigure sets new settings on the agent; if it then does not start,
+// it is given back the settings it had and enabled again.
+func reconfigure(ctx context.Context, c client.APIClient, old plugin.Plugin, s Settings, build, token string) error {
+	if old.Enabled {
+		if _, err := c.PluginDisable(ctx, labels.AgentPlugin, client.PluginDisableOptions{Force: true}); err != nil {
+			return fmt.Errorf("disabling plugin %s: %w", labels.AgentPlugin, err)
+		}
+	}
+	err := configure(ctx, c, s, build, token)
+	if err == nil || !old.Enabled {
+		return err
+	}
+	restore := context.WithoutCancel(ctx)
+	_, _ = c.PluginDisable(restore, labels.AgentPlugin, client.PluginDisableOptions{Force: true})
+	if _, serr := c.PluginSet(restore, labels.AgentPlugin, client.PluginSetOptions{Args: settingsArgs(old)}); serr != nil {
+		return fmt.Errorf("%w (and giving the agent back its settings failed: %v)", err, serr)
+	}
+	if _, eerr := c.PluginEnable(restore, labels.AgentPlugin, client.PluginEnableOptions{Timeout: 30}); eerr != nil {
+		return fmt.Errorf("%w (and the agent with its old settings did not start either: %v)", err, eerr)
+	}
+	return fmt.Errorf("%w; the agent runs again with the settings it had", err)
+}
+
+// settingsArgs are the `plugin set` arguments that give p the settings it
+// has now.
+func settingsArgs(p plugin.Plugin) []string {
+	args := slices.Clone(p.Settings.Env)
+	for _, m := range p.Settings.Mounts {
+		if m.Source != nil {
+			args = append(args, m.Name+".source="+*m.Source)
+		}
+	}
+	return args
 }
 
 // newToken is a fresh enrollment token.
@@ -122,20 +191,20 @@ func Restart(ctx context.Context, c client.APIClient) error {
 
 // Remove disables and removes the agent plugin; a missing plugin is fine.
 func Remove(ctx context.Context, c client.APIClient) error {
-	_, err := c.PluginRemove(ctx, labels.AgentPlugin, client.PluginRemoveOptions{Force: true})
+	return removeNamed(ctx, c, labels.AgentPlugin)
+}
+
+func removeNamed(ctx context.Context, c client.APIClient, name string) error {
+	_, err := c.PluginRemove(ctx, name, client.PluginRemoveOptions{Force: true})
 	if err != nil && !errdefs.IsNotFound(err) {
-		return fmt.Errorf("removing plugin %s: %w", labels.AgentPlugin, err)
+		return fmt.Errorf("removing plugin %s: %w", name, err)
 	}
 	return nil
 }
 
 func install(ctx context.Context, c client.APIClient, tarball []byte, s Settings, build, token string) error {
-	tr, err := withCapabilities(tarball, s.Capabilities)
-	if err != nil {
+	if err := create(ctx, c, labels.AgentPlugin, tarball, s); err != nil {
 		return err
-	}
-	if _, err := c.PluginCreate(ctx, tr, client.PluginCreateOptions{RepoName: labels.AgentPlugin}); err != nil {
-		return fmt.Errorf("creating plugin %s: %w", labels.AgentPlugin, err)
 	}
 	if err := configure(ctx, c, s, build, token); err != nil {
 		_ = Remove(context.WithoutCancel(ctx), c)
@@ -144,16 +213,32 @@ func install(ctx context.Context, c client.APIClient, tarball []byte, s Settings
 	return nil
 }
 
-// configure sets the settings on a disabled plugin and enables it.
-func configure(ctx context.Context, c client.APIClient, s Settings, build, token string) error {
-	if _, err := c.PluginSet(ctx, labels.AgentPlugin, client.PluginSetOptions{Args: s.args(build, token)}); err != nil {
-		return fmt.Errorf("configuring plugin %s: %w", labels.AgentPlugin, err)
+// create creates the plugin, disabled, under name.
+func create(ctx context.Context, c client.APIClient, name string, tarball []byte, s Settings) error {
+	tr, err := withCapabilities(tarball, s.Capabilities)
+	if err != nil {
+		return err
 	}
-	if _, err := c.PluginEnable(ctx, labels.AgentPlugin, client.PluginEnableOptions{Timeout: 30}); err != nil {
+	if _, err := c.PluginCreate(ctx, tr, client.PluginCreateOptions{RepoName: name}); err != nil {
+		return fmt.Errorf("creating plugin %s: %w", name, err)
+	}
+	return nil
+}
+
+// configure sets the settings on the disabled agent plugin and enables it.
+func configure(ctx context.Context, c client.APIClient, s Settings, build, token string) error {
+	return configureNamed(ctx, c, labels.AgentPlugin, s, build, token)
+}
+
+func configureNamed(ctx context.Context, c client.APIClient, name string, s Settings, build, token string) error {
+	if _, err := c.PluginSet(ctx, name, client.PluginSetOptions{Args: s.args(build, token)}); err != nil {
+		return fmt.Errorf("configuring plugin %s: %w", name, err)
+	}
+	if _, err := c.PluginEnable(ctx, name, client.PluginEnableOptions{Timeout: 30}); err != nil {
 		// The engine only sees that the plugin socket never appeared; the
 		// agent's own reason is in the engine's log.
 		return fmt.Errorf("enabling plugin %s: the agent did not start (is TCP port %d already in use on that host? "+
-			"the engine's log has the agent's reason): %w", labels.AgentPlugin, s.Port, err)
+			"the engine's log has the agent's reason): %w", name, s.Port, err)
 	}
 	return nil
 }
