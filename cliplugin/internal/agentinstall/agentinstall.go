@@ -213,9 +213,17 @@ func install(ctx context.Context, c client.APIClient, tarball []byte, s Settings
 	return nil
 }
 
-// create creates the plugin, disabled, under name.
+// create creates the plugin, disabled, under name. The engine refuses a
+// plugin whose root filesystem is that of another one still installed
+// ("content … already exists"): the trial gets a marker file of its own,
+// so that it can stand beside the old agent (a new capability set alone
+// keeps the build) and the new agent beside it.
 func create(ctx context.Context, c client.APIClient, name string, tarball []byte, s Settings) error {
-	tr, err := withCapabilities(tarball, s.Capabilities)
+	var extra []extraFile
+	if name == trialPlugin {
+		extra = append(extra, extraFile{name: "rootfs/.fleet-trial", data: []byte("a trial of a new agent, removed once it started\n")})
+	}
+	tr, err := withCapabilities(tarball, s.Capabilities, extra...)
 	if err != nil {
 		return err
 	}

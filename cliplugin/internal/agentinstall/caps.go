@@ -70,8 +70,9 @@ func sameCaps(a, b []string) bool {
 }
 
 // withCapabilities is the plugin tarball (gzipped, as embedded) as the
-// plain tar the Engine API takes, its config.json asking for caps.
-func withCapabilities(gz []byte, caps []string) (io.Reader, error) {
+// plain tar the Engine API takes, its config.json asking for caps, with
+// extra files added.
+func withCapabilities(gz []byte, caps []string, extra ...extraFile) (io.Reader, error) {
 	tr, err := packaging.Uncompress(gz)
 	if err != nil {
 		return nil, err
@@ -111,10 +112,24 @@ func withCapabilities(gz []byte, caps []string) (io.Reader, error) {
 			return nil, err
 		}
 	}
+	for _, f := range extra {
+		if err := out.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.data))}); err != nil {
+			return nil, err
+		}
+		if _, err := out.Write(f.data); err != nil {
+			return nil, err
+		}
+	}
 	if err := out.Close(); err != nil {
 		return nil, err
 	}
 	return &buf, nil
+}
+
+// extraFile is a file added to a plugin's tarball.
+type extraFile struct {
+	name string
+	data []byte
 }
 
 // setCapabilities sets linux.capabilities in a plugin's config.json,
