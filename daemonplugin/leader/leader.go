@@ -231,7 +231,7 @@ func (l *Leader) declare(ctx context.Context, v view) (swarmstore.Down, error) {
 	last, known := l.ledgers[v.Hostname]
 	down := swarmstore.Down{
 		Node: v.Hostname, Since: l.lastUp[v.Hostname], Known: known, Containers: last.Containers,
-		NodeID: v.ID, Addr: v.Addr, AgentPort: v.AgentPort, HostCaps: v.HostCaps,
+		NodeID: v.ID, Addr: v.Addr, AgentPort: v.AgentPort,
 	}
 	// A worker with containers to restore warm is taken out of the swarm:
 	// only that frees the overlay addresses they hold, which their warm

@@ -58,10 +58,11 @@ func (l *Leader) relocate(ctx context.Context, d swarmstore.Down, views []view) 
 			continue
 		}
 		isRunning := func(name string) bool { return running[name] }
-		if _, _, ok := warmCopy(c.Name, d.Node, up); ok && d.Removed && !warm {
+		to, copy, hasCopy := warmCopy(c.Name, d.Node, up)
+		if hasCopy && d.Removed && !warm {
 			continue // its address is not free yet: next round
 		}
-		if warm && l.relocateWarm(ctx, d.Node, c, up, network.Name, isRunning) {
+		if hasCopy && warm && l.relocateWarm(ctx, d.Node, c, to, copy, network.Name, isRunning) {
 			continue
 		}
 		if err := l.relocateOne(ctx, d.Node, c, sched, byName, network.Name, isRunning); err != nil {
@@ -149,18 +150,17 @@ func (l *Leader) relocateOne(ctx context.Context, from string, c api.FleetContai
 	return nil
 }
 
-// relocateWarm restores a lost container on the live node that holds its
-// newest checkpoint from the dead node: same address, its memory and files
-// as they were at that checkpoint. done is false when there is no such
-// copy, or that copy was refused in an earlier round: the container is
-// then relocated cold. A refusal is not followed by a cold relocation in
+// relocateWarm restores a lost container on to, the live node that holds
+// its newest checkpoint from the dead node (warmCopy): same address, its
+// memory and files as they were at that checkpoint. done is false when
+// that copy was refused in an earlier round: the container is then
+// relocated cold. A refusal is not followed by a cold relocation in
 // the same round, and a restore whose answer did not come (a timeout, a
 // cut link) keeps its record: had the copy been restored, the next
 // round's ledgers show it running, and a record left by a restore that
 // never happened is taken over once stale.
-func (l *Leader) relocateWarm(ctx context.Context, from string, c api.FleetContainer, up []view, network string, running func(string) bool) (done bool) {
-	to, copy, ok := warmCopy(c.Name, from, up)
-	if !ok || l.warmFailed[c.Name].Equal(copy.At) {
+func (l *Leader) relocateWarm(ctx context.Context, from string, c api.FleetContainer, to view, copy api.StandbyCopy, network string, running func(string) bool) (done bool) {
+	if l.warmFailed[c.Name].Equal(copy.At) {
 		return false
 	}
 	rel := swarmstore.Relocation{Replica: c.Name, From: from, To: to.Hostname, Kind: "warm", At: time.Now()}

@@ -85,7 +85,7 @@ func (m *Migrator) StandbyAssign(ctx context.Context, req api.StandbyAssign) (st
 	if b.to != req.To {
 		// The new standby holds nothing yet: the next checkpoint is due now.
 		b.to, b.toAddr, b.next = req.To, req.ToAddr, time.Time{}
-		b.status.Standby, b.status.At, b.status.Seq = req.To, time.Time{}, 0
+		b.status.At, b.status.Seq = time.Time{}, 0
 	}
 	return struct{}{}, nil
 }
@@ -95,8 +95,9 @@ func (m *Migrator) StandbyAssign(ctx context.Context, req api.StandbyAssign) (st
 func (m *Migrator) CheckpointStatus(name, every string) *api.CheckpointStatus {
 	m.bg.mu.Lock()
 	defer m.bg.mu.Unlock()
-	st := m.bg.get(name).status
-	st.Every = every
+	b := m.bg.get(name)
+	st := b.status
+	st.Every, st.Standby = every, b.to
 	return &st
 }
 
@@ -179,7 +180,7 @@ func (m *Migrator) checkpointOnce(ctx context.Context, name, to, toAddr string) 
 			// The standby no longer expects it (its agent restarted, or
 			// the leader chose another) or has no room: the leader
 			// chooses again.
-			b.to, b.toAddr, b.status.Standby = "", "", ""
+			b.to, b.toAddr = "", ""
 		}
 		return
 	}

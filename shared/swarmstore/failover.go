@@ -56,15 +56,13 @@ type Down struct {
 	Containers []api.FleetContainer `json:"containers"`
 	// Removed says the leader removes the node (a worker) from the swarm,
 	// which frees its containers' addresses for their relocated copies;
-	// Addr, AgentPort and HostCaps are where its agent listens and what
-	// its node labels said, to fence it and have it join again when it is
-	// back. NodeID is its swarm ID before (a node that joins again gets
+	// Addr and AgentPort are where its agent listens, to fence it and have
+	// it join again when it is back. NodeID is its swarm ID before (a node that joins again gets
 	// a new one).
-	Removed   bool     `json:"removed,omitempty"`
-	NodeID    string   `json:"nodeId,omitempty"`
-	Addr      string   `json:"addr,omitempty"`
-	AgentPort int      `json:"agentPort,omitempty"`
-	HostCaps  []string `json:"hostCaps,omitempty"`
+	Removed   bool   `json:"removed,omitempty"`
+	NodeID    string `json:"nodeId,omitempty"`
+	Addr      string `json:"addr,omitempty"`
+	AgentPort int    `json:"agentPort,omitempty"`
 	// Labels and Availability are the removed node's, given back to it
 	// when it joins again.
 	Labels       map[string]string `json:"labels,omitempty"`
