@@ -29,7 +29,8 @@ type initOptions struct {
 	failoverAfter time.Duration
 	format        string
 	// failoverSet: --failover-after was given (else the fleet keeps its own).
-	failoverSet bool
+	failoverSet    bool
+	allowDowngrade bool
 }
 
 // minFailoverAfter is the shortest grace period init accepts: the swarm
@@ -52,7 +53,8 @@ those nodes. It ends with each node's readiness for live migration.`,
 		Example: `  docker fleet init
   docker --context h1 fleet init --worker h2 --worker h3 --subnet 10.215.0.0/24
   docker fleet init --worker h4           # add a node later
-  docker fleet init --failover-after 1m   # relocate a lost node's containers after a minute`,
+  docker fleet init --failover-after 1m   # relocate a lost node's containers after a minute
+  docker fleet init                       # again, from a newer docker-fleet: upgrades every agent`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.failoverSet = cmd.Flags().Changed("failover-after")
@@ -67,6 +69,7 @@ those nodes. It ends with each node's readiness for live migration.`,
 	flags.IntVar(&opts.agentPort, "agent-port", api.DefaultPort, "TCP port of the agents' mutual-TLS API")
 	flags.DurationVar(&opts.failoverAfter, "failover-after", swarmstore.DefaultFailoverAfter,
 		"How long a node may be lost before its containers are made anew on the others (0 turns relocation off; unset keeps the fleet's)")
+	flags.BoolVar(&opts.allowDowngrade, "allow-downgrade", false, "Replace agents that speak a newer API than this docker-fleet with its own")
 	flags.StringVar(&opts.format, "format", "", formatHelp)
 	return cmd
 }
@@ -104,7 +107,7 @@ func runInit(cmd *cobra.Command, dockerCli command.Cli, opts initOptions) error 
 }
 
 func (opts initOptions) validate() (bootstrap.Options, error) {
-	b := bootstrap.Options{Network: opts.network, AdvertiseAddr: opts.advertiseAddr, AgentPort: opts.agentPort}
+	b := bootstrap.Options{Network: opts.network, AdvertiseAddr: opts.advertiseAddr, AgentPort: opts.agentPort, AllowDowngrade: opts.allowDowngrade}
 	if !networkName.MatchString(opts.network) {
 		return b, fmt.Errorf("--network %q: not a valid network name", opts.network)
 	}

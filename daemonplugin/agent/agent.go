@@ -174,6 +174,7 @@ func (a *Agent) Handler() http.Handler {
 		"POST " + api.PathFollow:     a.serveFollow,
 		"POST " + api.PathExpect:     postJSON(a.migrator.Expect),
 		"POST " + api.PathLeave:      postJSON(a.leave),
+		"POST " + api.PathDrain:      postJSON(a.drain),
 		"POST " + api.PathNodeCSR:    postJSON(a.nodeCSR),
 		"PUT " + api.PathNodeCert:    postJSON(a.installCert),
 		"PUT " + api.PathRevocations: postJSON(a.setRevocations),

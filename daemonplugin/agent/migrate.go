@@ -29,6 +29,12 @@ func (a *Agent) serveMigrate(w http.ResponseWriter, r *http.Request) {
 	if err := decode(w, r, &req); err != nil {
 		return
 	}
+	// Refused before the stream starts, so that the CLI sees its kind
+	// (unavailable: wait for the new agent).
+	if err := a.migrator.Accepting(); err != nil {
+		reply(w, nil, err)
+		return
+	}
 	send := streamEvents(w)
 	x := a.runs.start(req.ID)
 	emit := func(ev api.MigrateEvent) {
@@ -258,4 +264,23 @@ func (a *Agent) leave(ctx context.Context, req api.LeaveRequest) (struct{}, erro
 		}
 	}()
 	return struct{}{}, nil
+}
+
+// drain makes way for an upgrade of this agent (api.PathDrain).
+func (a *Agent) drain(ctx context.Context, req api.DrainRequest) (api.DrainResult, error) {
+	d, wait := time.Duration(req.Seconds)*time.Second, time.Duration(req.Wait)*time.Second
+	if req.Seconds < 0 || d > api.MaxDrain || req.Wait < 0 || wait > d {
+		return api.DrainResult{}, workloads.Refuse(errdefs.ErrInvalidArgument,
+			"drain: seconds must be 0 to %d and wait 0 to seconds (got %d and %d)", int(api.MaxDrain.Seconds()), req.Seconds, req.Wait)
+	}
+	busy := a.migrator.Drain(ctx, d, wait)
+	switch {
+	case d == 0:
+		log.Printf("drain ended: taking work again")
+	case busy == "":
+		log.Printf("drained for an upgrade: no work in flight, none taken for %s", d)
+	default:
+		log.Printf("drained for an upgrade, but still in flight after %s: %s", wait, busy)
+	}
+	return api.DrainResult{Busy: busy}, nil
 }

@@ -162,7 +162,15 @@ func (m *Migrator) checkpointDue(ctx context.Context) {
 // checkpointOnce takes one checkpoint of name and sends it to its standby
 // node, recording how it went.
 func (m *Migrator) checkpointOnce(ctx context.Context, name, to, toAddr string) {
+	end, ok := m.startCheckpoint(name)
+	if !ok {
+		m.bg.mu.Lock()
+		m.bg.get(name).next = time.Now().Add(checkpointTick) // after the upgrade
+		m.bg.mu.Unlock()
+		return
+	}
 	res, err := m.checkpointTo(ctx, name, to, toAddr)
+	end()
 	m.bg.mu.Lock()
 	defer m.bg.mu.Unlock()
 	b := m.bg.get(name)

@@ -26,6 +26,9 @@ import (
 // need the image? It checks the request against the operator's
 // announcement and the room the stream needs before the source freezes.
 func (m *Migrator) Prepare(ctx context.Context, from, id string, req api.PrepareRequest) (api.PrepareResponse, error) {
+	if err := m.Accepting(); err != nil {
+		return api.PrepareResponse{}, err
+	}
 	e, err := m.claim(id, from, false)
 	if err != nil {
 		return api.PrepareResponse{}, err
@@ -125,6 +128,16 @@ func (m *Migrator) LoadImage(ctx context.Context, from, id string, body io.Reade
 // fails before the restore, the twin and any volume made for it are
 // removed and the source told why.
 func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader, body io.Reader, trailer func() string) (api.ReceiveResult, error) {
+	// Announced, then active before the announcement is used up: a drain
+	// (Drain) sees the migration either prepared or active, never neither.
+	if _, err := m.claim(h.ID, from, false); err != nil {
+		return api.ReceiveResult{}, err
+	}
+	done, err := m.begin(h.ID, h.Name)
+	if err != nil {
+		return api.ReceiveResult{}, err
+	}
+	defer done()
 	e, err := m.claim(h.ID, from, true)
 	if err != nil {
 		return api.ReceiveResult{}, err
@@ -135,11 +148,6 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 	if e.limit == 0 {
 		return api.ReceiveResult{}, workloads.Refuse(errdefs.ErrFailedPrecondition, "migration %s: receive before prepare", h.ID)
 	}
-	done, err := m.begin(h.ID, h.Name)
-	if err != nil {
-		return api.ReceiveResult{}, err
-	}
-	defer done()
 	// The fast path keeps the images in tmpfs, the engine path in the
 	// engine's checkpoint directory.
 	imgDir := m.workDir(h.ID, "-in")

@@ -47,6 +47,9 @@ func (m *Migrator) Expect(_ context.Context, e api.Expectation) (struct{}, error
 		e.Cores < 0 || e.Memory < 0 || (e.FromAddr != "" && !validAddr(e.FromAddr)) {
 		return struct{}{}, workloads.Refuse(errdefs.ErrInvalidArgument, "bad migration announcement %+v", e)
 	}
+	if err := m.Accepting(); err != nil {
+		return struct{}{}, err
+	}
 	m.expMu.Lock()
 	defer m.expMu.Unlock()
 	m.dropStale()

@@ -74,6 +74,11 @@ type Migrator struct {
 	// recovery leaves them alone. activeMu guards it alone.
 	activeMu sync.Mutex
 	active   map[string]string
+	// drainUntil: no new migration starts before it (Drain);
+	// checkpointing names a background checkpoint being taken. Both
+	// under activeMu.
+	drainUntil    time.Time
+	checkpointing string
 }
 
 func (m *Migrator) host(p string) string { return filepath.Join(m.HostRoot, p) }

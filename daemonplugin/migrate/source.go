@@ -144,10 +144,26 @@ func (m *Migrator) plan(ctx context.Context, req api.MigrateRequest, emit func(a
 }
 
 // begin marks the migration as driven by this request, refusing it while
-// another holds the container.
+// another holds the container or the node makes way for an upgrade
+// (Drain).
 func (m *Migrator) begin(id, name string) (func(), error) {
 	m.activeMu.Lock()
 	defer m.activeMu.Unlock()
+	if err := m.drainedLocked(); err != nil {
+		return nil, err
+	}
+	return m.beginLocked(id, name)
+}
+
+// beginAlways is begin for what an upgrade must not hold up: a warm
+// restore, which is a dead node's failover.
+func (m *Migrator) beginAlways(id, name string) (func(), error) {
+	m.activeMu.Lock()
+	defer m.activeMu.Unlock()
+	return m.beginLocked(id, name)
+}
+
+func (m *Migrator) beginLocked(id, name string) (func(), error) {
 	if why := m.migratingLocked(name); why != "" {
 		return nil, workloads.Refuse(errdefs.ErrConflict, "%s cannot migrate now: %s; try again when it ends", name, why)
 	}

@@ -304,7 +304,7 @@ func (m *Migrator) StandbyRestore(ctx context.Context, req api.StandbyRestoreReq
 	if req.Network != "" {
 		h.Network = req.Network
 	}
-	done, err := m.begin(h.ID, h.Name)
+	done, err := m.beginAlways(h.ID, h.Name)
 	if err != nil {
 		return api.FleetContainer{}, err
 	}

@@ -384,6 +384,13 @@ func (c *Client) Leave(ctx context.Context, req api.LeaveRequest) error {
 	return err
 }
 
+// Drain has the agent make way for an upgrade: it takes no new work and
+// answers once what it has in flight ended, or after req.Wait with what
+// has not (api.PathDrain).
+func (c *Client) Drain(ctx context.Context, req api.DrainRequest) (api.DrainResult, error) {
+	return call[api.DrainResult](ctx, c, http.MethodPost, api.PathDrain, req)
+}
+
 // Check asks the node's agent whether one of its containers can be
 // checkpointed now; it changes nothing.
 func (c *Client) Check(ctx context.Context, req api.CheckRequest) (api.CheckResult, error) {

@@ -53,6 +53,7 @@ var Access = map[string][]pki.Role{
 	"POST " + PathFollow:                              operator,
 	"POST " + PathExpect:                              operator,
 	"POST " + PathLeave:                               operator,
+	"POST " + PathDrain:                               operator,
 	"POST " + PathNodeCSR:                             operator,
 	"PUT " + PathNodeCert:                             operator,
 	"PUT " + PathRevocations:                          operator,

@@ -21,8 +21,19 @@ func TestInfoAPI(t *testing.T) {
 
 	b, err := json.Marshal(Info{Node: "h1", APIVersion: APIVersion})
 	assert.NilError(t, err)
-	assert.Check(t, is.Contains(string(b), `"apiVersion":2`))
+	assert.Check(t, is.Contains(string(b), `"apiVersion":3`))
 	var back Info
 	assert.NilError(t, json.Unmarshal(b, &back))
 	assert.Check(t, is.Equal(back.API(), APIVersion))
+}
+
+// TestStampedAPI: a build stamped to speak an older API speaks it; a stamp
+// that is no older API is ignored.
+func TestStampedAPI(t *testing.T) {
+	assert.Check(t, is.Equal(stampedAPI(""), latestAPI))
+	assert.Check(t, is.Equal(stampedAPI("1"), 1))
+	assert.Check(t, is.Equal(stampedAPI("2"), 2))
+	assert.Check(t, is.Equal(stampedAPI("9"), latestAPI))
+	assert.Check(t, is.Equal(stampedAPI("0"), latestAPI))
+	assert.Check(t, is.Equal(stampedAPI("x"), latestAPI))
 }

@@ -57,12 +57,23 @@ func (r Result) String() string {
 	return [...]string{"unchanged", "installed", "reconfigured", "restarted"}[r]
 }
 
+// Handover lets the running agent end its work before it is stopped for
+// an upgrade or new settings.
+type Handover interface {
+	// Drain has the agent take no new work and returns once it has none
+	// in flight, or an error that names what it still has.
+	Drain(ctx context.Context) error
+	// Resume has it take work again: it was not stopped after all.
+	Resume(ctx context.Context)
+}
+
 // Ensure makes the engine run the agent plugin with these settings. A plugin
 // that already runs from this build with the same CA, node, port and mounts
 // is left alone. On failure, a plugin this call created is removed again.
+// A running agent that must stop is drained first through h (nil: none).
 // It returns the plugin's enrollment token, which authenticates the agent's
 // certificate request (read back from the engine when unchanged).
-func Ensure(ctx context.Context, c client.APIClient, s Settings) (Result, string, error) {
+func Ensure(ctx context.Context, c client.APIClient, s Settings, h Handover) (Result, string, error) {
 	tarball, build, err := pluginTarball()
 	if err != nil {
 		return Unchanged, "", err
@@ -80,12 +91,12 @@ func Ensure(ctx context.Context, c client.APIClient, s Settings) (Result, string
 	}
 	p := res.Plugin
 	if current(p, envBuild) != build || !sameCaps(p.Config.Linux.Capabilities, s.Capabilities) {
-		return Installed, token, upgrade(ctx, c, p, tarball, s, build, token)
+		return Installed, token, upgrade(ctx, c, p, tarball, s, build, token, h)
 	}
 	if p.Enabled && sameSettings(p, s) {
 		return Unchanged, current(p, api.EnvEnrollToken), nil
 	}
-	if err := reconfigure(ctx, c, p, s, build, token); err != nil {
+	if err := reconfigure(ctx, c, p, s, build, token, h); err != nil {
 		return Unchanged, "", err
 	}
 	return Reconfigured, token, nil
@@ -101,18 +112,17 @@ const trialPlugin = "fleet-agent-next:latest"
 // ledger); only if it starts is the old one removed and the new build made
 // under the plugin's own name. If the trial does not start, the old agent
 // is enabled again and the error says why. The node has no agent from the
-// old one's disable until the new one's enable, twice an agent's start.
-func upgrade(ctx context.Context, c client.APIClient, old plugin.Plugin, tarball []byte, s Settings, build, token string) error {
+// old one's disable until the new one's enable, twice an agent's start;
+// before the disable, the old one is drained (h).
+func upgrade(ctx context.Context, c client.APIClient, old plugin.Plugin, tarball []byte, s Settings, build, token string, h Handover) error {
 	restore := context.WithoutCancel(ctx)
 	_ = removeNamed(restore, c, trialPlugin) // a trial a killed init left
 	if err := create(ctx, c, trialPlugin, tarball, s); err != nil {
 		return err
 	}
 	defer removeNamed(restore, c, trialPlugin)
-	if old.Enabled {
-		if _, err := c.PluginDisable(ctx, labels.AgentPlugin, client.PluginDisableOptions{Force: true}); err != nil {
-			return fmt.Errorf("disabling plugin %s: %w", labels.AgentPlugin, err)
-		}
+	if err := stop(ctx, c, old, h); err != nil {
+		return err
 	}
 	if err := configureNamed(ctx, c, trialPlugin, s, build, token); err != nil {
 		_ = removeNamed(restore, c, trialPlugin)
@@ -135,11 +145,9 @@ func upgrade(ctx context.Context, c client.APIClient, old plugin.Plugin, tarball
 
 // reconfigure sets new settings on the agent; if it then does not start,
 // it is given back the settings it had and enabled again.
-func reconfigure(ctx context.Context, c client.APIClient, old plugin.Plugin, s Settings, build, token string) error {
-	if old.Enabled {
-		if _, err := c.PluginDisable(ctx, labels.AgentPlugin, client.PluginDisableOptions{Force: true}); err != nil {
-			return fmt.Errorf("disabling plugin %s: %w", labels.AgentPlugin, err)
-		}
+func reconfigure(ctx context.Context, c client.APIClient, old plugin.Plugin, s Settings, build, token string, h Handover) error {
+	if err := stop(ctx, c, old, h); err != nil {
+		return err
 	}
 	err := configure(ctx, c, s, build, token)
 	if err == nil || !old.Enabled {
@@ -154,6 +162,26 @@ func reconfigure(ctx context.Context, c client.APIClient, old plugin.Plugin, s S
 		return fmt.Errorf("%w (and the agent with its old settings did not start either: %v)", err, eerr)
 	}
 	return fmt.Errorf("%w; the agent runs again with the settings it had", err)
+}
+
+// stop drains the running agent old (h) and disables it; an agent that
+// cannot be disabled takes work again.
+func stop(ctx context.Context, c client.APIClient, old plugin.Plugin, h Handover) error {
+	if !old.Enabled {
+		return nil
+	}
+	if h != nil {
+		if err := h.Drain(ctx); err != nil {
+			return err
+		}
+	}
+	if _, err := c.PluginDisable(ctx, labels.AgentPlugin, client.PluginDisableOptions{Force: true}); err != nil {
+		if h != nil {
+			h.Resume(context.WithoutCancel(ctx))
+		}
+		return fmt.Errorf("disabling plugin %s: %w", labels.AgentPlugin, err)
+	}
+	return nil
 }
 
 // settingsArgs are the `plugin set` arguments that give p the settings it

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -146,7 +147,7 @@ func TestUpgradeThatDoesNotStartPutsTheOldAgentBack(t *testing.T) {
 	f := &fakePlugins{plugins: map[string]*plugin.Plugin{}}
 	old := running(f, testSettings, "old")
 	f.failEnable = func(name string, _ *plugin.Plugin) bool { return name == trialPlugin }
-	err := upgrade(ctx, f, *old, tinyPlugin(t, "new"), testSettings, "new", "token1")
+	err := upgrade(ctx, f, *old, tinyPlugin(t, "new"), testSettings, "new", "token1", nil)
 	assert.ErrorContains(t, err, "the new agent did not start, so the old one runs again")
 	p, ok := f.plugins[labels.AgentPlugin]
 	assert.Assert(t, ok, "the old agent is still installed")
@@ -162,7 +163,7 @@ func TestUpgradeReplacesTheAgentUnderItsName(t *testing.T) {
 	ctx := context.Background()
 	f := &fakePlugins{plugins: map[string]*plugin.Plugin{}}
 	old := running(f, testSettings, "old")
-	assert.NilError(t, upgrade(ctx, f, *old, tinyPlugin(t, "new"), testSettings, "new", "token1"))
+	assert.NilError(t, upgrade(ctx, f, *old, tinyPlugin(t, "new"), testSettings, "new", "token1", nil))
 	assert.Check(t, is.Len(f.plugins, 1), "one agent: %v", f.log)
 	p := f.plugins[labels.AgentPlugin]
 	assert.Assert(t, p != nil)
@@ -184,10 +185,52 @@ func TestReconfigureThatDoesNotStartGivesTheOldSettingsBack(t *testing.T) {
 	f.failEnable = func(_ string, p *plugin.Plugin) bool { return current(*p, "FLEET_PORT") == "7478" }
 	changed := testSettings
 	changed.Port = 7478
-	err := reconfigure(ctx, f, *old, changed, "b", "token1")
+	err := reconfigure(ctx, f, *old, changed, "b", "token1", nil)
 	assert.ErrorContains(t, err, "the agent runs again with the settings it had")
 	p := f.plugins[labels.AgentPlugin]
 	assert.Check(t, p.Enabled)
 	assert.Check(t, is.Equal(current(*p, "FLEET_PORT"), "7477"))
 	assert.Check(t, sameSettings(*p, testSettings), "%v", p.Settings)
+}
+
+// fakeHandover logs its calls into the engine's log; Drain fails with busy.
+type fakeHandover struct {
+	f    *fakePlugins
+	busy error
+}
+
+func (h fakeHandover) Drain(context.Context) error {
+	h.f.log = append(h.f.log, "drain")
+	return h.busy
+}
+
+func (h fakeHandover) Resume(context.Context) { h.f.log = append(h.f.log, "resume") }
+
+// TestUpgradeDrainsTheOldAgentFirst: the old agent is drained before it is
+// disabled; one that is still busy stays as it was, and so does the rest.
+func TestUpgradeDrainsTheOldAgentFirst(t *testing.T) {
+	ctx := context.Background()
+	f := &fakePlugins{plugins: map[string]*plugin.Plugin{}}
+	old := running(f, testSettings, "old")
+	assert.NilError(t, upgrade(ctx, f, *old, tinyPlugin(t, "new"), testSettings, "new", "token1", fakeHandover{f: f}))
+	assert.Check(t, is.DeepEqual(f.log[:2], []string{"drain", "disable " + labels.AgentPlugin}))
+
+	f = &fakePlugins{plugins: map[string]*plugin.Plugin{}}
+	old = running(f, testSettings, "old")
+	busy := errors.New("h2: migration 0a1b of web.1 did not end")
+	err := upgrade(ctx, f, *old, tinyPlugin(t, "new"), testSettings, "new", "token1", fakeHandover{f: f, busy: busy})
+	assert.Check(t, errors.Is(err, busy), "%v", err)
+	p := f.plugins[labels.AgentPlugin]
+	assert.Assert(t, p != nil)
+	assert.Check(t, p.Enabled && current(*p, envBuild) == "old", "%v", f.log)
+	assert.Check(t, is.Len(f.plugins, 1), "no trial left: %v", f.log)
+	assert.Check(t, !slices.Contains(f.log, "disable "+labels.AgentPlugin), "%v", f.log)
+
+	// A reconfigure drains too.
+	f = &fakePlugins{plugins: map[string]*plugin.Plugin{}}
+	old = running(f, testSettings, "b")
+	changed := testSettings
+	changed.Port = 7478
+	assert.NilError(t, reconfigure(ctx, f, *old, changed, "b", "token1", fakeHandover{f: f}))
+	assert.Check(t, is.DeepEqual(f.log[:2], []string{"drain", "disable " + labels.AgentPlugin}))
 }

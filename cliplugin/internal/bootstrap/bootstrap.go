@@ -28,6 +28,7 @@ import (
 	"github.com/docker-fleet/fleet/shared/agentclient"
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/swarmstore"
+	"github.com/docker-fleet/fleet/shared/version"
 )
 
 // How long a new node or agent may take to come up.
@@ -48,6 +49,9 @@ type Options struct {
 	FailoverAfter *time.Duration
 	// Dial reaches the agents (nil: TCP to each agent's port); see package dial.
 	Dial agentclient.DialFunc
+	// AllowDowngrade lets init replace agents that speak a newer API than
+	// this docker-fleet with its own.
+	AllowDowngrade bool
 }
 
 // Report is what init did and found.
@@ -121,6 +125,9 @@ func Init(ctx context.Context, manager *engines.Engine, workers []*engines.Engin
 	if err := in.ensureRelay(ctx); err != nil {
 		return nil, err
 	}
+	if err := in.checkDowngrade(ctx); err != nil {
+		return nil, err
+	}
 	if err := in.ensureAgent(ctx, manager, in.mgrInfo); err != nil {
 		return nil, fmt.Errorf("manager (docker context %q): %w", manager.Context, err)
 	}
@@ -176,6 +183,34 @@ func (in *initializer) precheck(ctx context.Context) error {
 		}
 	}
 	return swarmstore.ValidateNetwork(ctx, in.manager.Client, in.opts.Network, in.opts.Subnet)
+}
+
+// checkDowngrade refuses to replace agents that speak a newer API than
+// this docker-fleet (someone upgraded the fleet from a newer one): that
+// would take from the fleet what its users may already rely on. Agents
+// that do not answer are not judged.
+func (in *initializer) checkDowngrade(ctx context.Context) error {
+	if in.opts.AllowDowngrade {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	infos, err := in.fleet.Infos(ctx)
+	if err != nil {
+		return err
+	}
+	var newer []string
+	for _, n := range infos {
+		if n.Err == nil && n.Info.API() > api.APIVersion {
+			newer = append(newer, fmt.Sprintf("%s (agent %s, API %d)", n.Hostname, n.Info.AgentVersion, n.Info.API()))
+		}
+	}
+	if len(newer) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: newer than this docker-fleet (%s, API %d), which would replace them with its older agent; "+
+		"use the newer docker-fleet (docker fleet version shows both), or pass --allow-downgrade: %w",
+		strings.Join(newer, ", "), version.Version, api.APIVersion, errdefs.ErrFailedPrecondition)
 }
 
 // isMember reports whether the manager's swarm has the node: a worker does
@@ -361,6 +396,12 @@ func (in *initializer) ensureAgent(ctx context.Context, e *engines.Engine, info 
 // installAgent makes e's engine run the agent with caps and waits until it
 // answers, returning what it reports.
 func (in *initializer) installAgent(ctx context.Context, e *engines.Engine, info system.Info, node swarmstore.Node, caps []string) (agentinstall.Result, api.Info, error) {
+	var h *handover
+	var handoff agentinstall.Handover
+	if old, err := in.fleet.Agent(node); err == nil {
+		h = &handover{node: node.Hostname, agent: old, say: in.say}
+		handoff = h
+	}
 	res, token, err := agentinstall.Ensure(ctx, e.Client, agentinstall.Settings{
 		Node:         node.Hostname,
 		Port:         in.opts.AgentPort,
@@ -369,9 +410,9 @@ func (in *initializer) installAgent(ctx context.Context, e *engines.Engine, info
 		DataRoot:     info.DockerRootDir,
 		HostRoot:     "/",
 		Capabilities: caps,
-	})
+	}, handoff)
 	if err != nil {
-		return res, api.Info{}, err
+		return res, api.Info{}, fmt.Errorf("%s: %w", node.Hostname, err)
 	}
 	if err := swarmstore.SetAgentPort(ctx, in.manager.Client, node.ID, in.opts.AgentPort); err != nil {
 		return res, api.Info{}, err
@@ -402,6 +443,9 @@ func (in *initializer) installAgent(ctx context.Context, e *engines.Engine, info
 			_ = agentinstall.Remove(context.WithoutCancel(ctx), e.Client)
 		}
 		return res, ainfo, fmt.Errorf("the agent on %s does not answer at %s: %w", node.Hostname, agent.Addr, err)
+	}
+	if gap := h.gap(); gap > 0 {
+		in.say("%s: no agent for %.1fs while the new one took over", node.Hostname, gap.Seconds())
 	}
 	return res, ainfo, nil
 }

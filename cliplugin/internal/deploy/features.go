@@ -5,7 +5,9 @@ import (
 	"strings"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
+	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/spec"
+	"github.com/docker-fleet/fleet/shared/version"
 )
 
 // feature is something a service may ask for that agents before some API
@@ -40,6 +42,11 @@ func checkAgentAPI(s spec.Service, nodes []fleet.NodeInfo) error {
 	for _, f := range features {
 		if !f.wants(s) {
 			continue
+		}
+		if f.api > api.APIVersion {
+			// A build that speaks an older API than its code (a stamped
+			// "previous release") behaves as that release would.
+			return fmt.Errorf("%s needs docker-fleet of API %d or newer: this one (%s) speaks API %d; upgrade docker-fleet", f.name, f.api, version.Version, api.APIVersion)
 		}
 		var old []string
 		for _, n := range nodes {

@@ -20,25 +20,51 @@ import (
 	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
+// agentWait bounds how long migrate waits for an agent that does not
+// answer or makes way for its upgrade (init's handover takes seconds).
+var agentWait = 30 * time.Second
+
 // Migrate live-migrates a container to the node to, or to the node the
 // scheduler picks. The source node's agent drives it, streaming straight to
-// the destination's agent; progress comes back through onEvent.
+// the destination's agent; progress comes back through onEvent. While an
+// agent it needs is unavailable (being upgraded, or restarting) and nothing
+// has started, it waits for it, up to agentWait.
 func (d *Deployer) Migrate(ctx context.Context, name, to string, onEvent func(api.MigrateEvent)) (*api.MigrateResult, error) {
+	deadline := time.Now().Add(agentWait)
+	for waited := false; ; waited = true {
+		res, started, err := d.migrateOnce(ctx, name, to, onEvent)
+		if err == nil || started || !errdefs.IsUnavailable(err) || !time.Now().Before(deadline) {
+			return res, err
+		}
+		if !waited {
+			d.say("waiting up to %s for an agent: %v", agentWait, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// migrateOnce is one attempt of Migrate; started says whether the source
+// agent took the migration (then it is not tried again).
+func (d *Deployer) migrateOnce(ctx context.Context, name, to string, onEvent func(api.MigrateEvent)) (_ *api.MigrateResult, started bool, _ error) {
 	inv, c, src, err := d.locate(ctx, name)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	dst, err := destination(inv, c, src, to)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	network, err := swarmstore.FindNetwork(ctx, d.Fleet.Manager)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	id, err := newMigrationID()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	// The destination accepts from the source only what is announced here.
 	exp := api.Expectation{ID: id, From: src.Hostname, Container: c.Name, Network: network.Name, Memory: c.Memory,
@@ -48,21 +74,27 @@ func (d *Deployer) Migrate(ctx context.Context, name, to string, onEvent func(ap
 		exp.Cores = len(set)
 	}
 	if err := dst.Agent.Expect(ctx, exp); err != nil {
-		return nil, fmt.Errorf("destination %s: %w", dst.Hostname, err)
+		return nil, false, fmt.Errorf("destination %s: %w", dst.Hostname, err)
 	}
-	onEvent(api.MigrateEvent{Phase: api.PhaseStart, Message: "migration " + id + " of " + c.Name + " from " + src.Hostname + " to " + dst.Hostname})
+	start := api.MigrateEvent{Phase: api.PhaseStart, Message: "migration " + id + " of " + c.Name + " from " + src.Hostname + " to " + dst.Hostname}
 	res, err := src.Agent.Migrate(ctx, api.MigrateRequest{
 		ID: id, Container: c.Name, To: dst.Hostname,
 		ToAddr: net.JoinHostPort(dst.Addr, strconv.Itoa(dst.AgentPort)),
-	}, onEvent)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, &Detached{ID: id, Container: c.Name}
+	}, func(ev api.MigrateEvent) {
+		if !started {
+			started = true
+			onEvent(start)
 		}
-		return nil, err
+		onEvent(ev)
+	})
+	if err != nil {
+		if ctx.Err() != nil && started {
+			return nil, true, &Detached{ID: id, Container: c.Name}
+		}
+		return nil, started, err
 	}
 	d.record(ctx, *res)
-	return res, nil
+	return res, true, nil
 }
 
 // Detached is a migration the CLI stopped following (interrupted): it goes
@@ -116,7 +148,7 @@ func (d *Deployer) locate(ctx context.Context, name string) (fleet.Inventory, ap
 	c, src, ok := inv.Find(name)
 	if !ok {
 		if uerr := inv.Unreachable(); uerr != nil {
-			return nil, c, nil, fmt.Errorf("no fleet container %q on the nodes that answer (%v)", name, uerr)
+			return nil, c, nil, fmt.Errorf("no fleet container %q on the nodes that answer (%w)", name, uerr)
 		}
 		return nil, c, nil, fmt.Errorf("no fleet container %q", name)
 	}
