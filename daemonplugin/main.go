@@ -17,6 +17,11 @@ import (
 	"github.com/docker-fleet/fleet/shared/api"
 )
 
+// startFault is set only by the end-to-end test of an upgrade whose agent
+// cannot start (-ldflags -X main.startFault=WHY): the agent exits at once,
+// as a broken build would.
+var startFault string
+
 func main() {
 	if hostexec.IsLauncher(os.Args[0]) {
 		err := hostexec.Exec(os.Args)
@@ -37,6 +42,9 @@ func main() {
 	hostexec.SetHostMountNS()
 	log.SetFlags(log.LstdFlags | log.Lmsgprefix)
 	log.SetPrefix("fleet-agent: ")
+	if startFault != "" {
+		log.Fatalf("this build cannot start: %s", startFault)
+	}
 	cfg, err := agent.ConfigFromEnv()
 	if err != nil {
 		log.Fatal(err)

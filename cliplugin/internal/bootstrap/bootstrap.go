@@ -136,6 +136,7 @@ func Init(ctx context.Context, manager *engines.Engine, workers []*engines.Engin
 			return nil, fmt.Errorf("--worker %s: %w", w.Context, err)
 		}
 	}
+	in.retireRelays(ctx)
 	return &in.report, in.collect(ctx)
 }
 

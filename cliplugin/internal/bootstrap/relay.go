@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/dial"
 	"github.com/docker-fleet/fleet/shared/swarmstore"
@@ -32,4 +33,16 @@ func (in *initializer) ensureRelay(ctx context.Context) error {
 		in.say("fleet relay %s on the manager", res)
 	}
 	return nil
+}
+
+// relayRetireWait bounds how long init waits, at its end, for the
+// connections through a relay it replaced to end.
+const relayRetireWait = time.Minute
+
+// retireRelays removes the relays this init (or an earlier one) replaced,
+// once the connections through them ended.
+func (in *initializer) retireRelays(ctx context.Context) {
+	if left := dial.RetireRelays(ctx, in.manager.Client, relayRetireWait); left > 0 {
+		in.say("the relay this init replaced still carries a connection (a migration's, another command's): the next init removes it")
+	}
 }

@@ -186,6 +186,10 @@ func destination(inv fleet.Inventory, c api.FleetContainer, src *fleet.NodeState
 		if n.Hostname == src.Hostname {
 			return nil, fmt.Errorf("--to %s: %s already runs there", to, c.Name)
 		}
+		if st := inv.ByName(n.Hostname); st != nil && st.Err != nil {
+			// Its kind tells Migrate whether to wait for it.
+			return nil, fmt.Errorf("--to %s: %w", to, st.Err)
+		}
 		req.Node = n.Hostname
 	}
 	where, err := scheduler.Place(sched, req, 1)

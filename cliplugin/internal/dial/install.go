@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -69,10 +70,7 @@ func EnsureRelay(ctx context.Context, c client.APIClient, ports []int) (RelayRes
 	}
 	ctr := res.Container
 	if ctr.Config == nil || ctr.Config.Labels[labels.Relay] != spec.Config.Labels[labels.Relay] {
-		if _, err := c.ContainerRemove(ctx, relayName, client.ContainerRemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
-			return RelayUnchanged, fmt.Errorf("removing the old relay: %w", err)
-		}
-		return RelayUpgraded, createRelay(ctx, c, spec, gz, build)
+		return RelayUpgraded, replaceRelay(ctx, c, ctr.ID, spec, gz, build)
 	}
 	switch st := ctr.State; {
 	case st != nil && st.Paused:
@@ -87,6 +85,85 @@ func EnsureRelay(ctx context.Context, c client.APIClient, ports []int) (RelayRes
 		return RelayStarted, nil
 	}
 	return RelayUnchanged, nil
+}
+
+// retiredRelay prefixes the name of a relay another one replaced, which
+// runs on until the connections through it end (RetireRelays).
+const retiredRelay = relayName + "-retired-"
+
+// replaceRelay puts a new relay in the old one's place without cutting the
+// connections through the old one (a migration's stream, another CLI's
+// command): the old one is renamed aside and runs on, the new one takes
+// the name, which new connections look up. A new relay that does not
+// start gives the name back.
+func replaceRelay(ctx context.Context, c client.APIClient, oldID string, spec client.ContainerCreateOptions, gz []byte, build string) error {
+	// The new one starts under a name of its own: the name is without a
+	// relay only between the two renames.
+	next := relayName + "-next"
+	_, _ = c.ContainerRemove(ctx, next, client.ContainerRemoveOptions{Force: true}) // a killed init's
+	spec.Name = next
+	if err := createRelay(ctx, c, spec, gz, build); err != nil {
+		return err
+	}
+	aside := retiredRelay + oldID[:min(12, len(oldID))]
+	if _, err := c.ContainerRename(ctx, oldID, client.ContainerRenameOptions{NewName: aside}); err != nil {
+		_, _ = c.ContainerRemove(context.WithoutCancel(ctx), next, client.ContainerRemoveOptions{Force: true})
+		return fmt.Errorf("renaming the old relay aside: %w", err)
+	}
+	if _, err := c.ContainerRename(ctx, next, client.ContainerRenameOptions{NewName: relayName}); err != nil {
+		restore := context.WithoutCancel(ctx)
+		_, _ = c.ContainerRename(restore, oldID, client.ContainerRenameOptions{NewName: relayName})
+		_, _ = c.ContainerRemove(restore, next, client.ContainerRemoveOptions{Force: true})
+		return fmt.Errorf("naming the new relay: %w", err)
+	}
+	RetireRelays(ctx, c, 0)
+	return nil
+}
+
+// RetireRelays removes the relays that others replaced once no connection
+// runs through them, waiting up to wait for that; one still busy then is
+// left to the next call (the next init). It says how many are left.
+func RetireRelays(ctx context.Context, c client.APIClient, wait time.Duration) int {
+	deadline := time.Now().Add(wait)
+	for {
+		res, err := c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("name", retiredRelay)})
+		if err != nil {
+			return 0
+		}
+		left := 0
+		for _, ctr := range res.Items {
+			if relayBusy(ctx, c, ctr.ID) {
+				left++
+				continue
+			}
+			_, _ = c.ContainerRemove(ctx, ctr.ID, client.ContainerRemoveOptions{Force: true})
+		}
+		if left == 0 || !time.Now().Before(deadline) {
+			if left == 0 {
+				pruneRelayImages(ctx, c, "")
+			}
+			return left
+		}
+		select {
+		case <-ctx.Done():
+			return left
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// relayBusy says whether a connection (an exec) still runs through relay id.
+func relayBusy(ctx context.Context, c client.APIClient, id string) bool {
+	res, err := c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return false
+	}
+	for _, x := range res.Container.ExecIDs {
+		if e, err := c.ExecInspect(ctx, x, client.ExecInspectOptions{}); err == nil && e.Running {
+			return true
+		}
+	}
+	return false
 }
 
 // relaySpec is the relay container: host network (the agents listen on the
@@ -145,8 +222,8 @@ func createRelay(ctx context.Context, c client.APIClient, spec client.ContainerC
 	if _, err := c.ContainerCreate(ctx, spec); err != nil {
 		return fmt.Errorf("creating the relay container: %w", err)
 	}
-	if _, err := c.ContainerStart(ctx, relayName, client.ContainerStartOptions{}); err != nil {
-		_, _ = c.ContainerRemove(context.WithoutCancel(ctx), relayName, client.ContainerRemoveOptions{Force: true})
+	if _, err := c.ContainerStart(ctx, spec.Name, client.ContainerStartOptions{}); err != nil {
+		_, _ = c.ContainerRemove(context.WithoutCancel(ctx), spec.Name, client.ContainerRemoveOptions{Force: true})
 		return fmt.Errorf("starting the relay container: %w", err)
 	}
 	pruneRelayImages(ctx, c, ref)
