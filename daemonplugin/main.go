@@ -13,6 +13,7 @@ import (
 	"github.com/docker-fleet/fleet/daemonplugin/agent"
 	"github.com/docker-fleet/fleet/daemonplugin/hostexec"
 	"github.com/docker-fleet/fleet/daemonplugin/relay"
+	"github.com/docker-fleet/fleet/daemonplugin/sockprobe"
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
 	"github.com/docker-fleet/fleet/shared/api"
 )
@@ -34,6 +35,10 @@ func main() {
 		signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 		<-sig
 		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == api.ProbeArg {
+		// init's probe for the engine's API socket (engines.LearnSocket).
+		os.Exit(sockprobe.Main(os.Args[2:]))
 	}
 	if len(os.Args) > 1 && os.Args[1] == api.RelayArg {
 		// The relay container's process, or one connection through it.

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,6 +33,8 @@ type initOptions struct {
 	// failoverSet: --failover-after was given (else the fleet keeps its own).
 	failoverSet    bool
 	allowDowngrade bool
+	// engineSockets are --engine-socket CONTEXT=PATH.
+	engineSockets []string
 }
 
 // minFailoverAfter is the shortest grace period init accepts: the swarm
@@ -69,6 +73,8 @@ those nodes. It ends with each node's readiness for live migration.`,
 	flags.IntVar(&opts.agentPort, "agent-port", api.DefaultPort, "TCP port of the agents' mutual-TLS API")
 	flags.DurationVar(&opts.failoverAfter, "failover-after", swarmstore.DefaultFailoverAfter,
 		"How long a node may be lost before its containers are made anew on the others (0 turns relocation off; unset keeps the fleet's)")
+	flags.StringArrayVar(&opts.engineSockets, "engine-socket", nil,
+		"CONTEXT=PATH: where the engine of docker context CONTEXT has its API socket on its own host, when init cannot find it (repeatable)")
 	flags.BoolVar(&opts.allowDowngrade, "allow-downgrade", false, "Replace agents that speak a newer API than this docker-fleet with its own")
 	flags.StringVar(&opts.format, "format", "", formatHelp)
 	return cmd
@@ -96,6 +102,9 @@ func runInit(cmd *cobra.Command, dockerCli command.Cli, opts initOptions) error 
 			return fmt.Errorf("--worker %s: %w", name, err)
 		}
 		workers = append(workers, w)
+	}
+	if err := nameSockets(opts.engineSockets, append([]*engines.Engine{manager}, workers...)); err != nil {
+		return err
 	}
 	report, err := bootstrap.Init(ctx, manager, workers, bopts, dockerCli.Err())
 	if err != nil {
@@ -180,6 +189,22 @@ func renderInit(out io.Writer, r *bootstrap.Report) error {
 	}
 	if limits := r.Limits(); len(limits) > 0 {
 		fmt.Fprintf(out, "Live migration works with these limits:\n  %s\n", strings.Join(limits, "\n  "))
+	}
+	return nil
+}
+
+// nameSockets applies --engine-socket CONTEXT=PATH to the engines of init.
+func nameSockets(flags []string, es []*engines.Engine) error {
+	for _, f := range flags {
+		name, path, ok := strings.Cut(f, "=")
+		if !ok || name == "" || !filepath.IsAbs(path) || filepath.Clean(path) != path {
+			return fmt.Errorf("--engine-socket %q: want CONTEXT=PATH, PATH absolute (like h2=/run/docker.sock)", f)
+		}
+		i := slices.IndexFunc(es, func(e *engines.Engine) bool { return e.Context == name })
+		if i < 0 {
+			return fmt.Errorf("--engine-socket %q: docker context %q is neither the manager's nor a --worker", f, name)
+		}
+		es[i].SetSocket(path)
 	}
 	return nil
 }

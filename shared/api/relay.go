@@ -30,3 +30,13 @@ const (
 	// it, a failed dial ends the exec with the reason on stderr.
 	RelayReady byte = 0x06
 )
+
+// The socket probe: init runs the agent's binary (in the relay's image) as
+// `fleet-agent probe-socket ENGINE_ID` on an engine whose docker context
+// does not say where its API socket is, in the host's network namespace
+// with the host's root read-only at ProbeHostRoot; it prints the socket's
+// path on the host.
+const (
+	ProbeArg      = "probe-socket"
+	ProbeHostRoot = "/host"
+)

@@ -62,7 +62,7 @@ func TestEveryCommandThroughTheManagersContext(t *testing.T) {
 
 func TestEveryCommandThroughSSHContext(t *testing.T) {
 	initFleet(t)
-	ctxName := sshContext(t)
+	ctxName := sshContext(t, manager)
 	blockAgentPort(t)
 	assert.Check(t, is.Equal(mustDocker(t, ctxName, "info", "--format", "{{.Name}}"), manager))
 	everyCommandThrough(t, ctxName)
@@ -70,6 +70,48 @@ func TestEveryCommandThroughSSHContext(t *testing.T) {
 	// is, kept the manager's agent on the socket it had.
 	mounts := mustDocker(t, manager, "plugin", "inspect", "fleet-agent:latest", "--format", "{{range .Settings.Mounts}}{{.Name}}={{.Source}} {{end}}")
 	assert.Check(t, is.Contains(mounts, "sock=/run/fsim/h1/docker.sock"))
+}
+
+// TestInitWorkerThroughSSHFindsItsSocket: a worker added through an ssh
+// context, whose engine listens on no default socket and which has no
+// agent yet, gets an agent on the engine's own socket, found by probing
+// its host; init again through its other context changes nothing.
+func TestInitWorkerThroughSSHFindsItsSocket(t *testing.T) {
+	initFleet(t)
+	t.Cleanup(func() { initFleet(t) })
+	removeServices(t, "viassh")
+	t.Cleanup(func() { removeServices(t, "viassh") })
+	r := fleetCmd(t, "leave", "h3")
+	assert.Assert(t, r.Code == 0, r.String())
+	for i := 0; mustDocker(t, "h3", "plugin", "ls", "-q") != ""; i++ {
+		assert.Assert(t, i < 20, "h3's engine still has the agent")
+		time.Sleep(500 * time.Millisecond)
+	}
+
+	ctxName := sshContext(t, "h3")
+	r = docker(t, manager, "fleet", "init", "--subnet", subnet, "--worker", ctxName)
+	assert.Assert(t, r.Code == 0, r.String())
+	assert.Check(t, is.Contains(r.Stderr, `docker context "h3-ssh": its engine's API socket is /run/fsim/h3/docker.sock on its host (found by probing the host)`))
+	assert.Check(t, is.Contains(r.Stdout, "fleet ready: 3 nodes (3 ready to migrate)"))
+	mounts := func() string {
+		return mustDocker(t, "h3", "plugin", "inspect", "fleet-agent:latest", "--format", "{{.Id}} {{range .Settings.Mounts}}{{.Name}}={{.Source}} {{end}}")
+	}
+	installed := mounts()
+	assert.Check(t, is.Contains(installed, "sock=/run/fsim/h3/docker.sock"))
+	assert.Check(t, is.Equal(mustDocker(t, "h3", "ps", "-aq", "--filter", "ancestor="+mustDocker(t, "h3", "images", "-q", api.RelayImage)), ""), "the probe was left on h3")
+
+	// The worker works.
+	mustFleet(t, "create", "--name", "viassh", "--image", workload, "--node", "h3", "--memory", "64m")
+	assert.Check(t, is.Contains(mustFleet(t, "migrate", "viassh.1", "--to", "h2"), "migrated viassh.1 from h3 to h2"))
+
+	// Init again, through the host's other context and through ssh:
+	// nothing changes.
+	for _, w := range []string{"h3", ctxName} {
+		r = docker(t, manager, "fleet", "init", "--subnet", subnet, "--worker", w)
+		assert.Assert(t, r.Code == 0, r.String())
+		assert.Check(t, !strings.Contains(r.Stderr, "h3: agent"), "init through %s changed h3's agent: %s", w, r.Stderr)
+		assert.Check(t, is.Equal(mounts(), installed), "through %s", w)
+	}
 }
 
 // everyCommandThrough runs every fleet command through docker context
@@ -160,11 +202,12 @@ func everyCommandThrough(t *testing.T, ctxName string) {
 	assert.Check(t, is.Len(ofService(engineContainers(t), "pinned"), 0))
 }
 
-// sshContext runs sshd in the manager's network namespace and makes a docker
-// context that reaches the manager's engine through it, as from a laptop:
-// docker runs `ssh root@10.213.0.11 docker system dial-stdio`, and sshd gives
-// that session the simulated engine's socket as DOCKER_HOST.
-func sshContext(t *testing.T) string {
+// sshContext runs sshd in host h's network namespace and makes a docker
+// context that reaches h's engine through it, as from a laptop:
+// docker runs `ssh root@10.213.0.1N docker system dial-stdio`, and sshd
+// gives that session the simulated engine's socket as DOCKER_HOST, which
+// the context does not name.
+func sshContext(t *testing.T, h string) string {
 	t.Helper()
 	const sshd = "/usr/sbin/sshd"
 	_, err := os.Stat(sshd)
@@ -177,7 +220,7 @@ func sshContext(t *testing.T) string {
 	pub, err := os.ReadFile(filepath.Join(dir, "client_key.pub"))
 	assert.NilError(t, err)
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600))
-	addr := hostAddr(manager)
+	addr := hostAddr(h)
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(strings.Join([]string{
 		"ListenAddress " + addr + ":22",
 		"HostKey " + filepath.Join(dir, "host_key"),
@@ -188,11 +231,11 @@ func sshContext(t *testing.T) string {
 		"KbdInteractiveAuthentication no",
 		"UsePAM no",
 		"StrictModes no",
-		"SetEnv DOCKER_HOST=unix:///run/fsim/" + manager + "/docker.sock",
+		"SetEnv DOCKER_HOST=unix:///run/fsim/" + h + "/docker.sock",
 	}, "\n")+"\n"), 0o600))
 	assert.NilError(t, os.MkdirAll("/run/sshd", 0o755)) // sshd's privilege separation directory
 
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+manager, sshd, "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
+	cmd := exec.Command("nsenter", "--net=/run/netns/"+h, sshd, "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
 	logf, err := os.Create(filepath.Join(dir, "sshd.log"))
 	assert.NilError(t, err)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -231,7 +274,7 @@ func sshContext(t *testing.T) string {
 		[]byte("#!/bin/sh\nexec /usr/bin/ssh -F "+filepath.Join(dir, "ssh_config")+" \"$@\"\n"), 0o755))
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 
-	name := manager + "-ssh"
+	name := h + "-ssh"
 	run(t, "docker", "context", "rm", "-f", name)
 	r := run(t, "docker", "context", "create", name, "--docker", "host=ssh://root@"+addr)
 	assert.Assert(t, r.Code == 0, r.String())

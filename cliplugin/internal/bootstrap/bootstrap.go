@@ -95,9 +95,7 @@ func Init(ctx context.Context, manager *engines.Engine, workers []*engines.Engin
 	if err := in.precheck(ctx); err != nil {
 		return nil, err
 	}
-	for _, e := range append([]*engines.Engine{manager}, workers...) {
-		e.LearnSocket(ctx)
-	}
+	in.learnSockets(ctx)
 	if err := in.ensureSwarm(ctx); err != nil {
 		return nil, err
 	}
@@ -184,6 +182,22 @@ func (in *initializer) precheck(ctx context.Context) error {
 		}
 	}
 	return swarmstore.ValidateNetwork(ctx, in.manager.Client, in.opts.Network, in.opts.Subnet)
+}
+
+// learnSockets finds where each engine's API socket is on its host, which
+// its agent mounts; one that cannot be found is assumed at the default,
+// with a warning that says how to name it.
+func (in *initializer) learnSockets(ctx context.Context) {
+	for _, e := range append([]*engines.Engine{in.manager}, in.workers...) {
+		how, err := e.LearnSocket(ctx)
+		switch {
+		case err != nil:
+			in.say("warning: docker context %q does not say where its engine's API socket is on its host, and the probe did not find it (%v): assuming %s; name it with --engine-socket %s=PATH",
+				e.Context, err, e.SocketOnHost(), e.Context)
+		case how != "" && how != "kept from its agent":
+			in.say("docker context %q: its engine's API socket is %s on its host (%s)", e.Context, e.SocketOnHost(), how)
+		}
+	}
 }
 
 // checkDowngrade refuses to replace agents that speak a newer API than

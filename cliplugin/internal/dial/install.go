@@ -210,14 +210,35 @@ func relaySpec(build string, ports []int) (client.ContainerCreateOptions, error)
 	return spec, nil
 }
 
-func createRelay(ctx context.Context, c client.APIClient, spec client.ContainerCreateOptions, gz []byte, build string) error {
-	ref := spec.Config.Image
+// EnsureRelayImage makes sure the engine has the relay image of this
+// build (the agent's binary alone), importing it when missing, and returns
+// its reference. The socket probe runs in it too (engines.LearnSocket).
+func EnsureRelayImage(ctx context.Context, c client.APIClient) (string, error) {
+	gz, err := packaging.AgentPluginGz()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(gz)
+	build := hex.EncodeToString(sum[:8])
+	ref := api.RelayImage + ":" + build
+	return ref, ensureImage(ctx, c, ref, gz, build)
+}
+
+func ensureImage(ctx context.Context, c client.APIClient, ref string, gz []byte, build string) error {
 	if _, err := c.ImageInspect(ctx, ref); errdefs.IsNotFound(err) {
 		if err := importRelayImage(ctx, c, ref, gz, build); err != nil {
 			return fmt.Errorf("building the relay image: %w", err)
 		}
 	} else if err != nil {
 		return fmt.Errorf("inspecting image %s: %w", ref, err)
+	}
+	return nil
+}
+
+func createRelay(ctx context.Context, c client.APIClient, spec client.ContainerCreateOptions, gz []byte, build string) error {
+	ref := spec.Config.Image
+	if err := ensureImage(ctx, c, ref, gz, build); err != nil {
+		return err
 	}
 	if _, err := c.ContainerCreate(ctx, spec); err != nil {
 		return fmt.Errorf("creating the relay container: %w", err)

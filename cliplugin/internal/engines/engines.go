@@ -23,8 +23,10 @@ type Engine struct {
 	Context string
 	Host    string
 	Client  client.APIClient
-	// socket is where the engine's socket is on its host, when learned.
+	// socket is where the engine's socket is on its host, when learned;
+	// named: by the operator (SetSocket).
 	socket string
+	named  bool
 }
 
 // FromContext opens the engine the docker context name points at.
