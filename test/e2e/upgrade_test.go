@@ -177,10 +177,10 @@ func answered(ctx context.Context, c *http.Client, url string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// settled waits until name runs in exactly one place (a migration whose
+// runsOnce waits until name runs in exactly one place (a migration whose
 // CLI lost its stream ends on its own, from its agents' journals) and
 // returns it.
-func settled(t *testing.T, name string) (engineContainer, bool) {
+func runsOnce(t *testing.T, name string) (engineContainer, bool) {
 	t.Helper()
 	for i := 0; i < 120; i++ {
 		var copies, running []engineContainer
@@ -217,11 +217,11 @@ func migrateWhile(t *testing.T, name string, done <-chan struct{}) (moved int, r
 		if after > 1 {
 			return moved, refused
 		}
-		c, ok := settled(t, name)
+		c, ok := runsOnce(t, name)
 		assert.Assert(t, ok, "%s does not run in exactly one place", name)
 		to := map[string]string{"h1": "h2", "h2": "h3", "h3": "h1"}[c.Host]
 		r := fleetCmd(t, "migrate", name, "--to", to)
-		now, ok := settled(t, name)
+		now, ok := runsOnce(t, name)
 		assert.Assert(t, ok, "%s does not run in exactly one place after its migration to %s: %s", name, to, r)
 		if r.Code == 0 {
 			assert.Check(t, is.Equal(now.Host, to), "migrate said it moved %s to %s: %s", name, to, r)
