@@ -1,8 +1,8 @@
 # docker fleet: see README.md.
 SHELL := /bin/bash
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-# EXTRA_LDFLAGS: the e2e's builds of other releases (test/e2e/upgrade_test.go) stamp an older API or an agent that cannot start.
-LDFLAGS := -s -w -X github.com/docker-fleet/fleet/shared/version.Version=$(VERSION) $(EXTRA_LDFLAGS)
+# EXTRA_LDFLAGS (before the version, which the fault build suffixes): the e2e's builds of other releases (test/e2e/upgrade_test.go) stamp an older API or an agent that cannot start.
+LDFLAGS := -s -w $(EXTRA_LDFLAGS) -X github.com/docker-fleet/fleet/shared/version.Version=$(VERSION)
 GO ?= go
 export CGO_ENABLED := 0
 # Where the docker CLI looks for plugins of the current user.
