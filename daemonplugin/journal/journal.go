@@ -82,6 +82,16 @@ type SourceRecord struct {
 	Volumes   []string `json:"volumes,omitempty"`
 	// Dirs are host directories of the migration (CRIU images, work).
 	Dirs []string `json:"dirs,omitempty"`
+	// Restart is the container's own restart policy, held at "no" during
+	// the migration and given back if it runs here again.
+	Restart *RestartPolicy `json:"restart,omitempty"`
+}
+
+// RestartPolicy is an engine restart policy (docker's name and the
+// retries of on-failure).
+type RestartPolicy struct {
+	Name       string `json:"name"`
+	MaxRetries int    `json:"maxRetries,omitempty"`
 }
 
 // DestRecord is what a destination needs to unfence or remove its twin.

@@ -42,7 +42,7 @@ func (m *Migrator) Prepare(ctx context.Context, from, id string, req api.Prepare
 	if err := m.checkRoom(ctx, req); err != nil {
 		return api.PrepareResponse{}, err
 	}
-	resp := api.PrepareResponse{Holder: req.InHolder}
+	resp := api.PrepareResponse{Holder: req.InHolder, API: api.APIVersion}
 	if !resp.Holder {
 		if resp.Holder, err = m.needsHolder(ctx); err != nil {
 			return api.PrepareResponse{}, err

@@ -244,7 +244,10 @@ func (m *Migrator) undo(ctx context.Context, f frozen, rec journal.SourceRecord,
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	return f.resume(ctx)
+	if err := f.resume(ctx); err != nil {
+		return err
+	}
+	return m.giveBackRestart(ctx, rec)
 }
 
 // connected says whether container id has an endpoint on network.

@@ -198,6 +198,10 @@ func (m *Migrator) prepare(ctx context.Context, o *outgoing) error {
 	if o.prep, err = o.peer.Prepare(ctx, o.req.ID, prepReq); err != nil {
 		return fmt.Errorf("destination %s: %w", o.req.To, err)
 	}
+	if opts := workloads.CarriedOptions(o.c.HostConfig); len(opts) > 0 && o.prep.API < 4 {
+		return workloads.Refuse(errdefs.ErrFailedPrecondition, "%s cannot migrate to %s, it keeps running on %s untouched: %s's agent is older than API 4 and would drop its %s; upgrade it with docker fleet init",
+			o.hdr.Name, o.req.To, m.Node, o.req.To, strings.Join(opts, ", "))
+	}
 	if !o.prep.HaveImage {
 		o.emit(api.MigrateEvent{Phase: api.PhaseImage, Message: "streaming image " + o.c.Config.Image + " to " + o.req.To})
 		if err := m.sendImage(ctx, o.peer, o.req.ID, o.c.Config.Image); err != nil {
@@ -221,12 +225,21 @@ func (m *Migrator) freeze(ctx context.Context, o *outgoing) error {
 		return err
 	}
 	o.emit(api.MigrateEvent{Phase: api.PhaseCheckpoint, Message: "checkpointing " + o.hdr.Name})
-	o.frozenAt = time.Now()
-	f, err := o.cp.freeze(ctx, m, o)
-	if err != nil {
+	failed := func(err error) error {
+		if rerr := m.giveBackRestart(context.WithoutCancel(ctx), rec); rerr != nil {
+			err = fmt.Errorf("%w; %v", err, rerr)
+		}
 		m.removeDirs(o.imgDir, o.imgDir+"-work")
 		_ = m.Journal.Remove(o.req.ID)
 		return err
+	}
+	if err := m.holdRestart(ctx, rec); err != nil {
+		return failed(err)
+	}
+	o.frozenAt = time.Now()
+	f, err := o.cp.freeze(ctx, m, o)
+	if err != nil {
+		return failed(err)
 	}
 	o.f = f
 	o.phases.Dump = o.since()
@@ -242,7 +255,8 @@ func (m *Migrator) freeze(ctx context.Context, o *outgoing) error {
 // sourceRecord is what recovery needs to thaw or end the container.
 func (m *Migrator) sourceRecord(o *outgoing) journal.SourceRecord {
 	rec := journal.SourceRecord{ContainerID: o.c.ID, CarrierID: o.carrier.ID, Pid: o.c.State.Pid,
-		Network: o.hdr.Network, IP: o.hdr.IP, Aliases: o.hdr.Aliases, Dirs: []string{o.imgDir, o.imgDir + "-work"}}
+		Network: o.hdr.Network, IP: o.hdr.IP, Aliases: o.hdr.Aliases, Dirs: []string{o.imgDir, o.imgDir + "-work"},
+		Restart: restartToHold(o.c)}
 	if r, ok := o.cp.(runcCheckpointer); ok {
 		rec.RuncRoot = r.t.Root
 	}
@@ -406,7 +420,7 @@ func (m *Migrator) header(c, carrier container.InspectResponse, id string) (api.
 	h := api.ReceiveHeader{
 		ID: id, Name: name, From: m.Node, Checkpoint: checkpointName,
 		Config: *c.Config, Network: net, IP: ep.IPAddress.String(), Ports: carrier.HostConfig.PortBindings,
-		Memory: c.HostConfig.Memory, MemorySwap: c.HostConfig.MemorySwap,
+		Memory: c.HostConfig.Memory, MemorySwap: c.HostConfig.MemorySwap, HostConfig: c.HostConfig,
 	}
 	// What a holder carries for the container.
 	h.Config.Hostname, h.Config.Domainname = carrier.Config.Hostname, carrier.Config.Domainname

@@ -109,11 +109,11 @@ func (m *Manager) CreateTwin(ctx context.Context, h api.ReceiveHeader, lockHolde
 	}
 	cfg := h.Config
 	cfg.Labels = withLabel(cfg.Labels, migrationLabel, h.ID)
-	host := &container.HostConfig{
-		NetworkMode:  container.NetworkMode(h.Network),
-		PortBindings: h.Ports,
-		Binds:        binds,
-	}
+	// The source's options, then what is this node's own.
+	host := new(CarryHostConfig(h.HostConfig))
+	host.NetworkMode = container.NetworkMode(h.Network)
+	host.PortBindings = h.Ports
+	host.Binds = binds
 	host.CpusetCpus = twin.Cpuset
 	host.Memory = h.Memory
 	host.MemorySwap = h.MemorySwap

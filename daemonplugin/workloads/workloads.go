@@ -275,6 +275,9 @@ func createOptions(req api.CreateRequest, cores cpuset.Set) (client.ContainerCre
 	for _, v := range svc.Volumes {
 		host.Binds = append(host.Binds, v.String())
 	}
+	if err := applyOptions(cfg, host, svc.Options); err != nil {
+		return client.ContainerCreateOptions{}, Refuse(errdefs.ErrInvalidArgument, "%v", err)
+	}
 	return client.ContainerCreateOptions{
 		Name:       req.Name,
 		Config:     cfg,
@@ -499,6 +502,12 @@ func (m *Manager) fleetContainer(ctx context.Context, c container.InspectRespons
 		MemorySwap: c.HostConfig.MemorySwap,
 		Pid:        c.State.Pid,
 		StartedAt:  c.State.StartedAt,
+	}
+	if c.State.Health != nil {
+		fc.Health = string(c.State.Health.Status)
+	}
+	if Restarts(c.HostConfig.RestartPolicy) {
+		fc.Restart = string(c.HostConfig.RestartPolicy.Name)
 	}
 	if every := l[labels.CheckpointEvery]; every != "" && m.Checkpoint != nil {
 		fc.Checkpoint = m.Checkpoint(fc.Name, every)

@@ -60,6 +60,11 @@ type FleetContainer struct {
 	IP         string `json:"ip,omitempty"`
 	Pid        int    `json:"pid,omitempty"`
 	StartedAt  string `json:"startedAt,omitempty"`
+	// Health is the engine's health status (starting, healthy,
+	// unhealthy), empty for a container with no healthcheck.
+	Health string `json:"health,omitempty"`
+	// Restart is its restart policy, as docker's --restart writes it.
+	Restart string `json:"restart,omitempty"`
 	// Checkpoint is where its background checkpoints stand (nil: its
 	// service has none, --checkpoint-every).
 	Checkpoint *CheckpointStatus `json:"checkpoint,omitempty"`

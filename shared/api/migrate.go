@@ -239,6 +239,9 @@ type PrepareRequest struct {
 type PrepareResponse struct {
 	HaveImage bool `json:"haveImage"`
 	Holder    bool `json:"holder,omitempty"`
+	// API is the destination agent's protocol version (0 before API 4):
+	// the source refuses, before the freeze, what an older one would drop.
+	API int `json:"api,omitempty"`
 }
 
 // ReceiveHeader describes the container being received: everything needed
@@ -257,6 +260,12 @@ type ReceiveHeader struct {
 	Cores      int              `json:"cores"`
 	Memory     int64            `json:"memory"`
 	MemorySwap int64            `json:"memorySwap"`
+	// HostConfig is the source container's: the destination carries over
+	// the container options a fleet container may have (capabilities,
+	// sysctls, ulimits, tmpfs, restart policy, …; see
+	// workloads.CarryHostConfig) and nothing tied to the source host.
+	// Agents of API 4 and newer read it.
+	HostConfig *container.HostConfig `json:"hostConfig,omitempty"`
 	// ImagesDir says the checkpoint was made with runc directly: the
 	// destination keeps the images in tmpfs and restores with images-dir.
 	ImagesDir bool `json:"imagesDir,omitempty"`

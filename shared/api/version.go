@@ -14,7 +14,9 @@ import "strconv"
 //     /v1/standby/ and /v1/node/rejoin (PathStandbyAssign, …, PathRejoin),
 //     FleetContainer.Checkpoint and Ledger.Standbys.
 //   - 3: upgrades that hand over: /v1/node/drain (PathDrain).
-const latestAPI = 3
+//   - 4: container options (spec.Options) on create, carried by a
+//     migration (ReceiveHeader.HostConfig, PrepareResponse.API).
+const latestAPI = 4
 
 // APIVersion is the protocol version this build speaks: latestAPI, unless
 // the build was stamped to speak an older one (apiStamp).

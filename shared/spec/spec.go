@@ -50,6 +50,9 @@ type Service struct {
 	// background at this interval and kept on a standby node, from which
 	// it is restored warm if its node dies (--checkpoint-every).
 	CheckpointEvery Duration `json:"checkpointEvery,omitempty"`
+	// Options are the plain container options (user, capabilities,
+	// restart policy, healthcheck, …).
+	Options
 }
 
 // Checkpoint intervals the fleet takes: a checkpoint freezes the replica
@@ -180,6 +183,7 @@ func (s *Service) Validate() error {
 			bad("volumes", "%v", err)
 		}
 	}
+	errs = append(errs, s.Options.validate()...)
 	for _, e := range s.Env {
 		if k, _, _ := strings.Cut(e, "="); k == "" {
 			bad("environment", "%q has no variable name", e)

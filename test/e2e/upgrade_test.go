@@ -259,7 +259,7 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	// newer feature is refused by name, version says what to upgrade.
 	v := versionsOf(t, mustFleet(t, "version", "--format", "json"))
 	assertAgents(t, v, "e2e-previous", 1)
-	assert.Check(t, is.Contains(mustFleet(t, "version"), "speaks API 1, this docker-fleet speaks 3: upgrade it with docker fleet init"))
+	assert.Check(t, is.Contains(mustFleet(t, "version"), fmt.Sprintf("speaks API 1, this docker-fleet speaks %d: upgrade it with docker fleet init", api.APIVersion)))
 	var fv fleetView
 	assert.NilError(t, json.Unmarshal([]byte(mustFleet(t, "describe", "--format", "json")), &fv))
 	assert.Check(t, is.Len(fv.Nodes, 3))

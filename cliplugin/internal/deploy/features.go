@@ -21,6 +21,7 @@ type feature struct {
 
 var features = []feature{
 	{"--checkpoint-every", 2, func(s spec.Service) bool { return s.CheckpointEvery != 0 }},
+	{"container options", 4, func(s spec.Service) bool { return len(s.Options.Keys()) > 0 }},
 }
 
 // needsNewerAgents says whether s asks for anything that agents of API 1

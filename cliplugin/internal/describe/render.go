@@ -200,6 +200,12 @@ func RenderContainer(out io.Writer, c ContainerView) error {
 	fmt.Fprintf(w, "Container:\t%s (service %s, replica %d)\n", c.Name, c.Service, c.Replica)
 	fmt.Fprintf(w, "Node:\t%s\n", c.Node)
 	fmt.Fprintf(w, "State:\t%s (pid %d, started %s)\n", c.State, c.Pid, c.StartedAt)
+	if c.Health != "" {
+		fmt.Fprintf(w, "Health:\t%s\n", c.Health)
+	}
+	if c.Restart != "" {
+		fmt.Fprintf(w, "Restart:\t%s\n", c.Restart)
+	}
 	fmt.Fprintf(w, "Image:\t%s\n", c.Image)
 	excl := "shared"
 	if c.Exclusive {

@@ -1,0 +1,117 @@
+package workloads
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+
+	"github.com/docker-fleet/fleet/shared/spec"
+)
+
+// applyOptions gives a replica its plain container options, as `docker
+// run` would (Config for what is portable, HostConfig for the rest).
+func applyOptions(cfg *container.Config, host *container.HostConfig, o spec.Options) error {
+	cfg.User, cfg.WorkingDir, cfg.StopSignal = o.User, o.WorkingDir, o.StopSignal
+	cfg.OpenStdin, cfg.Tty = o.StdinOpen, o.Tty
+	if o.Hostname != "" {
+		cfg.Hostname = o.Hostname
+	}
+	if o.StopGracePeriod != nil {
+		s := int(time.Duration(*o.StopGracePeriod).Round(time.Second) / time.Second)
+		cfg.StopTimeout = &s
+	}
+	for _, e := range o.Expose {
+		port, err := network.ParsePort(withProto(e))
+		if err != nil {
+			return fmt.Errorf("expose: %q: %w", e, err)
+		}
+		cfg.ExposedPorts[port] = struct{}{}
+	}
+	if h := o.Healthcheck; h != nil {
+		cfg.Healthcheck = &container.HealthConfig{Test: h.Test, Interval: time.Duration(h.Interval),
+			Timeout: time.Duration(h.Timeout), StartPeriod: time.Duration(h.StartPeriod),
+			StartInterval: time.Duration(h.StartInterval), Retries: h.Retries}
+	}
+
+	host.CapAdd, host.CapDrop = o.CapAdd, o.CapDrop
+	host.Sysctls, host.Tmpfs, host.ShmSize = o.Sysctls, o.Tmpfs, o.ShmSize
+	host.ExtraHosts, host.ReadonlyRootfs = o.ExtraHosts, o.ReadOnly
+	if o.Init {
+		host.Init = &o.Init
+	}
+	for _, u := range o.Ulimits {
+		host.Ulimits = append(host.Ulimits, &container.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
+	}
+	name, retries, err := spec.RestartPolicy(o.Restart)
+	if err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	host.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyMode(name), MaximumRetryCount: retries}
+	if l := o.Logging; l != nil {
+		host.LogConfig = container.LogConfig{Type: l.Driver, Config: l.Options}
+	}
+	return nil
+}
+
+// withProto gives a port without a protocol docker's default, tcp.
+func withProto(p string) string {
+	if strings.Contains(p, "/") {
+		return p
+	}
+	return p + "/tcp"
+}
+
+// CarryHostConfig is what a migration's twin takes over from its source's
+// host configuration: the container options a fleet container may have
+// (applyOptions), nothing tied to the source host (binds, devices, cpuset,
+// namespaces), which the twin gets from its own node or not at all.
+func CarryHostConfig(src *container.HostConfig) container.HostConfig {
+	var h container.HostConfig
+	if src == nil {
+		return h
+	}
+	h.CapAdd, h.CapDrop = slices.Clone(src.CapAdd), slices.Clone(src.CapDrop)
+	h.Sysctls, h.Tmpfs = maps.Clone(src.Sysctls), maps.Clone(src.Tmpfs)
+	h.ShmSize, h.ReadonlyRootfs, h.Init = src.ShmSize, src.ReadonlyRootfs, src.Init
+	h.ExtraHosts = slices.Clone(src.ExtraHosts)
+	h.RestartPolicy, h.LogConfig = src.RestartPolicy, src.LogConfig
+	h.Ulimits = slices.Clone(src.Ulimits)
+	return h
+}
+
+// CarriedOptions names the options of a source's host configuration that
+// a twin takes over (CarryHostConfig), for what an older destination
+// would drop.
+func CarriedOptions(src *container.HostConfig) []string {
+	h := CarryHostConfig(src)
+	var k []string
+	add := func(set bool, key string) {
+		if set {
+			k = append(k, key)
+		}
+	}
+	add(len(h.CapAdd) > 0, "cap_add")
+	add(len(h.CapDrop) > 0, "cap_drop")
+	add(len(h.Sysctls) > 0, "sysctls")
+	add(len(h.Tmpfs) > 0, "tmpfs")
+	// The engine's default /dev/shm is 64 MiB; it reports it as set.
+	add(h.ShmSize != 0 && h.ShmSize != 64<<20, "shm_size")
+	add(h.ReadonlyRootfs, "read_only")
+	add(h.Init != nil && *h.Init, "init")
+	add(len(h.ExtraHosts) > 0, "extra_hosts")
+	add(Restarts(h.RestartPolicy), "restart")
+	add(h.LogConfig.Type != "" && h.LogConfig.Type != "json-file", "logging")
+	add(len(h.Ulimits) > 0, "ulimits")
+	return k
+}
+
+// Restarts says whether the engine would start a container again by
+// itself once it exits.
+func Restarts(p container.RestartPolicy) bool {
+	return p.Name != "" && p.Name != container.RestartPolicyDisabled
+}
