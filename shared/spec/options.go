@@ -2,8 +2,10 @@ package spec
 
 import (
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -93,7 +95,7 @@ var (
 	sysctlKey  = regexp.MustCompile(`^[a-z0-9_]+(\.[a-zA-Z0-9_*-]+)+$`)
 	ulimitName = regexp.MustCompile(`^[a-z]+$`)
 	exposeForm = regexp.MustCompile(`^[0-9]+(-[0-9]+)?(/(tcp|udp|sctp))?$`)
-	signalForm = regexp.MustCompile(`^(SIG)?[A-Z0-9+-]+$|^[0-9]+$`)
+	signalForm = regexp.MustCompile(`^(?i)(SIG)?[A-Z0-9+-]+$|^[0-9]+$`)
 )
 
 // validate checks the options as docker would, naming the Compose key (or
@@ -106,12 +108,14 @@ func (o *Options) validate() []error {
 	if _, _, err := RestartPolicy(o.Restart); err != nil {
 		bad("restart", "%v", err)
 	}
-	for _, c := range append(append([]string{}, o.CapAdd...), o.CapDrop...) {
-		if !capability.MatchString(c) {
-			bad("cap_add/cap_drop", "%q is not a capability name (such as NET_ADMIN)", c)
+	for key, caps := range [][]string{o.CapAdd, o.CapDrop} {
+		for _, c := range caps {
+			if !capability.MatchString(c) {
+				bad([]string{"cap_add", "cap_drop"}[key], "%q is not a capability name (such as NET_ADMIN)", c)
+			}
 		}
 	}
-	for k := range o.Sysctls {
+	for _, k := range slices.Sorted(maps.Keys(o.Sysctls)) {
 		if !sysctlKey.MatchString(k) {
 			bad("sysctls", "%q is not a kernel parameter name (such as net.core.somaxconn)", k)
 		}
@@ -123,7 +127,7 @@ func (o *Options) validate() []error {
 			bad("ulimits", "%s: soft limit %d is above the hard limit %d", u.Name, u.Soft, u.Hard)
 		}
 	}
-	for p := range o.Tmpfs {
+	for _, p := range slices.Sorted(maps.Keys(o.Tmpfs)) {
 		if !path.IsAbs(p) || path.Clean(p) != p {
 			bad("tmpfs", "%q: an absolute, clean path in the container", p)
 		}
@@ -137,7 +141,7 @@ func (o *Options) validate() []error {
 	}
 	for _, e := range o.Expose {
 		if !exposeForm.MatchString(e) {
-			bad("expose", "%q: a port or range, with /tcp or /udp", e)
+			bad("expose", "%q: a port or range, with /tcp, /udp or /sctp", e)
 		}
 	}
 	if o.StopSignal != "" && !signalForm.MatchString(o.StopSignal) {
@@ -161,10 +165,12 @@ func (o *Options) validate() []error {
 				bad("healthcheck.test", "%q: start with CMD, CMD-SHELL or NONE", h.Test[0])
 			}
 		}
-		for field, d := range map[string]Duration{"interval": h.Interval, "timeout": h.Timeout,
-			"start_period": h.StartPeriod, "start_interval": h.StartInterval} {
-			if d < 0 || (d > 0 && time.Duration(d) < time.Millisecond) {
-				bad("healthcheck."+field, "%s: at least 1ms, or 0 for the default", d)
+		for _, f := range []struct {
+			key string
+			d   Duration
+		}{{"interval", h.Interval}, {"timeout", h.Timeout}, {"start_period", h.StartPeriod}, {"start_interval", h.StartInterval}} {
+			if f.d < 0 || (f.d > 0 && time.Duration(f.d) < time.Millisecond) {
+				bad("healthcheck."+f.key, "%s: at least 1ms, or 0 for the default", f.d)
 			}
 		}
 		if h.Retries < 0 {

@@ -2,8 +2,10 @@ package specfile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -23,13 +25,44 @@ import (
 var (
 	composeTop     = keys("name", "version", "services", "volumes")
 	composeService = keys("image", "command", "entrypoint", "environment", "env_file", "ports", "volumes",
-		"cpuset", "mem_limit", "memswap_limit", "deploy", "labels", "x-fleet")
-	composeDeploy    = keys("replicas", "resources", "placement", "mode")
-	composeResources = keys("limits")
-	composeLimits    = keys("memory")
-	composePlacement = keys("constraints")
-	fleetExtension   = keys("cpus", "checkpoint-every")
+		"cpuset", "mem_limit", "memswap_limit", "deploy", "labels", "x-fleet",
+		// the plain container options (spec.Options)
+		"restart", "healthcheck", "expose", "cap_add", "cap_drop", "user", "hostname", "working_dir",
+		"stop_signal", "stop_grace_period", "stdin_open", "tty", "sysctls", "ulimits", "extra_hosts",
+		"init", "tmpfs", "read_only", "shm_size", "logging", "profiles", "platform")
+	composeDeploy        = keys("replicas", "resources", "placement", "mode", "restart_policy")
+	composeResources     = keys("limits")
+	composeLimits        = keys("memory")
+	composePlacement     = keys("constraints")
+	composeRestartPolicy = keys("condition", "max_attempts")
+	fleetExtension       = keys("cpus", "checkpoint-every")
 )
+
+// Why keys are refused that cannot work across hosts or with
+// checkpoint/restore (by their path within a service); a key not here is
+// one the fleet has not built yet.
+const (
+	hostDevices  = "host devices do not exist on every node and cannot be checkpointed"
+	noRestartLag = "docker fleet restarts through the engine's restart policy, which has no "
+)
+
+var refusedWhy = map[string]string{
+	"network_mode":                 "fleet containers live on the fleet's overlay network",
+	"pid":                          "a host's or another container's PID namespace cannot move with a migration",
+	"ipc":                          "a host's or another container's IPC namespace cannot move with a migration",
+	"uts":                          "the host's UTS namespace cannot move with a migration",
+	"cgroup":                       "the host's cgroup namespace cannot move with a migration",
+	"privileged":                   hostDevices,
+	"devices":                      hostDevices,
+	"device_cgroup_rules":          hostDevices,
+	"gpus":                         hostDevices,
+	"runtime":                      "CRIU checkpoint/restore needs runc",
+	"security_opt":                 "seccomp and AppArmor profiles and SELinux labels are one host's policy, which another node may lack, and a restored process must keep the very same",
+	"userns_mode":                  "user namespace remapping is each engine's own setting, so file owners and IDs would not match on another node",
+	"cgroup_parent":                "a parent cgroup is one host's: it may not exist on the node a replica moves to, and its cpuset could conflict with the fleet's exclusive cores",
+	"deploy.restart_policy.delay":  noRestartLag + "delay",
+	"deploy.restart_policy.window": noRestartLag + "window",
+}
 
 func keys(k ...string) map[string]bool {
 	m := map[string]bool{}
@@ -44,12 +77,29 @@ func parseCompose(name string, data []byte, workingDir string, env map[string]st
 	if err := yaml.Unmarshal(data, &raw); err != nil {
 		return nil, fmt.Errorf("malformed YAML: %w", err)
 	}
-	if err := checkKeys(raw); err != nil {
+	if err := only("", "", raw, composeTop); err != nil {
 		return nil, err
+	}
+	rawServices, _ := raw["services"].(map[string]any)
+	// A service that names profiles is checked only once compose-go has
+	// said whether it runs: the keys of one left out change nothing.
+	profiled := func(n string) bool {
+		svc, _ := rawServices[n].(map[string]any)
+		_, ok := svc["profiles"]
+		return ok
+	}
+	for _, n := range slices.Sorted(maps.Keys(rawServices)) {
+		if !profiled(n) {
+			if err := checkService(n, rawServices[n]); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if name == "-" || name == "" {
 		name = "compose.yaml"
 	}
+	// No profile is enabled (as docker compose up without --profile):
+	// compose-go leaves out every service that names one.
 	project, err := loader.LoadWithContext(context.Background(), types.ConfigDetails{
 		WorkingDir:  workingDir,
 		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(workingDir, filepath.Base(name)), Content: data}},
@@ -64,68 +114,125 @@ func parseCompose(name string, data []byte, workingDir string, env map[string]st
 	r := &Result{Format: Compose}
 	names := slices.Sorted(maps.Keys(project.Services))
 	for _, n := range names {
-		s, err := fromCompose(project.Services[n])
+		if profiled(n) {
+			if err := checkService(n, rawServices[n]); err != nil {
+				return nil, err
+			}
+		}
+		c := project.Services[n]
+		s, err := fromCompose(c)
 		if err != nil {
 			return nil, fmt.Errorf("services.%s.%w", n, err)
+		}
+		if err := s.Validate(); err != nil {
+			return nil, composeErrors(c, err)
 		}
 		r.Services = append(r.Services, s)
 	}
 	if len(r.Services) == 0 {
+		if len(project.DisabledServices) > 0 {
+			return nil, fmt.Errorf("services: none defined outside a profile, and docker fleet enables no profile (%s)", needProfiles(project.DisabledServices))
+		}
 		return nil, fmt.Errorf("services: none defined")
 	}
 	return r, nil
 }
 
-// checkKeys refuses keys of the raw file the fleet would otherwise drop.
-func checkKeys(raw map[string]any) error {
-	if err := only("", raw, composeTop); err != nil {
+// needProfiles says which profiles would enable the services left out.
+func needProfiles(left types.Services) string {
+	var out []string
+	for _, n := range slices.Sorted(maps.Keys(left)) {
+		out = append(out, n+" needs profile "+strings.Join(left[n].Profiles, " or "))
+	}
+	return strings.Join(out, "; ")
+}
+
+// composeKey names the Compose key of the definition's fields that
+// Service.Validate names otherwise (by their flag).
+var composeKey = map[string]string{
+	"replicas": "deploy.replicas", "cpus": "x-fleet.cpus", "cpuset-cpus": "cpuset",
+	"memory": "mem_limit", "memory-swap": "memswap_limit", "checkpoint-every": "x-fleet.checkpoint-every",
+}
+
+// composeErrors names the Compose key path of each error of
+// Service.Validate ("services.web.healthcheck.interval: …").
+func composeErrors(c types.ServiceConfig, err error) error {
+	at := "services." + c.Name
+	var lines []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		field, rest, ok := strings.Cut(l, ":")
+		switch {
+		case !ok:
+			l = at + ": " + l
+		case field == "name":
+			l = at + ":" + rest
+		case field == "memory" && c.MemLimit == 0:
+			l = at + ".deploy.resources.limits.memory:" + rest
+		case composeKey[field] != "":
+			l = at + "." + composeKey[field] + ":" + rest
+		default:
+			l = at + "." + l
+		}
+		lines = append(lines, l)
+	}
+	return errors.New(strings.Join(lines, "\n"))
+}
+
+// checkService refuses keys of a service in the raw file that the fleet
+// would otherwise drop.
+func checkService(name string, v any) error {
+	svc, ok := v.(map[string]any)
+	if !ok {
+		return nil // compose-go explains
+	}
+	at := "services." + name + "."
+	if err := only(at, "", svc, composeService); err != nil {
 		return err
 	}
-	services, _ := raw["services"].(map[string]any)
-	for name, v := range services {
-		svc, ok := v.(map[string]any)
-		if !ok {
-			continue // compose-go explains
-		}
-		at := "services." + name + "."
-		if err := only(at, svc, composeService); err != nil {
+	if d, ok := svc["deploy"].(map[string]any); ok {
+		if err := only(at, "deploy.", d, composeDeploy); err != nil {
 			return err
 		}
-		if d, ok := svc["deploy"].(map[string]any); ok {
-			if err := only(at+"deploy.", d, composeDeploy); err != nil {
+		if res, ok := d["resources"].(map[string]any); ok {
+			if err := only(at, "deploy.resources.", res, composeResources); err != nil {
 				return err
 			}
-			if res, ok := d["resources"].(map[string]any); ok {
-				if err := only(at+"deploy.resources.", res, composeResources); err != nil {
-					return err
-				}
-				if lim, ok := res["limits"].(map[string]any); ok {
-					if err := only(at+"deploy.resources.limits.", lim, composeLimits); err != nil {
-						return err
-					}
-				}
-			}
-			if p, ok := d["placement"].(map[string]any); ok {
-				if err := only(at+"deploy.placement.", p, composePlacement); err != nil {
+			if lim, ok := res["limits"].(map[string]any); ok {
+				if err := only(at, "deploy.resources.limits.", lim, composeLimits); err != nil {
 					return err
 				}
 			}
 		}
-		if x, ok := svc["x-fleet"].(map[string]any); ok {
-			if err := only(at+"x-fleet.", x, fleetExtension); err != nil {
+		if p, ok := d["placement"].(map[string]any); ok {
+			if err := only(at, "deploy.placement.", p, composePlacement); err != nil {
 				return err
 			}
+		}
+		if p, ok := d["restart_policy"].(map[string]any); ok {
+			if err := only(at, "deploy.restart_policy.", p, composeRestartPolicy); err != nil {
+				return err
+			}
+		}
+	}
+	if x, ok := svc["x-fleet"].(map[string]any); ok {
+		if err := only(at, "x-fleet.", x, fleetExtension); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func only(at string, m map[string]any, allowed map[string]bool) error {
+// only refuses the keys of m (at the path at+rel) not allowed, with the
+// reason when the fleet has one.
+func only(at, rel string, m map[string]any, allowed map[string]bool) error {
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if allowed[k] || (strings.HasPrefix(k, "x-") && k != "x-fleet") {
 			continue
 		}
-		return fmt.Errorf("%s%s: not supported by docker fleet (supported here: %s)", at, k, strings.Join(slices.Sorted(maps.Keys(allowed)), ", "))
+		if why, ok := refusedWhy[rel+k]; ok && at != "" {
+			return fmt.Errorf("%s%s%s: not supported by docker fleet: %s", at, rel, k, why)
+		}
+		return fmt.Errorf("%s%s%s: not supported by docker fleet (supported here: %s)", at, rel, k, strings.Join(slices.Sorted(maps.Keys(allowed)), ", "))
 	}
 	return nil
 }
@@ -165,11 +272,27 @@ func fromCompose(c types.ServiceConfig) (spec.Service, error) {
 		}
 		s.Ports = append(s.Ports, port)
 	}
+	o, err := options(c)
+	if err != nil {
+		return s, err
+	}
+	s.Options = o
 	for _, v := range c.Volumes {
-		if v.Type != types.VolumeTypeVolume && v.Type != types.VolumeTypeBind {
+		switch v.Type {
+		case types.VolumeTypeVolume, types.VolumeTypeBind:
+			s.Volumes = append(s.Volumes, spec.Volume{Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly})
+		case types.VolumeTypeTmpfs:
+			if err := addTmpfs(&s.Options, "volumes", v.Target, tmpfsVolumeOptions(v)); err != nil {
+				return s, err
+			}
+		default:
 			return s, fmt.Errorf("volumes: %s volumes are not supported", v.Type)
 		}
-		s.Volumes = append(s.Volumes, spec.Volume{Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly})
+	}
+	for _, v := range s.Volumes {
+		if _, ok := s.Tmpfs[v.Target]; ok {
+			return s, fmt.Errorf("volumes: %s: mounted twice (a volume and a tmpfs)", v.Target)
+		}
 	}
 	if d := c.Deploy; d != nil {
 		if d.Mode != "" && d.Mode != "replicated" {
@@ -183,6 +306,11 @@ func fromCompose(c types.ServiceConfig) (spec.Service, error) {
 				return s, fmt.Errorf("deploy.resources.limits.memory: differs from mem_limit")
 			}
 			s.Memory = int64(l.MemoryBytes)
+		}
+		if p := d.RestartPolicy; p != nil {
+			if err := deployRestart(&s.Options, p); err != nil {
+				return s, err
+			}
 		}
 		for _, con := range d.Placement.Constraints {
 			k, v, ok := strings.Cut(strings.ReplaceAll(con, " ", ""), "==")
@@ -235,4 +363,202 @@ func checkpointEvery(v any) (spec.Duration, error) {
 		return 0, fmt.Errorf("%s: %s is out of range (%s to %s, or 0 for none)", field, t, spec.MinCheckpointEvery, spec.MaxCheckpointEvery)
 	}
 	return d, nil
+}
+
+// options maps the plain container options of a service.
+func options(c types.ServiceConfig) (spec.Options, error) {
+	o := spec.Options{
+		User:       c.User,
+		WorkingDir: c.WorkingDir,
+		Hostname:   c.Hostname,
+		StopSignal: c.StopSignal,
+		StdinOpen:  c.StdinOpen,
+		Tty:        c.Tty,
+		Init:       c.Init != nil && *c.Init,
+		ReadOnly:   c.ReadOnly,
+		CapAdd:     c.CapAdd,
+		CapDrop:    c.CapDrop,
+		ShmSize:    int64(c.ShmSize),
+		Restart:    c.Restart,
+	}
+	expose, err := exposed(c.Expose)
+	if err != nil {
+		return o, err
+	}
+	o.Expose = expose
+	if p := strings.ToLower(c.Platform); p != "" && p != "linux/amd64" && p != "linux/x86_64" {
+		return o, fmt.Errorf("platform: %q: not supported by docker fleet: replicas run their node engine's own platform (linux/amd64), and a checkpoint restores only on the architecture it was taken on", c.Platform)
+	}
+	if d := c.StopGracePeriod; d != nil {
+		g := spec.Duration(*d)
+		o.StopGracePeriod = &g
+	}
+	if len(c.Sysctls) > 0 {
+		o.Sysctls = maps.Clone(map[string]string(c.Sysctls))
+	}
+	for _, n := range slices.Sorted(maps.Keys(c.Ulimits)) {
+		u := c.Ulimits[n]
+		soft, hard := u.Soft, u.Hard
+		if u.Single != 0 {
+			soft, hard = u.Single, u.Single
+		}
+		o.Ulimits = append(o.Ulimits, spec.Ulimit{Name: n, Soft: int64(soft), Hard: int64(hard)})
+	}
+	if len(c.ExtraHosts) > 0 {
+		o.ExtraHosts = c.ExtraHosts.AsList(":")
+		sort.Strings(o.ExtraHosts) // AsList ranges over a map
+	}
+	for _, t := range c.Tmpfs {
+		p, opts, _ := strings.Cut(t, ":")
+		if err := addTmpfs(&o, "tmpfs", p, opts); err != nil {
+			return o, err
+		}
+	}
+	if l := c.Logging; l != nil && (l.Driver != "" || len(l.Options) > 0) {
+		o.Logging = &spec.Logging{Driver: l.Driver}
+		if len(l.Options) > 0 {
+			o.Logging.Options = maps.Clone(map[string]string(l.Options))
+		}
+	}
+	if h := c.HealthCheck; h != nil {
+		hc, err := healthcheck(h)
+		if err != nil {
+			return o, err
+		}
+		o.Healthcheck = hc
+	}
+	return o, nil
+}
+
+// maxExposeRange bounds the ports of one expose range, each of which the
+// stored definition then names.
+const maxExposeRange = 1000
+
+// exposed writes expose's ranges ("9000-9001/udp") out port by port, as
+// docker run does: the agent's engine API takes single ports.
+func exposed(list []string) ([]string, error) {
+	var out []string
+	for _, e := range list {
+		ports, proto, hasProto := strings.Cut(e, "/")
+		lo, hi, isRange := strings.Cut(ports, "-")
+		a, errA := strconv.Atoi(lo)
+		b, errB := strconv.Atoi(hi)
+		if !isRange || errA != nil || errB != nil {
+			out = append(out, e) // one port, or Validate says what is wrong
+			continue
+		}
+		switch {
+		case a < 1 || b > 65535 || a > b:
+			return nil, fmt.Errorf("expose: %q: not a range of port numbers", e)
+		case b-a >= maxExposeRange:
+			return nil, fmt.Errorf("expose: %q: at most %d ports in a range", e, maxExposeRange)
+		}
+		for p := a; p <= b; p++ {
+			port := strconv.Itoa(p)
+			if hasProto {
+				port += "/" + proto
+			}
+			out = append(out, port)
+		}
+	}
+	return out, nil
+}
+
+// addTmpfs mounts a tmpfs at p; field names the key that asks for it.
+func addTmpfs(o *spec.Options, field, p, opts string) error {
+	if _, ok := o.Tmpfs[p]; ok {
+		return fmt.Errorf("%s: %s: mounted twice", field, p)
+	}
+	if o.Tmpfs == nil {
+		o.Tmpfs = map[string]string{}
+	}
+	o.Tmpfs[p] = opts
+	return nil
+}
+
+// tmpfsVolumeOptions writes a tmpfs volume's long syntax as the mount
+// options of docker run --tmpfs.
+func tmpfsVolumeOptions(v types.ServiceVolumeConfig) string {
+	var opts []string
+	if v.ReadOnly {
+		opts = append(opts, "ro")
+	}
+	if t := v.Tmpfs; t != nil {
+		if t.Size > 0 {
+			opts = append(opts, "size="+strconv.FormatInt(int64(t.Size), 10))
+		}
+		if t.Mode != 0 {
+			opts = append(opts, "mode="+strconv.FormatUint(uint64(t.Mode), 8))
+		}
+	}
+	return strings.Join(opts, ",")
+}
+
+func healthcheck(h *types.HealthCheckConfig) (*spec.Healthcheck, error) {
+	dur := func(d *types.Duration) spec.Duration {
+		if d == nil {
+			return 0
+		}
+		return spec.Duration(*d)
+	}
+	// compose-go has already made a string test ["CMD-SHELL", s].
+	hc := &spec.Healthcheck{
+		Test:          h.Test,
+		Interval:      dur(h.Interval),
+		Timeout:       dur(h.Timeout),
+		StartPeriod:   dur(h.StartPeriod),
+		StartInterval: dur(h.StartInterval),
+	}
+	if h.Retries != nil {
+		if *h.Retries > math.MaxInt32 {
+			return nil, fmt.Errorf("healthcheck.retries: %d is too many", *h.Retries)
+		}
+		hc.Retries = int(*h.Retries)
+	}
+	if h.Disable {
+		if len(h.Test) > 0 && !slices.Equal(h.Test, []string{"NONE"}) {
+			return nil, fmt.Errorf("healthcheck.disable: true, and a test is given: give one of them")
+		}
+		hc.Test = []string{"NONE"}
+	}
+	return hc, nil
+}
+
+// deployRestart maps a swarm stack's deploy.restart_policy onto the
+// engine's restart policy; restart: and it must then agree.
+func deployRestart(o *spec.Options, p *types.RestartPolicy) error {
+	const field = "deploy.restart_policy"
+	var policy string
+	switch p.Condition {
+	case "none":
+		policy = "no"
+	case "on-failure":
+		policy = "on-failure"
+		if p.MaxAttempts != nil && *p.MaxAttempts > 0 { // swarm's 0 is unlimited, as docker's on-failure
+			policy += ":" + strconv.FormatUint(*p.MaxAttempts, 10)
+		}
+	case "any", "": // swarm's default
+		policy = "always"
+	default:
+		return fmt.Errorf("%s.condition: %q: use none, on-failure or any", field, p.Condition)
+	}
+	if p.MaxAttempts != nil && *p.MaxAttempts > 0 && p.Condition != "on-failure" {
+		return fmt.Errorf("%s.max_attempts: only with condition: on-failure (the engine counts retries only for on-failure)", field)
+	}
+	if o.Restart != "" && !sameRestart(o.Restart, policy) {
+		return fmt.Errorf("%s: means restart %s, but restart: is %s: give one of them", field, policy, o.Restart)
+	}
+	o.Restart = policy
+	return nil
+}
+
+// sameRestart tells whether two restart policies are the same
+// (on-failure:0 is on-failure).
+func sameRestart(a, b string) bool {
+	an, ar, aerr := spec.RestartPolicy(a)
+	bn, br, berr := spec.RestartPolicy(b)
+	if aerr != nil || berr != nil {
+		return a == b
+	}
+	return an == bn && ar == br
 }

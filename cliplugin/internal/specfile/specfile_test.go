@@ -155,6 +155,7 @@ func TestJSONErrors(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	f.Add(composeDoc)
+	f.Add(composeOptionsDoc)
 	f.Add(`{"container_name": "c", "image": "i", "ports": {"80": 8080}}`)
 	f.Add(`{"job_name": "j", "job_info": {"tasks": {"t": {"image": "i"}}}}`)
 	f.Add(`{"name": "g", "image": "i", "ports": ["80/udp"]}`)
@@ -170,4 +171,241 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Every plain container option Compose has and the fleet takes.
+const composeOptionsDoc = `
+services:
+  web:
+    image: nginx
+    restart: on-failure:3
+    healthcheck:
+      test: curl -f http://localhost/
+      interval: 10s
+      timeout: 2s
+      start_period: 30s
+      start_interval: 1s
+      retries: 5
+    expose: ["80", "53/udp", 9000-9001/udp]
+    cap_add: [NET_ADMIN]
+    cap_drop: [ALL]
+    user: "1000:1000"
+    hostname: front
+    working_dir: /srv
+    stop_signal: SIGQUIT
+    stop_grace_period: 1m30s
+    stdin_open: true
+    tty: true
+    sysctls:
+      net.core.somaxconn: 1024
+      net.ipv4.tcp_syncookies: 0
+    ulimits:
+      nproc: 65535
+      nofile: {soft: 20000, hard: 40000}
+    extra_hosts:
+      - "somehost=162.242.195.82"
+      - "otherhost:50.31.209.229"
+      - "v6host=[::1]"
+    init: true
+    tmpfs: [/run, "/tmp:size=64m,mode=1777"]
+    volumes:
+      - {type: tmpfs, target: /cache, tmpfs: {size: 32m, mode: 0700}}
+      - data:/data
+    read_only: true
+    shm_size: 128m
+    platform: linux/amd64
+    logging:
+      driver: json-file
+      options: {max-size: 10m, max-file: "3"}
+  debug:
+    image: busybox
+    profiles: [debug]
+    privileged: true
+volumes:
+  data: {}
+`
+
+func TestComposeOptions(t *testing.T) {
+	r, err := parse(t, composeOptionsDoc)
+	assert.NilError(t, err)
+	assert.Assert(t, is.Len(r.Services, 1)) // debug is in a profile
+	web := r.Services[0]
+	assert.Check(t, is.Equal(web.Name, "web"))
+	grace := spec.Duration(90 * time.Second)
+	assert.Check(t, is.DeepEqual(web.Options, spec.Options{
+		User: "1000:1000", WorkingDir: "/srv", Hostname: "front",
+		StopSignal: "SIGQUIT", StopGracePeriod: &grace,
+		StdinOpen: true, Tty: true, Init: true, ReadOnly: true,
+		CapAdd: []string{"NET_ADMIN"}, CapDrop: []string{"ALL"},
+		Sysctls:    map[string]string{"net.core.somaxconn": "1024", "net.ipv4.tcp_syncookies": "0"},
+		Ulimits:    []spec.Ulimit{{Name: "nofile", Soft: 20000, Hard: 40000}, {Name: "nproc", Soft: 65535, Hard: 65535}},
+		ExtraHosts: []string{"otherhost:50.31.209.229", "somehost:162.242.195.82", "v6host:::1"},
+		Tmpfs:      map[string]string{"/run": "", "/tmp": "size=64m,mode=1777", "/cache": "size=33554432,mode=700"},
+		ShmSize:    128 << 20,
+		Restart:    "on-failure:3",
+		Logging:    &spec.Logging{Driver: "json-file", Options: map[string]string{"max-size": "10m", "max-file": "3"}},
+		Healthcheck: &spec.Healthcheck{
+			Test:     []string{"CMD-SHELL", "curl -f http://localhost/"},
+			Interval: spec.Duration(10 * time.Second), Timeout: spec.Duration(2 * time.Second),
+			StartPeriod: spec.Duration(30 * time.Second), StartInterval: spec.Duration(time.Second),
+			Retries: 5,
+		},
+		Expose: []string{"80", "53/udp", "9000/udp", "9001/udp"}, // a range port by port
+	}))
+	// The tmpfs volume is a tmpfs, not a volume.
+	assert.Check(t, is.DeepEqual(web.Volumes, []spec.Volume{{Source: "data", Target: "/data"}}))
+}
+
+func TestComposeHealthcheckForms(t *testing.T) {
+	for hc, want := range map[string][]string{
+		"{test: [CMD, pg_isready, -q]}": {"CMD", "pg_isready", "-q"},
+		"{test: [CMD-SHELL, 'exit 0']}": {"CMD-SHELL", "exit 0"},
+		"{disable: true}":               {"NONE"},
+		"{test: [NONE], disable: true}": {"NONE"},
+		"{test: [NONE]}":                {"NONE"},
+		"{interval: 5s}":                nil, // the image's test, more often
+	} {
+		r, err := parse(t, "services:\n  a:\n    image: x\n    healthcheck: "+hc+"\n")
+		assert.NilError(t, err, hc)
+		assert.Check(t, is.DeepEqual(r.Services[0].Healthcheck.Test, want), hc)
+	}
+}
+
+func TestComposeTmpfsVolume(t *testing.T) {
+	r, err := parse(t, `
+services:
+  a:
+    image: x
+    volumes:
+      - type: tmpfs
+        target: /scratch
+        tmpfs: {size: 1g}
+      - {type: tmpfs, target: /ro, read_only: true}
+      - {type: tmpfs, target: /plain}
+`)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(r.Services[0].Tmpfs, map[string]string{
+		"/scratch": "size=1073741824", "/ro": "ro", "/plain": "",
+	}))
+	assert.Check(t, is.Len(r.Services[0].Volumes, 0))
+
+	for doc, want := range map[string]string{
+		"    tmpfs: [/x]\n    volumes: [{type: tmpfs, target: /x}]\n": "services.a.volumes: /x: mounted twice",
+		"    tmpfs: [/x, '/x:size=1m']\n":                             "services.a.tmpfs: /x: mounted twice",
+		"    tmpfs: [/x]\n    volumes: ['vol:/x']\n":                  "services.a.volumes: /x: mounted twice (a volume and a tmpfs)",
+		"    tmpfs: ['/x/../y']\n":                                    `services.a.tmpfs: "/x/../y": an absolute, clean path`,
+		"    volumes: [{type: npipe, source: a, target: /x}]\n":       "services.a.volumes: npipe volumes are not supported",
+	} {
+		_, err := parse(t, "services:\n  a:\n    image: x\n"+doc)
+		assert.Check(t, is.ErrorContains(err, want), doc)
+	}
+}
+
+func TestComposeRefusesWithReasons(t *testing.T) {
+	devices := "not supported by docker fleet: host devices do not exist on every node and cannot be checkpointed"
+	for key, want := range map[string]string{
+		"network_mode: host":                 "services.a.network_mode: not supported by docker fleet: fleet containers live on the fleet's overlay network",
+		"pid: host":                          "services.a.pid: not supported by docker fleet: a host's or another container's PID namespace cannot move with a migration",
+		"ipc: host":                          "services.a.ipc: not supported by docker fleet: a host's or another container's IPC namespace cannot move with a migration",
+		"privileged: true":                   "services.a.privileged: " + devices,
+		"devices: [/dev/fuse]":               "services.a.devices: " + devices,
+		"runtime: runsc":                     "services.a.runtime: not supported by docker fleet: CRIU checkpoint/restore needs runc",
+		"security_opt: [seccomp=unconfined]": "services.a.security_opt: not supported by docker fleet: seccomp and AppArmor profiles",
+		"userns_mode: host":                  "services.a.userns_mode: not supported by docker fleet: user namespace remapping is each engine's own setting",
+		"cgroup_parent: m":                   "services.a.cgroup_parent: not supported by docker fleet: a parent cgroup is one host's",
+		"platform: linux/arm64":              `services.a.platform: "linux/arm64": not supported by docker fleet: replicas run their node engine's own platform (linux/amd64), and a checkpoint restores only on the architecture it was taken on`,
+		"deploy: {restart_policy: {condition: any, delay: 5s}}": "services.a.deploy.restart_policy.delay: not supported by docker fleet: docker fleet restarts through the engine's restart policy, which has no delay",
+		"deploy: {restart_policy: {window: 1m}}":                "services.a.deploy.restart_policy.window: not supported by docker fleet: docker fleet restarts through the engine's restart policy, which has no window",
+		// Not built yet: the generic refusal.
+		"container_name: c": "services.a.container_name: not supported by docker fleet (supported here: ",
+		"depends_on: [b]":   "services.a.depends_on: not supported by docker fleet (supported here: ",
+	} {
+		_, err := parse(t, "services:\n  a:\n    image: x\n    "+key+"\n")
+		assert.Check(t, is.ErrorContains(err, want), key)
+	}
+	for _, p := range []string{"linux/amd64", "linux/x86_64", "LINUX/AMD64"} {
+		_, err := parse(t, "services:\n  a:\n    image: x\n    platform: "+p+"\n")
+		assert.Check(t, is.Nil(err), p)
+	}
+}
+
+func TestComposeOptionErrorsNameTheKey(t *testing.T) {
+	for key, want := range map[string]string{
+		"healthcheck: {interval: 500us}":              "services.a.healthcheck.interval: 500µs: at least 1ms",
+		"healthcheck: {test: [curl, x]}":              `services.a.healthcheck.test: "curl": start with CMD, CMD-SHELL or NONE`,
+		"healthcheck: {test: [CMD], disable: true}":   "services.a.healthcheck.disable: true, and a test is given",
+		"restart: sometimes":                          `services.a.restart: "sometimes": use no, always, unless-stopped or on-failure[:N]`,
+		"cap_add: [net-admin]":                        `services.a.cap_add: "net-admin" is not a capability name`,
+		"ulimits: {nofile: {soft: 20, hard: 10}}":     "services.a.ulimits: nofile: soft limit 20 is above the hard limit 10",
+		"stop_signal: SIG TERM":                       `services.a.stop_signal: "SIG TERM" is not a signal`,
+		"expose: [9001-9000]":                         `services.a.expose: "9001-9000": not a range of port numbers`,
+		"expose: [1-1001]":                            `services.a.expose: "1-1001": at most 1000 ports in a range`,
+		"expose: [http]":                              `services.a.expose: "http": a port or range`,
+		"mem_limit: 1m":                               "services.a.mem_limit: 1MiB is below the engine's minimum",
+		"deploy: {resources: {limits: {memory: 1m}}}": "services.a.deploy.resources.limits.memory: 1MiB is below",
+		"x-fleet: {cpus: -1}":                         "services.a.x-fleet.cpus: -1 is not a number of cores",
+	} {
+		_, err := parse(t, "services:\n  a:\n    image: x\n    "+key+"\n")
+		assert.Check(t, is.ErrorContains(err, want), key)
+	}
+	_, err := parse(t, "services:\n  a.b:\n    image: x\n")
+	assert.Check(t, is.ErrorContains(err, `f: services.a.b: "a.b" is not a valid service name`))
+	_, err = parse(t, "services:\n  a:\n    image: x\n    restart: never\n    stop_signal: SIG TERM\n")
+	assert.Check(t, is.ErrorContains(err, "services.a.restart: \"never\""))
+	assert.Check(t, is.ErrorContains(err, "\nservices.a.stop_signal: \"SIG TERM\""))
+}
+
+func TestComposeDeployRestartPolicy(t *testing.T) {
+	for policy, want := range map[string]string{
+		"{condition: none}":                        "no",
+		"{condition: on-failure}":                  "on-failure",
+		"{condition: on-failure, max_attempts: 4}": "on-failure:4",
+		"{condition: on-failure, max_attempts: 0}": "on-failure",
+		"{condition: any}":                         "always",
+		"{}":                                       "always", // swarm's default condition
+	} {
+		r, err := parse(t, "services:\n  a:\n    image: x\n    deploy: {restart_policy: "+policy+"}\n")
+		assert.NilError(t, err, policy)
+		assert.Check(t, is.Equal(r.Services[0].Restart, want), policy)
+	}
+	// restart: and deploy.restart_policy that agree: the policy as
+	// deploy.restart_policy writes it.
+	for _, c := range []struct{ restart, policy, want string }{
+		{"always", "{condition: any}", "always"},
+		{`"no"`, "{condition: none}", "no"},
+		{"on-failure:2", "{condition: on-failure, max_attempts: 2}", "on-failure:2"},
+		{"on-failure:0", "{condition: on-failure}", "on-failure"},
+	} {
+		r, err := parse(t, "services:\n  a:\n    image: x\n    restart: "+c.restart+"\n    deploy: {restart_policy: "+c.policy+"}\n")
+		assert.NilError(t, err, c.restart)
+		assert.Check(t, is.Equal(r.Services[0].Restart, c.want), c.restart)
+	}
+	for doc, want := range map[string]string{
+		"restart: unless-stopped\n    deploy: {restart_policy: {condition: any}}":                       "services.a.deploy.restart_policy: means restart always, but restart: is unless-stopped: give one of them",
+		"restart: on-failure:3\n    deploy: {restart_policy: {condition: on-failure, max_attempts: 2}}": "services.a.deploy.restart_policy: means restart on-failure:2, but restart: is on-failure:3",
+		"deploy: {restart_policy: {condition: sometimes}}":                                              `services.a.deploy.restart_policy.condition: "sometimes": use none, on-failure or any`,
+		"deploy: {restart_policy: {condition: any, max_attempts: 3}}":                                   "services.a.deploy.restart_policy.max_attempts: only with condition: on-failure",
+	} {
+		_, err := parse(t, "services:\n  a:\n    image: x\n    "+doc+"\n")
+		assert.Check(t, is.ErrorContains(err, want), doc)
+	}
+}
+
+func TestComposeProfiles(t *testing.T) {
+	r, err := parse(t, `
+services:
+  web: {image: nginx}
+  debug: {image: busybox, profiles: [debug], privileged: true, build: .}
+  tools: {image: busybox, profiles: [ops, debug]}
+`)
+	assert.NilError(t, err)
+	assert.Assert(t, is.Len(r.Services, 1))
+	assert.Check(t, is.Equal(r.Services[0].Name, "web"))
+
+	_, err = parse(t, "services:\n  a: {image: x, profiles: [debug]}\n  b: {image: x, profiles: [ops, test]}\n")
+	assert.Check(t, is.Error(err, "f: services: none defined outside a profile, and docker fleet enables no profile (a needs profile debug; b needs profile ops or test)"))
+
+	// A service with an empty list of profiles runs, so its keys count.
+	_, err = parse(t, "services:\n  a: {image: x, profiles: [], privileged: true}\n")
+	assert.Check(t, is.ErrorContains(err, "services.a.privileged: not supported by docker fleet: host devices"))
 }
