@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"net/netip"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/docker-fleet/fleet/daemonplugin/criucheck"
 	"github.com/docker-fleet/fleet/daemonplugin/hostexec"
+	"github.com/docker-fleet/fleet/daemonplugin/images"
 	"github.com/docker-fleet/fleet/daemonplugin/journal"
 	"github.com/docker-fleet/fleet/daemonplugin/keyring"
 	"github.com/docker-fleet/fleet/daemonplugin/leader"
@@ -43,6 +45,7 @@ type Agent struct {
 	sampler   *metrics.Sampler
 	workloads *workloads.Manager
 	migrator  *migrate.Migrator
+	images    *images.Store
 	runs      runs
 	// managers are the swarm's managers' addresses, whose agents'
 	// certificates count as pki.RoleManager (nil: none).
@@ -86,6 +89,14 @@ func New(cfg Config) (*Agent, error) {
 		migrator:  &migrate.Migrator{Node: cfg.Node, Engine: engine, Workloads: wl, Creds: keys, HostRoot: hostexec.HostRoot, Journal: jr},
 	}
 	a.managers = a.swarmManagers
+	a.images = &images.Store{Node: cfg.Node, Engine: engine, MaxImage: migrate.MaxTransfer,
+		Push: func(ctx context.Context, node, addr, id string, body io.Reader) error {
+			peer, err := a.migrator.Peer(node, addr)
+			if err != nil {
+				return err
+			}
+			return peer.PushImage(ctx, id, body)
+		}}
 	a.migrator.Standby.Dir = cfg.StandbyDir
 	wl.Migrating = a.migrator.Migrating
 	wl.Checkpoint = a.migrator.CheckpointStatus
@@ -192,6 +203,14 @@ func (a *Agent) Handler() http.Handler {
 		"POST " + api.PathStandbyDrop:    postJSON(a.migrator.StandbyDrop),
 		"POST " + api.PathStandbyRestore: postJSON(a.migrator.StandbyRestore),
 		"POST " + api.PathStandbyReceive: a.serveStandbyReceive,
+
+		// Images without a registry (create, before anything is made).
+		"POST " + api.PathImages:      postJSON(a.images.Have),
+		"POST " + api.PathImageExpect: postJSON(a.images.Expect),
+		"POST " + api.PathImageSend:   postJSON(a.images.Send),
+		"POST " + api.PathImagePush: func(w http.ResponseWriter, r *http.Request) {
+			reply(w, struct{}{}, a.images.Load(r.Context(), peer(r.Context()).Name, r.Header.Get(api.HeaderImageID), r.Body))
+		},
 
 		// migrate --check: looks at a container, changes nothing.
 		"POST " + api.PathMigrateCheck: postJSON(a.migrator.Check),

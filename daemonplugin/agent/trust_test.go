@@ -16,6 +16,7 @@ import (
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
+	"github.com/docker-fleet/fleet/daemonplugin/images"
 	"github.com/docker-fleet/fleet/daemonplugin/keyring"
 	"github.com/docker-fleet/fleet/daemonplugin/migrate"
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
@@ -35,7 +36,7 @@ func testAgent(t *testing.T, ca *pki.CA) (*Agent, *httptest.Server) {
 	assert.NilError(t, err)
 	assert.NilError(t, keys.Install(cert))
 	a := &Agent{cfg: Config{Node: "h1"}, keys: keys, workloads: &workloads.Manager{Node: "h1"},
-		migrator: &migrate.Migrator{Node: "h1"}}
+		migrator: &migrate.Migrator{Node: "h1"}, images: &images.Store{Node: "h1"}}
 	srv := httptest.NewUnstartedServer(a.Handler())
 	srv.TLS, err = keys.ServerConfig()
 	assert.NilError(t, err)
@@ -97,7 +98,7 @@ func TestRoleOnEveryEndpoint(t *testing.T) {
 	}
 	// Every route is in the table, and each has one role, or is an
 	// operator's that the swarm leader's agent may call too.
-	assert.Check(t, is.Len(api.Access, 28))
+	assert.Check(t, is.Len(api.Access, 32))
 	for pattern, roles := range api.Access {
 		if len(roles) == 2 {
 			assert.Check(t, is.DeepEqual(roles, []pki.Role{pki.RoleOperator, pki.RoleManager}), pattern)

@@ -1,4 +1,4 @@
-package migrate
+package images
 
 import (
 	"archive/tar"
@@ -12,10 +12,10 @@ import (
 // maxManifest bounds the manifest.json of a streamed image.
 const maxManifest = 1 << 20
 
-// onlyTag passes a `docker save` stream through, keeping of its tags only
+// OnlyTag passes a `docker save` stream through, keeping of its tags only
 // keep (the image of the container being migrated): a source cannot retag
 // any other image on the destination, such as the fleet's own.
-func onlyTag(r io.Reader, keep string) io.Reader {
+func OnlyTag(r io.Reader, keep string) io.Reader {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(rewriteSave(tar.NewReader(r), tar.NewWriter(pw), keep)) }()
 	return pr

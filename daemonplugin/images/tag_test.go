@@ -1,4 +1,4 @@
-package migrate
+package images
 
 import (
 	"archive/tar"
@@ -26,7 +26,7 @@ func TestOnlyTag(t *testing.T) {
 	assert.NilError(t, tw.Close())
 
 	got := map[string][]byte{}
-	tr := tar.NewReader(onlyTag(&in, "app:1"))
+	tr := tar.NewReader(OnlyTag(&in, "app:1"))
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -55,7 +55,7 @@ func TestOnlyTag(t *testing.T) {
 	assert.NilError(t, tw.WriteHeader(&tar.Header{Name: "manifest.json", Mode: 0o644, Size: int64(len(body))}))
 	_, _ = tw.Write([]byte(body))
 	assert.NilError(t, tw.Close())
-	tr = tar.NewReader(onlyTag(&in, "docker-fleet/anchor:latest"))
+	tr = tar.NewReader(OnlyTag(&in, "docker-fleet/anchor:latest"))
 	_, err := tr.Next()
 	assert.NilError(t, err)
 	b, _ := io.ReadAll(tr)

@@ -130,7 +130,8 @@ func chooseStandby(v view, c api.FleetContainer, up []view) (view, bool) {
 	if len(others) == 0 {
 		return view{}, false
 	}
-	req := scheduler.Request{Cores: cores(c), Memory: c.Memory, Strategy: "spread"}
+	// Its host ports too: a copy restored where one is taken would fail.
+	req := scheduler.Request{Cores: cores(c), Memory: c.Memory, Strategy: "spread", Ports: scheduler.PortsHeld(v.ledger, c.Name)}
 	if got, err := scheduler.Place(sched, req, 1); err == nil {
 		for _, o := range others {
 			if o.Hostname == got[0] {

@@ -211,7 +211,7 @@ type checkpointResult struct {
 // checkpointTo takes one checkpoint of name and sends it to its standby:
 // whole there, or not at all (the standby keeps its older copy).
 func (m *Migrator) checkpointTo(ctx context.Context, name, to, toAddr string) (checkpointResult, error) {
-	peer, err := m.peer(to, toAddr)
+	peer, err := m.Peer(to, toAddr)
 	if err != nil {
 		return checkpointResult{}, err
 	}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/docker-fleet/fleet/daemonplugin/enginecompat"
+	"github.com/docker-fleet/fleet/daemonplugin/images"
 	"github.com/docker-fleet/fleet/daemonplugin/journal"
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
 	"github.com/docker-fleet/fleet/shared/api"
@@ -36,7 +37,7 @@ func (m *Migrator) Prepare(ctx context.Context, from, id string, req api.Prepare
 	if err := checkPrepare(e, req); err != nil {
 		return api.PrepareResponse{}, err
 	}
-	if err := m.Workloads.CanTake(ctx, req.Cores, req.Memory); err != nil {
+	if err := m.Workloads.CanTake(ctx, req.Cores, req.Memory, req.Ports); err != nil {
 		return api.PrepareResponse{}, err
 	}
 	if err := m.checkRoom(ctx, req); err != nil {
@@ -113,7 +114,7 @@ func (m *Migrator) LoadImage(ctx context.Context, from, id string, body io.Reade
 	if e.limit == 0 {
 		return workloads.Refuse(errdefs.ErrFailedPrecondition, "migration %s: image before prepare", id)
 	}
-	res, err := m.Engine.ImageLoad(ctx, onlyTag(io.LimitReader(body, MaxTransfer), e.image))
+	res, err := m.Engine.ImageLoad(ctx, images.OnlyTag(io.LimitReader(body, MaxTransfer), e.image))
 	if err != nil {
 		return err
 	}

@@ -90,7 +90,8 @@ func (m *Migrator) workDir(id, suffix string) string {
 	return filepath.Join(shmDir, "fleet-"+safeName(m.Node)+"-"+id+suffix)
 }
 
-func (m *Migrator) peer(node, addr string) (*agentclient.Client, error) {
+// Peer is a client of node's agent at addr (HOST:PORT), as this node.
+func (m *Migrator) Peer(node, addr string) (*agentclient.Client, error) {
 	host, port, err := splitAddr(addr)
 	if err != nil {
 		return nil, err

@@ -141,7 +141,7 @@ const askTimeout = 5 * time.Second
 func (m *Migrator) resolveSource(ctx context.Context, e journal.Entry) error {
 	rec := *e.Source
 	f := m.frozenFrom(e.Container, rec, rec.Dirs[0])
-	peer, perr := m.peer(e.Peer, e.PeerAddr)
+	peer, perr := m.Peer(e.Peer, e.PeerAddr)
 	alive := m.alive(ctx, rec)
 	switch e.State {
 	case journal.Freezing, journal.Sending:
@@ -252,7 +252,7 @@ func (m *Migrator) resolveDest(ctx context.Context, e journal.Entry) error {
 		if time.Since(e.Updated) < decisionWait {
 			return nil
 		}
-		peer, err := m.peer(e.Peer, e.PeerAddr)
+		peer, err := m.Peer(e.Peer, e.PeerAddr)
 		if err != nil {
 			return err
 		}

@@ -133,7 +133,7 @@ func (m *Migrator) plan(ctx context.Context, req api.MigrateRequest, emit func(a
 	if o.hdr, err = m.header(o.c, o.carrier, req.ID); err != nil {
 		return nil, err
 	}
-	if o.peer, err = m.peer(req.To, req.ToAddr); err != nil {
+	if o.peer, err = m.Peer(req.To, req.ToAddr); err != nil {
 		return nil, err
 	}
 	if o.trees, err = m.trees(o.c); err != nil {
@@ -460,7 +460,8 @@ func (m *Migrator) sendImage(ctx context.Context, peer *agentclient.Client, migr
 // refuses what a stream cannot carry), the CRIU images from the memory in
 // use. The margins cover what the container writes until it is frozen.
 func (m *Migrator) prepareRequest(ctx context.Context, c container.InspectResponse, h api.ReceiveHeader, trees []tree) (api.PrepareRequest, error) {
-	req := api.PrepareRequest{Name: h.Name, Image: c.Config.Image, ImageID: c.Image, Cores: h.Cores, Memory: h.Memory}
+	req := api.PrepareRequest{Name: h.Name, Image: c.Config.Image, ImageID: c.Image, Cores: h.Cores, Memory: h.Memory,
+		Ports: workloads.HostPorts(h.Ports, "")}
 	for _, t := range trees {
 		st, err := scanTree(t.prefix, t.dir)
 		if err != nil {

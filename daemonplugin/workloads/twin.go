@@ -20,7 +20,7 @@ const migrationLabel = labels.Prefix + ".migration"
 
 // CanTake checks, for a migration's prepare step, that the node could take a
 // container with these needs now.
-func (m *Manager) CanTake(ctx context.Context, cores int, memory int64) error {
+func (m *Manager) CanTake(ctx context.Context, cores int, memory int64, ports []api.HostPort) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st, err := m.read(ctx)
@@ -32,7 +32,10 @@ func (m *Manager) CanTake(ctx context.Context, cores int, memory int64) error {
 			return Refuse(errdefs.ErrConflict, "%v", err)
 		}
 	}
-	return st.checkMemory(m.Node, memory)
+	if err := st.checkMemory(m.Node, memory); err != nil {
+		return err
+	}
+	return st.checkPorts(m.Node, ports)
 }
 
 // Twin is a migration's destination container, created but not started.
@@ -75,6 +78,11 @@ func (m *Manager) CreateTwin(ctx context.Context, h api.ReceiveHeader, lockHolde
 		}
 	}
 	if err := st.checkMemory(m.Node, h.Memory); err != nil {
+		return nil, err
+	}
+	// Taken since the prepare, or the source is older and did not say:
+	// refused here rather than by the engine at the restore.
+	if err := st.checkPorts(m.Node, HostPorts(h.Ports, h.Name)); err != nil {
 		return nil, err
 	}
 	if err := m.ensureAnchor(ctx, h.Network); err != nil {

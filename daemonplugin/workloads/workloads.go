@@ -62,6 +62,8 @@ type state struct {
 	containers  []api.FleetContainer
 	memTotal    int64
 	memReserved int64
+	// ports are the fixed host ports the node's containers publish.
+	ports []api.HostPort
 }
 
 func (m *Manager) read(ctx context.Context) (*state, error) {
@@ -92,12 +94,14 @@ func (m *Manager) read(ctx context.Context) (*state, error) {
 		_, fleet := ctr.Config.Labels[labels.Service]
 		fc := m.fleetContainer(ctx, ctr)
 		pinned = append(pinned, ledger.Pinned{Name: fc.Name, Cpuset: set, Fleet: fleet, Exclusive: fc.Exclusive})
+		st.ports = append(st.ports, containerPorts(ctr)...)
 		if fleet {
 			st.containers = append(st.containers, fc)
 			st.memReserved += fc.Memory
 		}
 	}
 	st.book = ledger.New(m.Node, cores, pinned)
+	sortPorts(st.ports)
 	return st, nil
 }
 
@@ -110,7 +114,8 @@ func (st *state) checkMemory(node string, want int64) error {
 	return nil
 }
 
-// Ledger reports the node's cores, memory and fleet containers.
+// Ledger reports the node's cores, memory, fleet containers and taken host
+// ports.
 func (m *Manager) Ledger(ctx context.Context) (api.Ledger, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -125,6 +130,7 @@ func (m *Manager) Ledger(ctx context.Context) (api.Ledger, error) {
 		MemTotal:    st.memTotal,
 		MemReserved: st.memReserved,
 		Containers:  st.containers,
+		Ports:       st.ports,
 	}
 	if m.Standbys != nil {
 		l.Standbys = m.Standbys()
@@ -132,8 +138,8 @@ func (m *Manager) Ledger(ctx context.Context) (api.Ledger, error) {
 	return l, nil
 }
 
-// Create makes and starts one replica, its cores and memory taken from the
-// ledger in the same critical section.
+// Create makes and starts one replica, its cores, memory and host ports
+// taken from the ledger in the same critical section.
 func (m *Manager) Create(ctx context.Context, req api.CreateRequest) (api.FleetContainer, error) {
 	svc := req.Service
 	if err := svc.Validate(); err != nil {
@@ -162,6 +168,10 @@ func (m *Manager) Create(ctx context.Context, req api.CreateRequest) (api.FleetC
 		}
 	}
 	if err := st.checkMemory(m.Node, svc.Memory); err != nil {
+		return api.FleetContainer{}, err
+	}
+	// A conflict, as for cores: the CLI places the replica anew.
+	if err := st.checkPorts(m.Node, ServicePorts(svc)); err != nil {
 		return api.FleetContainer{}, err
 	}
 	if err := m.ensureImage(ctx, svc.Image); err != nil {
@@ -225,7 +235,8 @@ func (m *Manager) ensureImage(ctx context.Context, image string) error {
 	}
 	err := PullImage(ctx, m.Engine, image)
 	if err != nil {
-		return Refuse(errdefs.ErrConflict, "image %s is not on node %s and cannot be pulled: %v", image, m.Node, err)
+		// Not a lost race for cores: the CLI must not place it anew.
+		return Refuse(errdefs.ErrNotFound, "image %s is not on node %s and cannot be pulled: %v", image, m.Node, err)
 	}
 	return nil
 }

@@ -62,11 +62,17 @@ var Access = map[string][]pki.Role{
 	"POST " + PathReceive:                             node,
 	"POST " + PathDecision:                            node,
 	"POST " + PathOutcome:                             node,
-	"POST " + PathRejoin:                              manager,
-	"POST " + PathStandbyAssign:                       manager,
-	"POST " + PathStandbyExpect:                       manager,
-	"POST " + PathStandbyDrop:                         manager,
-	"POST " + PathStandbyRestore:                      manager,
+	"POST " + PathImages:                              operator,
+	"POST " + PathImageExpect:                         operator,
+	"POST " + PathImageSend:                           operator,
+	// A node takes only an image an operator told it to expect, of that
+	// ID, from that node (PathImageExpect).
+	"POST " + PathImagePush:      node,
+	"POST " + PathRejoin:         manager,
+	"POST " + PathStandbyAssign:  manager,
+	"POST " + PathStandbyExpect:  manager,
+	"POST " + PathStandbyDrop:    manager,
+	"POST " + PathStandbyRestore: manager,
 	// A node takes a checkpoint only of a container the leader told it to
 	// expect from that node (PathStandbyExpect).
 	"POST " + PathStandbyReceive: node,

@@ -1,6 +1,10 @@
 package api
 
-import "github.com/docker-fleet/fleet/shared/spec"
+import (
+	"strconv"
+
+	"github.com/docker-fleet/fleet/shared/spec"
+)
 
 // Paths of the node's containers and its core ledger.
 const (
@@ -90,7 +94,24 @@ type Ledger struct {
 	// Standbys are the checkpoints this node holds whole for other nodes'
 	// containers (warm relocation).
 	Standbys []StandbyCopy `json:"standbys,omitempty"`
+	// Ports are the fixed host ports the node's containers publish, fleet
+	// or not: a replica that publishes one of them cannot go there.
+	// Agents before this field report none.
+	Ports []HostPort `json:"ports,omitempty"`
 }
+
+// HostPort is a fixed host port a container publishes: 8080/tcp and
+// 8080/udp are two.
+type HostPort struct {
+	Port     uint16 `json:"port"`
+	Protocol string `json:"protocol"`
+	// Container holds it (for a network holder, the container whose
+	// namespace it carries).
+	Container string `json:"container,omitempty"`
+}
+
+// String is the port as docker writes it: "8080/tcp".
+func (p HostPort) String() string { return strconv.Itoa(int(p.Port)) + "/" + p.Protocol }
 
 // ContainerDetail is a fleet container with its current usage.
 type ContainerDetail struct {

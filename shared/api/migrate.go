@@ -231,6 +231,10 @@ type PrepareRequest struct {
 	// (see labels.NetnsOf): its checkpoint leaves the namespace out, so
 	// the destination must give it one.
 	InHolder bool `json:"inHolder,omitempty"`
+	// Ports are the container's fixed host ports: the destination refuses,
+	// before the freeze, where one is taken. An older destination ignores
+	// them and finds out when the twin starts, as before.
+	Ports []HostPort `json:"ports,omitempty"`
 }
 
 // PrepareResponse says whether the destination needs the image streamed,

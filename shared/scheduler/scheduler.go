@@ -1,10 +1,11 @@
-// Package scheduler places replicas on nodes by their free exclusive cores
-// and memory. It only decides: the nodes' agents take the cores, and refuse
-// if another command took them first.
+// Package scheduler places replicas on nodes by their free exclusive cores,
+// memory and fixed host ports. It only decides: the nodes' agents take them,
+// and refuse if another command took them first.
 package scheduler
 
 import (
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 
@@ -21,9 +22,20 @@ type Node struct {
 	Free       cpuset.Set
 	MemFree    int64
 	Containers int
+	// Ports are the node's taken host ports and what holds each.
+	Ports map[Port]string
 	// Unusable says why no replica may go there (agent unreachable, …).
 	Unusable string
 }
+
+// Port is a fixed host port: one per node, whoever publishes it (8080/tcp
+// and 8080/udp are two).
+type Port struct {
+	Number   uint16
+	Protocol string
+}
+
+func (p Port) String() string { return fmt.Sprintf("%d/%s", p.Number, p.Protocol) }
 
 // Request is one replica's needs.
 type Request struct {
@@ -32,6 +44,11 @@ type Request struct {
 	Memory   int64
 	Node     string
 	Strategy string
+	// Ports are the replica's fixed host ports.
+	Ports []Port
+	// Service names the replicas in a refusal ("taken by a new replica of
+	// web"): they have no names while being placed.
+	Service string
 }
 
 // Place picks a node for each of n replicas, or says why one cannot be
@@ -117,7 +134,13 @@ func fits(n Node, req Request) string {
 	if req.Memory > n.MemFree {
 		return fmt.Sprintf("%s of memory free, %s needed", units.BytesSize(float64(n.MemFree)), units.BytesSize(float64(req.Memory)))
 	}
-	return ""
+	var taken []string
+	for _, p := range req.Ports {
+		if by, ok := n.Ports[p]; ok {
+			taken = append(taken, fmt.Sprintf("host port %s taken by %s", p, by))
+		}
+	}
+	return strings.Join(taken, ", ")
 }
 
 // better says whether a is a better home than b under the strategy.
@@ -150,4 +173,17 @@ func take(n *Node, req Request) {
 	}
 	n.MemFree -= req.Memory
 	n.Containers++
+	if len(req.Ports) > 0 {
+		// A copy: the caller's nodes may share the map it came with.
+		ports := make(map[Port]string, len(n.Ports)+len(req.Ports))
+		maps.Copy(ports, n.Ports)
+		by := "a new replica"
+		if req.Service != "" {
+			by += " of " + req.Service
+		}
+		for _, p := range req.Ports {
+			ports[p] = by
+		}
+		n.Ports = ports
+	}
 }

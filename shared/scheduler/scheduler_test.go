@@ -6,6 +6,7 @@ import (
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
+	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/cpuset"
 	"github.com/docker-fleet/fleet/shared/spec"
 )
@@ -78,4 +79,102 @@ func TestRemoveBusiestFirst(t *testing.T) {
 	// both at 1: the higher number, web.2.
 	assert.Check(t, is.DeepEqual(names, []string{"web.4", "web.3", "web.2"}))
 	assert.Check(t, is.Len(Remove(ns, reps, 10), 4))
+}
+
+// web publishes -p 8080:8080, and one port the engine picks.
+func web() spec.Service {
+	return spec.Service{Name: "web", Image: "nginx", Ports: []spec.Port{
+		{Host: 8080, Container: 8080, Protocol: "tcp"}, {Container: 9090, Protocol: "tcp"},
+	}}
+}
+
+// ledgers are three nodes as their agents report them.
+func ledgers(ports map[string][]api.HostPort) []Node {
+	var out []Node
+	for _, name := range []string{"h1", "h2", "h3"} {
+		l := api.Ledger{Node: name, Cores: []int{0, 1}, MemTotal: 1 << 30, Ports: ports[name]}
+		out = append(out, NodeOf(name, "ready", "active", l, nil))
+	}
+	return out
+}
+
+func TestRequestOfFixedHostPortsOnly(t *testing.T) {
+	req := RequestOf(web())
+	assert.Check(t, is.DeepEqual(req.Ports, []Port{{8080, "tcp"}}), "the engine picks 9090's host port: free anywhere")
+	assert.Check(t, is.Equal(req.Service, "web"))
+}
+
+func TestHostPortOneReplicaPerNode(t *testing.T) {
+	got, err := Place(ledgers(nil), RequestOf(web()), 3)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(got, []string{"h1", "h2", "h3"}))
+}
+
+func TestHostPortFourReplicasOnThreeNodes(t *testing.T) {
+	_, err := Place(ledgers(nil), RequestOf(web()), 4)
+	assert.Check(t, is.ErrorContains(err, "no node can take it: "))
+	for _, n := range []string{"h1", "h2", "h3"} {
+		assert.Check(t, is.ErrorContains(err, n+": host port 8080/tcp taken by a new replica of web"))
+	}
+}
+
+func TestHostPortTakenOnTheNodes(t *testing.T) {
+	// web.1 runs on h1; h2's port is held by a container outside the
+	// fleet, which counts the same.
+	ns := ledgers(map[string][]api.HostPort{
+		"h1": {{Port: 8080, Protocol: "tcp", Container: "web.1"}},
+		"h2": {{Port: 8080, Protocol: "tcp", Container: "nginx"}},
+	})
+	got, err := Place(ns, RequestOf(web()), 1)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(got, []string{"h3"}))
+	_, err = Place(ns, RequestOf(web()), 1)
+	assert.Check(t, is.ErrorContains(err, "h1: host port 8080/tcp taken by web.1"))
+	assert.Check(t, is.ErrorContains(err, "h2: host port 8080/tcp taken by nginx"))
+	assert.Check(t, is.ErrorContains(err, "h3: host port 8080/tcp taken by a new replica of web"))
+}
+
+func TestHostPortProtocolsDiffer(t *testing.T) {
+	// udp 8080 taken everywhere: a tcp 8080 still fits, a udp one not.
+	udp := []api.HostPort{{Port: 8080, Protocol: "udp", Container: "dns"}}
+	ns := ledgers(map[string][]api.HostPort{"h1": udp, "h2": udp, "h3": udp})
+	got, err := Place(ns, RequestOf(web()), 3)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(got, 3))
+
+	dns := spec.Service{Name: "dns", Ports: []spec.Port{{Host: 8080, Container: 53, Protocol: "udp"}}}
+	_, err = Place(ledgers(map[string][]api.HostPort{"h1": udp, "h2": udp, "h3": udp}), RequestOf(dns), 1)
+	assert.Check(t, is.ErrorContains(err, "h1: host port 8080/udp taken by dns"))
+}
+
+func TestHostPortCountsAfterOtherReasons(t *testing.T) {
+	ns := ledgers(map[string][]api.HostPort{"h1": {{Port: 8080, Protocol: "TCP", Container: "web.1"}}})
+	ns[1].Unusable = "node is down"
+	req := RequestOf(web())
+	req.Memory = 2 << 30
+	_, err := Place(ns, req, 1)
+	assert.Check(t, is.ErrorContains(err, "h2: node is down"))
+	assert.Check(t, is.ErrorContains(err, "h3: 1GiB of memory free, 2GiB needed"))
+	req.Memory = 0
+	_, err = Place(ns[:1], req, 1)
+	assert.Check(t, is.ErrorContains(err, "h1: host port 8080/tcp taken by web.1"), "protocols compare in any case")
+}
+
+func TestPortsHeld(t *testing.T) {
+	l := api.Ledger{Ports: []api.HostPort{
+		{Port: 8080, Protocol: "tcp", Container: "web.1"},
+		{Port: 53, Protocol: "udp", Container: "dns.1"},
+		{Port: 8443, Protocol: "tcp", Container: "web.1"},
+	}}
+	assert.Check(t, is.DeepEqual(PortsHeld(l, "web.1"), []Port{{8080, "tcp"}, {8443, "tcp"}}))
+	assert.Check(t, is.Len(PortsHeld(l, "db.1"), 0))
+}
+
+func TestPlaceLeavesTheCallersPortsAlone(t *testing.T) {
+	taken := map[Port]string{{8443, "tcp"}: "other"}
+	ns := []Node{{Name: "h1", MemFree: 1 << 30, Ports: taken}}
+	_, err := Place(ns, Request{Ports: []Port{{8080, "tcp"}}}, 1)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(taken, 1), "the map given is not written to")
+	assert.Check(t, is.Len(ns[0].Ports, 2), "the node placed on has the port taken")
 }

@@ -72,6 +72,9 @@ func (d *Deployer) Create(ctx context.Context, svcs []spec.Service) ([]api.Fleet
 		}
 		work = append(work, jobs...)
 	}
+	if err := d.bringImages(ctx, inv, work); err != nil {
+		return nil, err
+	}
 	for i, s := range svcs {
 		if err := swarmstore.SaveService(ctx, d.Fleet.Manager, s); err != nil {
 			d.undo(ctx, svcs[:i], nil)

@@ -165,7 +165,8 @@ func newMigrationID() (string, error) {
 }
 
 // destination picks where c goes: the node asked for, or the scheduler's
-// choice among the others.
+// choice among the others; either must have its cores, memory and host
+// ports free.
 func destination(inv fleet.Inventory, c api.FleetContainer, src *fleet.NodeState, to string) (*fleet.NodeState, error) {
 	sched := schedulerNodes(inv)
 	for i := range sched {
@@ -173,7 +174,9 @@ func destination(inv fleet.Inventory, c api.FleetContainer, src *fleet.NodeState
 			sched[i].Unusable = "the container is there"
 		}
 	}
-	req := scheduler.Request{Memory: c.Memory}
+	// Its host ports as its node gives them: a node where one is taken
+	// would refuse it at prepare (an older agent reports none).
+	req := scheduler.Request{Memory: c.Memory, Ports: scheduler.PortsHeld(src.Ledger, c.Name)}
 	if c.Exclusive {
 		set, _ := cpuset.Parse(c.Cpuset)
 		req.Cores = len(set)

@@ -72,6 +72,9 @@ func (d *Deployer) scaleOne(ctx context.Context, t ScaleTarget) (ScaleResult, er
 		if err != nil {
 			return res, err
 		}
+		if err := d.bringImages(ctx, inv, jobs); err != nil {
+			return res, err
+		}
 		if err := d.claim(ctx, inv, jobs); err != nil {
 			return res, err
 		}

@@ -1,0 +1,123 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
+	"github.com/docker-fleet/fleet/shared/api"
+)
+
+// pullSeconds bounds a registry pull of an image no node has.
+const pullSeconds = 15
+
+// bringImages gives every node that will run a job the job's image before
+// anything is created: from another node that has it, pushed peer to peer
+// by the agents (checked by image ID), or, where no node has it, pulled
+// from its registry with a bound. An image that cannot be had is an
+// errdefs.ErrNotFound naming it and where it was looked for.
+func (d *Deployer) bringImages(ctx context.Context, inv fleet.Inventory, jobs []job) error {
+	need := map[string][]string{} // node → images
+	var all []string
+	for _, j := range jobs {
+		need[j.node.Hostname] = append(need[j.node.Hostname], j.req.Service.Image)
+		all = append(all, j.req.Service.Image)
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	have := d.askImages(ctx, inv, slices.Compact(slices.Sorted(slices.Values(all))))
+	for _, name := range slices.Sorted(maps.Keys(need)) {
+		target := inv.ByName(name)
+		if _, asked := have[name]; !asked {
+			continue // an agent from before API 4: its create pulls, as it did
+		}
+		for _, image := range slices.Compact(slices.Sorted(slices.Values(need[name]))) {
+			if have[name][image] != "" {
+				continue
+			}
+			id, err := d.bringImage(ctx, inv, have, target, image)
+			if err != nil {
+				return err
+			}
+			have[name][image] = id
+		}
+	}
+	return nil
+}
+
+// askImages asks every node whose agent answers which of the images it
+// has (node → image → ID); a node that cannot say is left out.
+func (d *Deployer) askImages(ctx context.Context, inv fleet.Inventory, images []string) map[string]map[string]string {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	have := map[string]map[string]string{}
+	for _, n := range inv {
+		if n.Err != nil || n.Agent == nil {
+			continue
+		}
+		wg.Go(func() {
+			res, err := n.Agent.Images(ctx, api.ImagesRequest{Images: images})
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			have[n.Hostname] = res.Have
+		})
+	}
+	wg.Wait()
+	return have
+}
+
+// bringImage brings target one image: pushed from a node that has it (the
+// swarm leader first, the manager where users tend to build or load
+// images), else pulled there. It returns the image's ID.
+func (d *Deployer) bringImage(ctx context.Context, inv fleet.Inventory, have map[string]map[string]string, target *fleet.NodeState, image string) (string, error) {
+	holders := slices.Sorted(maps.Keys(have))
+	slices.SortStableFunc(holders, func(a, b string) int {
+		return boolRank(inv.ByName(b).Leader) - boolRank(inv.ByName(a).Leader)
+	})
+	for _, h := range holders {
+		id := have[h][image]
+		if id == "" || h == target.Hostname {
+			continue
+		}
+		from := inv.ByName(h)
+		d.say("image %s: sending it from %s to %s", image, h, target.Hostname)
+		if err := target.Agent.ExpectImage(ctx, api.ImageTransfer{Image: image, ID: id, Node: h}); err != nil {
+			return "", fmt.Errorf("image %s: %s: %w", image, target.Hostname, err)
+		}
+		err := from.Agent.SendImage(ctx, api.ImageTransfer{Image: image, ID: id, Node: target.Hostname,
+			Addr: net.JoinHostPort(target.Addr, strconv.Itoa(target.AgentPort))})
+		if err != nil {
+			return "", fmt.Errorf("image %s: from %s to %s: %w", image, h, target.Hostname, err)
+		}
+		return id, nil
+	}
+	d.say("image %s: no node has it; pulling it on %s", image, target.Hostname)
+	res, err := target.Agent.Images(ctx, api.ImagesRequest{Images: []string{image}, Pull: true, PullSeconds: pullSeconds})
+	if err != nil {
+		return "", fmt.Errorf("image %s: %s: %w", image, target.Hostname, err)
+	}
+	if id := res.Have[image]; id != "" {
+		return id, nil
+	}
+	return "", errdefs.ErrNotFound.WithMessage(fmt.Sprintf("image %s: no node has it (looked on %s) and %s could not pull it: %s",
+		image, strings.Join(holders, ", "), target.Hostname, res.PullErrors[image]))
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
