@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
@@ -33,6 +34,9 @@ type createOptions struct {
 	strategy   string
 	checkpoint string
 	format     string
+	project    string
+	dryRun     bool
+	wait       time.Duration
 }
 
 func newCreateCommand(dockerCli command.Cli) *cobra.Command {
@@ -52,11 +56,21 @@ the replica's node dies, instead of restarting it from its image.
 -f reads a Compose file (x-fleet: {cpus: N} for exclusive cores,
 checkpoint-every: 30s for warm relocation), a RESTfulSwarm task or job, or a
 Genisys service definition, told apart by content; "-f -" reads standard
-input.`,
+input. A Compose file's services form a project, named as docker compose
+names it (--project-name, else name: in the file, else the file's folder);
+its images with build: are built once on the manager first, and a service
+is made only once those it depends_on are running or healthy (each wait
+bounded by --wait-timeout).
+
+--dry-run checks and places everything and prints the plan (what is built,
+which image goes to which node, where each replica lands), changing
+nothing.`,
 		Example: `  docker fleet create --name web --image fleet-workload --replicas 3 --cpus 1 --memory 64m
   docker fleet create --name api --image my/api --node h2 --cpuset-cpus 1 -p 8080:80 -- serve --port 80
   docker fleet create --name db --image postgres:15 --cpus 1 --checkpoint-every 30s
-  docker fleet create -f compose.yaml`,
+  docker fleet create -f compose.yaml
+  docker fleet create -f compose.yaml --project-name shop --dry-run
+  docker fleet create -f compose.yaml --wait-timeout 5m`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCreate(cmd, dockerCli, opts, args)
 		},
@@ -77,12 +91,18 @@ input.`,
 	f.StringVar(&opts.strategy, "strategy", spec.Spread, "Placement strategy: spread or binpack")
 	f.StringVar(&opts.checkpoint, "checkpoint-every", "", "Checkpoint each replica in the background at this interval and keep it on a standby node, to restore it warm if its node dies (5s to 24h)")
 	f.StringVar(&opts.format, "format", "", formatHelp)
+	f.StringVar(&opts.project, "project-name", "", "Project name of a Compose file (default: its name:, else its folder's name)")
+	f.BoolVar(&opts.dryRun, "dry-run", false, "Check and place everything and print the plan, changing nothing")
+	f.DurationVar(&opts.wait, "wait-timeout", deploy.DefaultWaitTimeout, "How long to wait for the services a service depends_on")
 	return cmd
 }
 
 func runCreate(cmd *cobra.Command, dockerCli command.Cli, opts createOptions, args []string) error {
 	ctx := cmd.Context()
-	svcs, networks, err := opts.services(cmd, dockerCli.In(), args)
+	if opts.wait <= 0 {
+		return fmt.Errorf("--wait-timeout %s: a duration above 0", opts.wait)
+	}
+	r, err := opts.services(cmd, dockerCli.In(), args)
 	if err != nil {
 		return err
 	}
@@ -90,19 +110,27 @@ func runCreate(cmd *cobra.Command, dockerCli command.Cli, opts createOptions, ar
 	if err != nil {
 		return err
 	}
-	if len(networks) > 0 {
+	if len(r.Networks) > 0 {
 		net, err := swarmstore.FindNetwork(ctx, f.Manager)
 		if err != nil {
 			return err
 		}
-		for _, n := range networks {
+		for _, n := range r.Networks {
 			if n != net.Name {
 				return fmt.Errorf("%s: network %q: fleet containers join the fleet network %q", opts.file, n, net.Name)
 			}
 		}
 	}
 	d := &deploy.Deployer{Fleet: f, Progress: dockerCli.Err()}
-	made, err := d.Create(ctx, svcs)
+	co := deploy.CreateOptions{Builds: r.Builds, WaitTimeout: opts.wait, Networks: r.NetworkDefs, Files: r.Files}
+	if opts.dryRun {
+		p, err := d.DryRun(ctx, r.Services, co)
+		if err != nil {
+			return err
+		}
+		return writeFormatted(dockerCli.Out(), opts.format, p, func(out io.Writer) error { return renderPlan(out, p) })
+	}
+	made, err := d.Create(ctx, r.Services, co)
 	if err != nil {
 		return err
 	}
@@ -110,17 +138,20 @@ func runCreate(cmd *cobra.Command, dockerCli command.Cli, opts createOptions, ar
 }
 
 // services builds the definitions from the file or the flags.
-func (opts createOptions) services(cmd *cobra.Command, stdin io.Reader, args []string) ([]spec.Service, []string, error) {
+func (opts createOptions) services(cmd *cobra.Command, stdin io.Reader, args []string) (*specfile.Result, error) {
 	if opts.file != "" {
 		for _, fl := range []string{"name", "image", "replicas", "node", "cpus", "cpuset-cpus", "memory", "memory-swap", "env", "publish", "volume", "checkpoint-every"} {
 			if cmd.Flags().Changed(fl) {
-				return nil, nil, fmt.Errorf("--%s: give the service in the file or in flags, not both", fl)
+				return nil, fmt.Errorf("--%s: give the service in the file or in flags, not both", fl)
 			}
 		}
 		if len(args) > 0 {
-			return nil, nil, errors.New("a command after -- comes with flags, not with -f")
+			return nil, errors.New("a command after -- comes with flags, not with -f")
 		}
-		return readFile(opts.file, stdin, opts.strategy)
+		return readFile(opts.file, stdin, opts.strategy, opts.project)
+	}
+	if opts.project != "" {
+		return nil, errors.New("--project-name: names a Compose file's project (-f)")
 	}
 	s := spec.Service{
 		Name: opts.name, Image: opts.image, Replicas: opts.replicas, Node: opts.node,
@@ -128,48 +159,48 @@ func (opts createOptions) services(cmd *cobra.Command, stdin io.Reader, args []s
 	}
 	switch {
 	case opts.name == "":
-		return nil, nil, errors.New("--name: missing (or give a service file with -f)")
+		return nil, errors.New("--name: missing (or give a service file with -f)")
 	case opts.image == "":
-		return nil, nil, errors.New("--image: missing")
+		return nil, errors.New("--image: missing")
 	case opts.cpus < 0:
-		return nil, nil, fmt.Errorf("--cpus %d: a number of cores", opts.cpus)
+		return nil, fmt.Errorf("--cpus %d: a number of cores", opts.cpus)
 	case opts.cpus > 0 && opts.cpusetCpus != "":
-		return nil, nil, errors.New("--cpus and --cpuset-cpus: give one or the other")
+		return nil, errors.New("--cpus and --cpuset-cpus: give one or the other")
 	}
 	var err error
 	if opts.memory != "" {
 		if s.Memory, err = spec.ParseMemory("--memory", opts.memory); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	if opts.memorySwap != "" {
 		if s.MemorySwap, err = spec.ParseMemorySwap("--memory-swap", opts.memorySwap); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	if opts.checkpoint != "" {
 		if s.CheckpointEvery, err = spec.ParseCheckpointEvery("--checkpoint-every", opts.checkpoint); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	for _, p := range opts.publish {
 		port, err := spec.ParsePort(p)
 		if err != nil {
-			return nil, nil, fmt.Errorf("--publish %s", strings.TrimPrefix(err.Error(), "ports: "))
+			return nil, fmt.Errorf("--publish %s", strings.TrimPrefix(err.Error(), "ports: "))
 		}
 		s.Ports = append(s.Ports, port)
 	}
 	for _, v := range opts.volumes {
 		vol, err := spec.ParseVolume(v)
 		if err != nil {
-			return nil, nil, fmt.Errorf("--volume %s", strings.TrimPrefix(err.Error(), "volumes: "))
+			return nil, fmt.Errorf("--volume %s", strings.TrimPrefix(err.Error(), "volumes: "))
 		}
 		s.Volumes = append(s.Volumes, vol)
 	}
 	if err := s.Validate(); err != nil {
-		return nil, nil, flagErrors(err)
+		return nil, flagErrors(err)
 	}
-	return []spec.Service{s}, nil, nil
+	return &specfile.Result{Services: []spec.Service{s}}, nil
 }
 
 // flagOf names the flag that sets each field of a definition.
@@ -193,7 +224,8 @@ func flagErrors(err error) error {
 	return errors.New(strings.Join(lines, "\n"))
 }
 
-func readFile(name string, stdin io.Reader, strategy string) ([]spec.Service, []string, error) {
+// readFile reads a service file; project names a Compose file's project.
+func readFile(name string, stdin io.Reader, strategy, project string) (*specfile.Result, error) {
 	var data []byte
 	var err error
 	dir := "."
@@ -204,11 +236,11 @@ func readFile(name string, stdin io.Reader, strategy string) ([]spec.Service, []
 		dir = filepath.Dir(name)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("-f %s: %w", name, err)
+		return nil, fmt.Errorf("-f %s: %w", name, err)
 	}
 	absDir, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	env := map[string]string{}
 	for _, kv := range os.Environ() {
@@ -216,14 +248,21 @@ func readFile(name string, stdin io.Reader, strategy string) ([]spec.Service, []
 			env[k] = v
 		}
 	}
-	r, err := specfile.Parse(name, data, absDir, env)
+	var opts []specfile.Option
+	if project != "" {
+		opts = append(opts, specfile.WithProject(project))
+	}
+	r, err := specfile.Parse(name, data, absDir, env, opts...)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
+	}
+	if project != "" && r.Format != specfile.Compose {
+		return nil, fmt.Errorf("--project-name: names a Compose file's project, and %s is a %s", name, r.Format)
 	}
 	for i := range r.Services {
 		if r.Services[i].Strategy == "" {
 			r.Services[i].Strategy = strategy
 		}
 	}
-	return r.Services, r.Networks, nil
+	return r, nil
 }

@@ -3,10 +3,15 @@ package commands
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	units "github.com/docker/go-units"
 
+	"github.com/docker-fleet/fleet/cliplugin/internal/deploy"
 	"github.com/docker-fleet/fleet/shared/api"
 )
 
@@ -32,4 +37,54 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// renderPlan is create --dry-run's plan, section by section.
+func renderPlan(out io.Writer, p *deploy.Plan) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	if p.Project != "" {
+		fmt.Fprintf(w, "PROJECT %s\n\n", p.Project)
+	}
+	if len(p.Builds) > 0 {
+		fmt.Fprintln(w, "BUILD\tIMAGE\tON\tCONTEXT\tDOCKERFILE")
+		for _, b := range p.Builds {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", b.Service, b.Image, b.Node, b.Context, b.Dockerfile)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(p.Images) > 0 {
+		fmt.Fprintln(w, "IMAGE\tNODE\tHOW")
+		for _, i := range p.Images {
+			how := i.Action
+			switch i.Action {
+			case deploy.ImageSend:
+				how += " from " + i.From
+			case deploy.ImagePull:
+				how += " (no node has it)"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\n", i.Image, i.Node, how)
+		}
+		fmt.Fprintln(w)
+	}
+	var waves []string
+	for _, wave := range p.Order {
+		waves = append(waves, strings.Join(wave, ", "))
+	}
+	fmt.Fprintf(w, "ORDER\t%s\n\n", strings.Join(waves, "; then "))
+	fmt.Fprintln(w, "REPLICA\tNODE\tCPUS\tMEMORY\tAFTER")
+	for _, r := range p.Replicas {
+		cpus := "-"
+		if r.Cores > 0 {
+			cpus = strconv.Itoa(r.Cores)
+		} else if r.Cpuset != "" {
+			cpus = "cpuset " + r.Cpuset
+		}
+		var after []string
+		for _, dep := range slices.Sorted(maps.Keys(r.After)) {
+			after = append(after, dep+" "+strings.TrimPrefix(r.After[dep], "service_"))
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Node, cpus, memoryString(r.Memory), dash(strings.Join(after, ", ")))
+	}
+	fmt.Fprintln(w, "\n(dry run: nothing was built, sent, stored or created)")
+	return w.Flush()
 }

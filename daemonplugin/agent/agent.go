@@ -30,6 +30,7 @@ import (
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/cpuset"
 	"github.com/docker-fleet/fleet/shared/labels"
+	"github.com/docker-fleet/fleet/shared/spec"
 	"github.com/docker-fleet/fleet/shared/version"
 )
 
@@ -79,7 +80,8 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	wl := &workloads.Manager{Node: cfg.Node, Engine: engine, Cores: func() (cpuset.Set, error) { return metrics.Cores(cfg.Proc) }}
+	wl := &workloads.Manager{Node: cfg.Node, Engine: engine, Cores: func() (cpuset.Set, error) { return metrics.Cores(cfg.Proc) },
+		FilesDir: cfg.FilesDir}
 	a := &Agent{
 		cfg:       cfg,
 		engine:    engine,
@@ -164,7 +166,7 @@ func (a *Agent) Handler() http.Handler {
 		"GET " + api.PathInfo:        getJSON(a.Info),
 		"GET " + api.PathMetrics:     getJSON(a.Metrics),
 		"GET " + api.PathLedger:      getJSON(wl.Ledger),
-		"POST " + api.PathContainers: postJSON(wl.Create),
+		"POST " + api.PathContainers: postJSONUpTo(maxCreateBody, wl.Create),
 		"POST " + api.PathFence:      postJSON(wl.Fence),
 		"GET " + api.PathContainer + "{name}": func(w http.ResponseWriter, r *http.Request) {
 			v, err := wl.Detail(r.Context(), r.PathValue("name"))
@@ -225,11 +227,16 @@ func (a *Agent) Handler() http.Handler {
 	return mux
 }
 
-// maxBody bounds a JSON request body and maxHeader the request headers
-// (the receive header carries a container's configuration).
+// maxBody bounds a JSON request body, maxCreateBody a create's (which
+// carries the contents of the replica's secrets and configs), and
+// maxHeader the request headers (the receive header carries a container's
+// configuration, and its secrets and configs). Those contents, of
+// spec.MaxFilesBytes at most, take less than twice that as base64 in
+// JSON, even base64'd again in a header.
 const (
-	maxBody   = 64 << 10
-	maxHeader = 256 << 10
+	maxBody       = 64 << 10
+	maxCreateBody = maxBody + 2*spec.MaxFilesBytes
+	maxHeader     = 256<<10 + 2*spec.MaxFilesBytes
 )
 
 // getJSON serves what fn returns as JSON, or its error as an api.Error.
@@ -242,9 +249,14 @@ func getJSON[T any](fn func(context.Context) (T, error)) http.HandlerFunc {
 
 // postJSON decodes the request body for fn and serves its answer.
 func postJSON[Req, Resp any](fn func(context.Context, Req) (Resp, error)) http.HandlerFunc {
+	return postJSONUpTo(maxBody, fn)
+}
+
+// postJSONUpTo is postJSON for a body of up to limit bytes.
+func postJSONUpTo[Req, Resp any](limit int64, fn func(context.Context, Req) (Resp, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req Req
-		if err := decode(w, r, &req); err != nil {
+		if err := decodeUpTo(w, r, &req, limit); err != nil {
 			return
 		}
 		v, err := fn(r.Context(), req)
@@ -253,7 +265,11 @@ func postJSON[Req, Resp any](fn func(context.Context, Req) (Resp, error)) http.H
 }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	return decodeUpTo(w, r, v, maxBody)
+}
+
+func decodeUpTo(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err != nil {

@@ -30,6 +30,10 @@ type Config struct {
 	// StandbyDir keeps the checkpoints of other nodes' containers this
 	// node is the standby of: in the engine's data root, like the journal.
 	StandbyDir string
+	// FilesDir keeps the secrets and configs of the node's containers: in
+	// the engine's data root too, at DATA_ROOT/fleet/secrets, where the
+	// engine finds them to mount (workloads.Manager.FilesDir).
+	FilesDir string
 	// EngineHost is the node engine's API, through the plugin's "sock" mount.
 	EngineHost string
 	// Proc is the host's procfs (the plugin shares the host's pid namespace).
@@ -50,6 +54,7 @@ func ConfigFromEnv() (Config, error) {
 		StateDir:    "/state",
 		JournalDir:  "/host/data-root/fleet/migrations",
 		StandbyDir:  "/host/data-root/fleet/standby",
+		FilesDir:    "/host/data-root/fleet/secrets",
 		EngineHost:  "unix:///run/host/docker.sock",
 		Proc:        "/proc",
 		CRIUPath:    "/bin/criu",

@@ -115,17 +115,15 @@ func (s *Store) pull(ctx context.Context, ref string, bound time.Duration) error
 	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	rc, err := s.Engine.ImagePull(ctx, ref, client.ImagePullOptions{})
-	if err != nil {
-		return err
+	if err == nil {
+		err = rc.Wait(ctx)
+		rc.Close()
 	}
-	defer rc.Close()
-	if err := rc.Wait(ctx); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("no answer from its registry within %s", bound)
-		}
-		return err
+	if err != nil && ctx.Err() != nil {
+		// Not the engine's URL, which says nothing to the user.
+		return fmt.Errorf("no answer from its registry within %s", bound)
 	}
-	return nil
+	return err
 }
 
 // Expect records an image an operator announced: this ID, under this

@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/docker-fleet/fleet/shared/api"
 )
 
 // Role is a node's side of a migration.
@@ -85,6 +87,17 @@ type SourceRecord struct {
 	// Restart is the container's own restart policy, held at "no" during
 	// the migration and given back if it runs here again.
 	Restart *RestartPolicy `json:"restart,omitempty"`
+	// Extra are its endpoints on other networks than the fleet's, freed
+	// with its fleet address and reconnected before a thaw.
+	Extra []api.Endpoint `json:"extra,omitempty"`
+	// FilesDir holds its secrets and configs (host path), removed with it.
+	FilesDir string `json:"filesDir,omitempty"`
+}
+
+// Endpoints are the container's endpoints: on the fleet network first,
+// then the others.
+func (r SourceRecord) Endpoints() []api.Endpoint {
+	return append([]api.Endpoint{{Network: r.Network, IP: r.IP, Aliases: r.Aliases}}, r.Extra...)
 }
 
 // RestartPolicy is an engine restart policy (docker's name and the
@@ -100,6 +113,8 @@ type DestRecord struct {
 	HolderID string   `json:"holderID,omitempty"`
 	Volumes  []string `json:"volumes,omitempty"` // made for the twin
 	Dirs     []string `json:"dirs,omitempty"`
+	// FilesDir holds the twin's secrets and configs (host path).
+	FilesDir string `json:"filesDir,omitempty"`
 }
 
 var idPattern = regexp.MustCompile(`^[a-z0-9]{8,40}$`)

@@ -274,7 +274,7 @@ func (m *Migrator) snapshot(ctx context.Context, name string) (snap, error) {
 		return snap{}, fmt.Errorf("%s lives in a network holder (it came from a Docker ≥ 26 engine): background checkpoints of such a container are not supported", name)
 	}
 	id := newCheckpointID()
-	hdr, err := m.header(c, carrier, id)
+	hdr, _, err := m.header(ctx, c, carrier, id)
 	if err != nil {
 		return snap{}, err
 	}

@@ -143,7 +143,7 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 	if err != nil {
 		return api.ReceiveResult{}, err
 	}
-	if err := checkReceiveHeader(e, h); err != nil {
+	if err := checkReceiveHeader(e, h, m.joinable(ctx, h.Network)); err != nil {
 		return api.ReceiveResult{}, err
 	}
 	if e.limit == 0 {
@@ -198,6 +198,9 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 	if err := m.restore(ctx, twin.ID, h.Name, h.ImagesDir, imgDir); err != nil {
 		return api.ReceiveResult{}, fmt.Errorf("restoring %s on %s: %w", h.Name, m.Node, err)
 	}
+	if err := m.restoreSysctls(ctx, twin.ID); err != nil {
+		return api.ReceiveResult{}, fmt.Errorf("restoring %s on %s: %w", h.Name, m.Node, err)
+	}
 	restoreTime := time.Since(t1).Seconds()
 	if !h.ImagesDir {
 		// The engine's checkpoint brings no lock of the agent's along: a
@@ -239,7 +242,7 @@ func (m *Migrator) createTwin(ctx context.Context, e expected, h api.ReceiveHead
 		_ = m.Journal.Remove(h.ID)
 		return nil, err
 	}
-	rec.TwinID, rec.HolderID, rec.Volumes = twin.ID, twin.HolderID, twin.CreatedVolumes
+	rec.TwinID, rec.HolderID, rec.Volumes, rec.FilesDir = twin.ID, twin.HolderID, twin.CreatedVolumes, twin.FilesDir
 	if err := m.Journal.Put(entry); err != nil {
 		m.Workloads.RemoveTwin(context.WithoutCancel(ctx), twin)
 		_ = m.Journal.Remove(h.ID)
@@ -377,7 +380,7 @@ func (m *Migrator) settleDest(ctx context.Context, e journal.Entry, commit bool)
 		log.Printf("migration %s of %s from %s: committed, fence lifted", e.ID, e.Container, e.Peer)
 	} else {
 		m.dropHold(e.ID)
-		m.Workloads.RemoveTwin(ctx, &workloads.Twin{ID: rec.TwinID, HolderID: rec.HolderID, CreatedVolumes: rec.Volumes})
+		m.Workloads.RemoveTwin(ctx, &workloads.Twin{ID: rec.TwinID, HolderID: rec.HolderID, CreatedVolumes: rec.Volumes, FilesDir: rec.FilesDir})
 		if err := m.Workloads.RemoveMigration(ctx, e.ID); err != nil {
 			return fmt.Errorf("removing the copy of %s on %s: %w", e.Container, m.Node, err)
 		}

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"path"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -26,6 +28,8 @@ const maxExpected = 64
 var (
 	migrationID = regexp.MustCompile(`^[a-z0-9]{8,40}$`)
 	volumeName  = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+	networkName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+	aliasName   = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
 )
 
 // expected is an announced migration and what the destination learnt of it.
@@ -126,8 +130,11 @@ func checkPrepare(e expected, req api.PrepareRequest) error {
 
 // checkReceiveHeader refuses a receive header that would make the twin anything
 // but the announced container: a migration carries named volumes, its
-// configuration, ports, IP and limits, and nothing that reaches the host.
-func checkReceiveHeader(e expected, h api.ReceiveHeader) error {
+// configuration, ports, IP and limits, its endpoints on networks that
+// joinable allows (attachable overlay networks of the swarm), its secrets
+// and configs within bounds at their targets, and nothing that reaches the
+// host.
+func checkReceiveHeader(e expected, h api.ReceiveHeader, joinable func(network string) error) error {
 	if err := checkPrepare(e, api.PrepareRequest{Name: h.Name, Cores: h.Cores, Memory: h.Memory}); err != nil {
 		return err
 	}
@@ -155,7 +162,55 @@ func checkReceiveHeader(e expected, h api.ReceiveHeader) error {
 		}
 		seen[v.Name+":"+v.Target] = true
 	}
+	if err := api.CheckFiles(h.Files); err != nil {
+		return refuseHeader("%v", err)
+	}
+	for _, f := range h.Files {
+		for _, v := range h.Volumes {
+			if v.Target == f.Target {
+				return refuseHeader("%s %s and volume %s share the target %s", f.Kind, f.Name, v.Name, f.Target)
+			}
+		}
+	}
+	return checkExtra(h, joinable)
+}
+
+// maxExtra bounds a container's networks besides the fleet's.
+const maxExtra = 16
+
+// checkExtra refuses extra endpoints that are not one address on each of
+// a few networks a fleet container may join.
+func checkExtra(h api.ReceiveHeader, joinable func(network string) error) error {
+	if len(h.Extra) > maxExtra {
+		return refuseHeader("%d networks besides the fleet's: at most %d", len(h.Extra), maxExtra)
+	}
+	seen := map[string]bool{}
+	for _, ep := range h.Extra {
+		ip, err := netip.ParseAddr(ep.IP)
+		switch {
+		case !networkName.MatchString(ep.Network):
+			return refuseHeader("network %q is not a network name", ep.Network)
+		case seen[ep.Network]:
+			return refuseHeader("network %s is listed twice", ep.Network)
+		case err != nil || !ip.Is4():
+			return refuseHeader("network %s: address %q is not an IPv4 address", ep.Network, ep.IP)
+		case slices.ContainsFunc(ep.Aliases, func(a string) bool { return !aliasName.MatchString(a) }):
+			return refuseHeader("network %s: aliases %q", ep.Network, ep.Aliases)
+		}
+		seen[ep.Network] = true
+		if err := joinable(ep.Network); errdefs.IsPermissionDenied(err) {
+			return refuseHeader("%v", err)
+		} else if err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// joinable is the rule of the networks a twin may join besides its fleet
+// network fleetNet, as this node's engine knows them.
+func (m *Migrator) joinable(ctx context.Context, fleetNet string) func(string) error {
+	return func(network string) error { return m.Workloads.JoinableNetwork(ctx, network, fleetNet) }
 }
 
 // DecodeReceiveHeader reads a receive header strictly: a field this

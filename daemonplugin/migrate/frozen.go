@@ -217,6 +217,7 @@ func (f *engineFrozen) resume(ctx context.Context) error {
 	if err := f.m.restore(ctx, f.id, f.name, false, ""); err != nil {
 		return err
 	}
+	f.m.resumeSysctls(ctx, f.id, f.name)
 	_, _ = f.m.Engine.CheckpointRemove(ctx, f.id, client.CheckpointRemoveOptions{CheckpointID: checkpointName})
 	return nil
 }
@@ -224,30 +225,42 @@ func (f *engineFrozen) resume(ctx context.Context) error {
 func (f *engineFrozen) end(context.Context) {}
 
 // undo makes a migration that failed after the freeze as if it had not
-// happened: the container's endpoint back on the carrier (the container or
-// its holder), the container running again. The destination may hold the
-// address a while (until it learns the abort): undo tries for up to wait.
+// happened: the container's endpoints back on the carrier (the container
+// or its holder), the container running again. The destination may hold
+// the addresses a while (until it learns the abort): undo tries for up to
+// wait.
 func (m *Migrator) undo(ctx context.Context, f frozen, rec journal.SourceRecord, wait time.Duration) error {
-	ip, err := netip.ParseAddr(rec.IP)
-	if err != nil {
-		return fmt.Errorf("journal: address %q: %w", rec.IP, err)
-	}
 	deadline := time.Now().Add(wait)
-	for !m.connected(ctx, rec.CarrierID, rec.Network) {
-		_, err := m.Engine.NetworkConnect(ctx, rec.Network, client.NetworkConnectOptions{Container: rec.CarrierID,
-			EndpointConfig: workloads.Endpoint(ip, rec.Aliases)})
-		if err == nil {
-			break
+	for _, ep := range rec.Endpoints() {
+		if err := m.reconnect(ctx, rec.CarrierID, ep, deadline); err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("reconnecting to %s with %s: %w", rec.Network, rec.IP, err)
-		}
-		time.Sleep(500 * time.Millisecond)
 	}
 	if err := f.resume(ctx); err != nil {
 		return err
 	}
 	return m.giveBackRestart(ctx, rec)
+}
+
+// reconnect gives the carrier its endpoint back, trying until deadline
+// while the address is not free yet.
+func (m *Migrator) reconnect(ctx context.Context, carrierID string, ep api.Endpoint, deadline time.Time) error {
+	ip, err := netip.ParseAddr(ep.IP)
+	if err != nil {
+		return fmt.Errorf("journal: address %q: %w", ep.IP, err)
+	}
+	for !m.connected(ctx, carrierID, ep.Network) {
+		_, err := m.Engine.NetworkConnect(ctx, ep.Network, client.NetworkConnectOptions{Container: carrierID,
+			EndpointConfig: workloads.Endpoint(ip, ep.Aliases)})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("reconnecting to %s with %s: %w", ep.Network, ep.IP, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return nil
 }
 
 // connected says whether container id has an endpoint on network.

@@ -72,7 +72,12 @@ func refusePrecheck(name, node string, problems []string) error {
 // precheck lists what stops the container's checkpoint, in a user's words.
 func (m *Migrator) precheck(ctx context.Context, c container.InspectResponse) []string {
 	var out []string
-	for _, mp := range c.Mounts {
+	// Its secrets and configs are the fleet's bind mounts, which move.
+	_, _, mounts, err := m.Workloads.FileMounts(ctx, c.Mounts)
+	if err != nil {
+		out = append(out, err.Error())
+	}
+	for _, mp := range mounts {
 		if mp.Type == mount.TypeBind {
 			out = append(out, fmt.Sprintf("it bind-mounts %s from its host, which cannot move with it: use a named volume", mp.Source))
 		}

@@ -237,6 +237,7 @@ func (f *imagesFrozen) resume(ctx context.Context) error {
 	if err := f.m.restore(ctx, f.id, f.name, true, f.images); err != nil {
 		return err
 	}
+	f.m.resumeSysctls(ctx, f.id, f.name)
 	// The dump was made with the network locked, and brought the lock along.
 	if pid := f.m.fencedPid(ctx, f.id, ""); pid != 0 {
 		return unlockNetwork(ctx, pid)

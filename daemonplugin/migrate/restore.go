@@ -3,11 +3,13 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"log"
 	"os"
 	"path/filepath"
 
 	"github.com/moby/moby/client"
 
+	"github.com/docker-fleet/fleet/daemonplugin/workloads"
 	"github.com/docker-fleet/fleet/shared/api"
 )
 
@@ -34,12 +36,35 @@ func (m *Migrator) restore(ctx context.Context, id, name string, fast bool, imgD
 		extra = append(extra, "images-dir "+imgDir)
 	}
 	return withCRIULock(m.HostRoot, extra, func() error {
-		_, err := m.Engine.ContainerStart(ctx, id, client.ContainerStartOptions{CheckpointID: checkpointName})
+		// An extra network has no anchor to keep it set up on this node.
+		err := workloads.Start(ctx, m.Engine, id, client.ContainerStartOptions{CheckpointID: checkpointName})
 		if err != nil {
 			return fmt.Errorf("restore: %s", m.failure(err, "restore", name))
 		}
 		return nil
 	})
+}
+
+// restoreSysctls gives a restored container its network sysctls, which
+// the restore does not (workloads.SetNetSysctls).
+func (m *Migrator) restoreSysctls(ctx context.Context, id string) error {
+	res, err := m.Engine.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return err
+	}
+	c := res.Container
+	if c.HostConfig == nil || c.State == nil || c.State.Pid == 0 {
+		return nil
+	}
+	return workloads.SetNetSysctls(m.host("/proc/sys"), c.State.Pid, c.HostConfig.Sysctls)
+}
+
+// resumeSysctls is restoreSysctls for a copy resumed here: it runs, so a
+// failure is told, not undone.
+func (m *Migrator) resumeSysctls(ctx context.Context, id, name string) {
+	if err := m.restoreSysctls(ctx, id); err != nil {
+		log.Printf("%s runs again on %s without its network sysctls: %v", name, m.Node, err)
+	}
 }
 
 // checkpointDir is where, through the host root, the engine keeps the

@@ -3,8 +3,10 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
 	"github.com/docker-fleet/fleet/daemonplugin/journal"
@@ -39,6 +42,9 @@ type outgoing struct {
 
 	start, frozenAt time.Time
 	phases          api.Phases // from frozenAt
+
+	// filesDir holds the container's secrets and configs here.
+	filesDir string
 }
 
 // since is the time from the freeze to now, in seconds.
@@ -130,7 +136,7 @@ func (m *Migrator) plan(ctx context.Context, req api.MigrateRequest, emit func(a
 	if o.carrier, err = m.Workloads.Carrier(ctx, o.c); err != nil {
 		return nil, err
 	}
-	if o.hdr, err = m.header(o.c, o.carrier, req.ID); err != nil {
+	if o.hdr, o.filesDir, err = m.header(ctx, o.c, o.carrier, req.ID); err != nil {
 		return nil, err
 	}
 	if o.peer, err = m.Peer(req.To, req.ToAddr); err != nil {
@@ -198,7 +204,7 @@ func (m *Migrator) prepare(ctx context.Context, o *outgoing) error {
 	if o.prep, err = o.peer.Prepare(ctx, o.req.ID, prepReq); err != nil {
 		return fmt.Errorf("destination %s: %w", o.req.To, err)
 	}
-	if opts := workloads.CarriedOptions(o.c.HostConfig); len(opts) > 0 && o.prep.API < 4 {
+	if opts := newIn4(o); len(opts) > 0 && o.prep.API < 4 {
 		return workloads.Refuse(errdefs.ErrFailedPrecondition, "%s cannot migrate to %s, it keeps running on %s untouched: %s's agent is older than API 4 and would drop its %s; upgrade it with docker fleet init",
 			o.hdr.Name, o.req.To, m.Node, o.req.To, strings.Join(opts, ", "))
 	}
@@ -213,6 +219,19 @@ func (m *Migrator) prepare(ctx context.Context, o *outgoing) error {
 	}
 	o.hdr.ImagesDir = o.cp.fast()
 	return nil
+}
+
+// newIn4 names what the container has that an agent older than API 4
+// would drop: its container options, extra networks, secrets and configs.
+func newIn4(o *outgoing) []string {
+	opts := workloads.CarriedOptions(o.c.HostConfig)
+	for _, ep := range o.hdr.Extra {
+		opts = append(opts, "network "+ep.Network)
+	}
+	for _, f := range o.hdr.Files {
+		opts = append(opts, f.Kind+" "+f.Name)
+	}
+	return opts
 }
 
 // freeze journals the migration, then checkpoints the container leaving it
@@ -247,8 +266,11 @@ func (m *Migrator) freeze(ctx context.Context, o *outgoing) error {
 	if err := m.fault(ctx, "source:frozen"); err != nil {
 		return m.abort(ctx, o, err)
 	}
-	// Free the overlay IP for the twin (the frozen endpoint would hold it).
-	_, _ = m.Engine.NetworkDisconnect(ctx, o.hdr.Network, client.NetworkDisconnectOptions{Container: o.carrier.ID, Force: true})
+	// Free the overlay IPs for the twin (the frozen endpoints would hold
+	// them).
+	for _, ep := range o.hdr.Endpoints() {
+		_, _ = m.Engine.NetworkDisconnect(ctx, ep.Network, client.NetworkDisconnectOptions{Container: o.carrier.ID, Force: true})
+	}
 	return nil
 }
 
@@ -256,7 +278,7 @@ func (m *Migrator) freeze(ctx context.Context, o *outgoing) error {
 func (m *Migrator) sourceRecord(o *outgoing) journal.SourceRecord {
 	rec := journal.SourceRecord{ContainerID: o.c.ID, CarrierID: o.carrier.ID, Pid: o.c.State.Pid,
 		Network: o.hdr.Network, IP: o.hdr.IP, Aliases: o.hdr.Aliases, Dirs: []string{o.imgDir, o.imgDir + "-work"},
-		Restart: restartToHold(o.c)}
+		Restart: restartToHold(o.c), Extra: o.hdr.Extra, FilesDir: o.filesDir}
 	if r, ok := o.cp.(runcCheckpointer); ok {
 		rec.RuncRoot = r.t.Root
 	}
@@ -364,7 +386,8 @@ func (m *Migrator) finish(ctx context.Context, o *outgoing, told bool) {
 
 // endSource ends a committed migration's copy here: the frozen container
 // killed, it and its holder removed, the volumes it took along removed
-// unless another container here uses them.
+// unless another container here uses them, its secrets and configs
+// removed.
 func (m *Migrator) endSource(ctx context.Context, f frozen, rec journal.SourceRecord) error {
 	f.end(ctx)
 	for _, id := range []string{rec.ContainerID, rec.CarrierID} {
@@ -376,6 +399,7 @@ func (m *Migrator) endSource(ctx context.Context, f frozen, rec journal.SourceRe
 		// Not forced: a volume another container here still uses stays.
 		_, _ = m.Engine.VolumeRemove(ctx, v, client.VolumeRemoveOptions{})
 	}
+	m.Workloads.RemoveFiles(ctx, rec.FilesDir)
 	m.removeDirs(rec.Dirs...)
 	return nil
 }
@@ -409,15 +433,17 @@ func (m *Migrator) removeDirs(dirs ...string) {
 }
 
 // header describes the container for its twin; carrier is the container
-// whose endpoint carries its network (itself, or its holder).
-func (m *Migrator) header(c, carrier container.InspectResponse, id string) (api.ReceiveHeader, error) {
+// whose endpoints carry its network (itself, or its holder). filesDir is
+// where its secrets and configs are here ("" without): they go in the
+// header, the fleet's only bind mounts that move.
+func (m *Migrator) header(ctx context.Context, c, carrier container.InspectResponse, id string) (h api.ReceiveHeader, filesDir string, err error) {
 	name := strings.TrimPrefix(c.Name, "/")
 	net := c.Config.Labels[labels.NetworkName]
 	ep, ok := carrier.NetworkSettings.Networks[net]
 	if !ok || ep == nil || !ep.IPAddress.IsValid() {
-		return api.ReceiveHeader{}, fmt.Errorf("%s is not on the fleet network %q", name, net)
+		return api.ReceiveHeader{}, "", fmt.Errorf("%s is not on the fleet network %q", name, net)
 	}
-	h := api.ReceiveHeader{
+	h = api.ReceiveHeader{
 		ID: id, Name: name, From: m.Node, Checkpoint: checkpointName,
 		Config: *c.Config, Network: net, IP: ep.IPAddress.String(), Ports: carrier.HostConfig.PortBindings,
 		Memory: c.HostConfig.Memory, MemorySwap: c.HostConfig.MemorySwap, HostConfig: c.HostConfig,
@@ -425,25 +451,56 @@ func (m *Migrator) header(c, carrier container.InspectResponse, id string) (api.
 	// What a holder carries for the container.
 	h.Config.Hostname, h.Config.Domainname = carrier.Config.Hostname, carrier.Config.Domainname
 	h.Config.ExposedPorts = carrier.Config.ExposedPorts
-	short := carrier.ID[:12]
-	for _, a := range ep.Aliases {
-		if a != short {
-			h.Aliases = append(h.Aliases, a)
-		}
+	h.Aliases = ownAliases(ep, carrier.ID)
+	if h.Extra, err = extraEndpoints(carrier, net); err != nil {
+		return h, "", fmt.Errorf("%s: %w", name, err)
 	}
 	if c.Config.Labels[labels.Exclusive] == "true" {
 		set, _ := cpuset.Parse(c.HostConfig.CpusetCpus)
 		h.Cores = len(set)
 	}
-	for _, mp := range c.Mounts {
+	var rest []container.MountPoint
+	if h.Files, filesDir, rest, err = m.Workloads.FileMounts(ctx, c.Mounts); err != nil {
+		return h, "", fmt.Errorf("%s: %w", name, err)
+	}
+	for _, mp := range rest {
 		switch mp.Type {
 		case mount.TypeVolume:
 			h.Volumes = append(h.Volumes, api.VolumeMount{Name: mp.Name, Target: mp.Destination, ReadOnly: !mp.RW})
 		case mount.TypeBind:
-			return h, fmt.Errorf("%s bind-mounts %s from its host, which cannot move with it: use a named volume", name, mp.Source)
+			return h, "", fmt.Errorf("%s bind-mounts %s from its host, which cannot move with it: use a named volume", name, mp.Source)
 		}
 	}
-	return h, nil
+	return h, filesDir, nil
+}
+
+// ownAliases are an endpoint's aliases but the one the engine adds itself
+// (the carrier's short ID), which the twin gets anew.
+func ownAliases(ep *network.EndpointSettings, carrierID string) []string {
+	var out []string
+	for _, a := range ep.Aliases {
+		if a != carrierID[:12] {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// extraEndpoints are the carrier's endpoints on networks other than the
+// fleet network net, in the order of their names.
+func extraEndpoints(carrier container.InspectResponse, net string) ([]api.Endpoint, error) {
+	var out []api.Endpoint
+	for _, name := range slices.Sorted(maps.Keys(carrier.NetworkSettings.Networks)) {
+		ep := carrier.NetworkSettings.Networks[name]
+		if name == net || ep == nil {
+			continue
+		}
+		if !ep.IPAddress.IsValid() {
+			return nil, fmt.Errorf("it has no address on network %s", name)
+		}
+		out = append(out, api.Endpoint{Network: name, IP: ep.IPAddress.String(), Aliases: ownAliases(ep, carrier.ID)})
+	}
+	return out, nil
 }
 
 func (m *Migrator) sendImage(ctx context.Context, peer *agentclient.Client, migration, image string) error {

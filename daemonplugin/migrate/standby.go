@@ -121,7 +121,7 @@ func (m *Migrator) StandbyReceive(ctx context.Context, from string, h api.Receiv
 		return refuseHeader("bad checkpoint id %q", h.ID)
 	}
 	ann := expected{Expectation: api.Expectation{ID: h.ID, From: from, Container: e.Container, Network: e.Network, Cores: e.Cores, Memory: e.Memory}}
-	if err := checkReceiveHeader(ann, h); err != nil {
+	if err := checkReceiveHeader(ann, h, m.joinable(ctx, h.Network)); err != nil {
 		return err
 	}
 	if !h.ImagesDir {
@@ -356,6 +356,9 @@ func (m *Migrator) restoreStandby(ctx context.Context, h api.ReceiveHeader, meta
 		return api.FleetContainer{}, err
 	}
 	if err := m.restore(ctx, twin.ID, h.Name, true, imgDir, "tcp-close"); err != nil {
+		return api.FleetContainer{}, fmt.Errorf("restoring %s on %s: %w", h.Name, m.Node, err)
+	}
+	if err := m.restoreSysctls(ctx, twin.ID); err != nil {
 		return api.FleetContainer{}, fmt.Errorf("restoring %s on %s: %w", h.Name, m.Node, err)
 	}
 	return api.FleetContainer{ID: twin.ID, Name: h.Name, Node: m.Node, Cpuset: twin.Cpuset, IP: h.IP, State: "running",

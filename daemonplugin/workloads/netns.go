@@ -44,7 +44,8 @@ func IsHolder(c container.InspectResponse) bool {
 
 // createHolder creates and starts the holder of a migration's twin with the
 // source's published ports and hostname, has lock lock its namespace, and
-// only then gives it the source's address and aliases: a peer's packet
+// only then gives it the source's addresses and aliases (on the fleet
+// network and the extra ones): a peer's packet
 // never meets the namespace unlocked before the sockets are back. It returns
 // the holder inspected. Callers hold m.mu.
 func (m *Manager) createHolder(ctx context.Context, h api.ReceiveHeader, ip netip.Addr, lock func(pid int) error) (container.InspectResponse, error) {
@@ -90,6 +91,9 @@ func (m *Manager) createHolder(ctx context.Context, h api.ReceiveHeader, ip neti
 		EndpointConfig: Endpoint(ip, h.Aliases)}); err != nil {
 		return fail("addressing", err)
 	}
+	if err := m.joinNetworks(ctx, created.ID, h.Extra); err != nil {
+		return fail("addressing", err)
+	}
 	return res.Container, nil
 }
 
@@ -106,8 +110,8 @@ func endpointConfig(net string, ip netip.Addr, aliases []string) *network.Networ
 	return &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{net: Endpoint(ip, aliases)}}
 }
 
-// Endpoint is a fleet container's endpoint on the fleet network: its fixed
-// address and its aliases.
+// Endpoint is a fleet container's endpoint on a network (the fleet
+// network, or an extra one): its fixed address and its aliases.
 func Endpoint(ip netip.Addr, aliases []string) *network.EndpointSettings {
 	return &network.EndpointSettings{IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: ip}, Aliases: aliases}
 }

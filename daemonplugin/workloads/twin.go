@@ -56,11 +56,16 @@ type Twin struct {
 	// it was made with one.
 	HolderID  string
 	HolderPid int
+	// FilesDir holds its secrets and configs, as the engine sees it
+	// ("" without).
+	FilesDir string
 }
 
 // CreateTwin creates the destination container of a migration under the
 // ledger lock: as many exclusive cores as the source had (the cpuset may
-// differ), the same memory limit, configuration, IP and aliases. With
+// differ), the same memory limit, configuration, IP and aliases, extra
+// networks (joined with their addresses before the restore), secrets and
+// configs. With
 // lockHolder, a running network holder, its namespace locked by lockHolder
 // before the address moves in, carries the IP, aliases, ports and hostname,
 // and the twin joins its namespace.
@@ -125,6 +130,10 @@ func (m *Manager) CreateTwin(ctx context.Context, h api.ReceiveHeader, lockHolde
 	host.CpusetCpus = twin.Cpuset
 	host.Memory = h.Memory
 	host.MemorySwap = h.MemorySwap
+	if twin.FilesDir, err = m.mountFiles(ctx, host, h.Name, h.Files); err != nil {
+		m.RemoveTwin(context.WithoutCancel(ctx), twin)
+		return nil, fmt.Errorf("node %s: %w", m.Node, err)
+	}
 	netcfg := endpointConfig(h.Network, ip, h.Aliases)
 	if lockHolder != nil {
 		hc, err := m.createHolder(ctx, h, ip, lockHolder)
@@ -147,6 +156,13 @@ func (m *Manager) CreateTwin(ctx context.Context, h api.ReceiveHeader, lockHolde
 		return nil, fmt.Errorf("creating %s on %s: %w", h.Name, m.Node, err)
 	}
 	twin.ID = created.ID
+	// A holder carries the extra endpoints too.
+	if twin.HolderID == "" {
+		if err := m.joinNetworks(ctx, created.ID, h.Extra); err != nil {
+			m.RemoveTwin(context.WithoutCancel(ctx), twin)
+			return nil, fmt.Errorf("node %s: %s: %w", m.Node, h.Name, err)
+		}
+	}
 	res, err := m.Engine.ContainerInspect(ctx, created.ID, client.ContainerInspectOptions{})
 	if err != nil {
 		m.RemoveTwin(context.WithoutCancel(ctx), twin)
@@ -190,14 +206,15 @@ func withLabel(l map[string]string, k, v string) map[string]string {
 	return out
 }
 
-// RemoveTwin undoes CreateTwin: the container, its holder and the volumes
-// it created.
+// RemoveTwin undoes CreateTwin: the container, its holder, the volumes
+// it created and its files.
 func (m *Manager) RemoveTwin(ctx context.Context, t *Twin) {
 	for _, id := range []string{t.ID, t.HolderID} {
 		if id != "" {
 			_, _ = m.Engine.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
 		}
 	}
+	m.RemoveFiles(ctx, t.FilesDir)
 	for _, v := range t.CreatedVolumes {
 		_, _ = m.Engine.VolumeRemove(ctx, v, client.VolumeRemoveOptions{Force: true})
 	}
@@ -230,7 +247,8 @@ func (m *Manager) RemoveMigration(ctx context.Context, id string) error {
 }
 
 // CleanupIncoming removes twins that never ran: left by a migration that
-// broke off while this agent or its engine was down.
+// broke off while this agent or its engine was down; then the holders and
+// files whose containers are gone.
 func (m *Manager) CleanupIncoming(ctx context.Context) {
 	list, err := m.Engine.ContainerList(ctx, client.ContainerListOptions{All: true,
 		Filters: make(client.Filters).Add("label", migrationLabel).Add("status", "created")})
@@ -241,4 +259,5 @@ func (m *Manager) CleanupIncoming(ctx context.Context) {
 		_, _ = m.Engine.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
 	}
 	m.cleanupHolders(ctx)
+	m.cleanupFiles(ctx)
 }

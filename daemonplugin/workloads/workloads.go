@@ -51,6 +51,10 @@ type Manager struct {
 	// nodes' containers. Nil: none.
 	Checkpoint func(name, every string) *api.CheckpointStatus
 	Standbys   func() []api.StandbyCopy
+	// FilesDir is where the agent keeps its containers' secrets and
+	// configs: the engine's DATA_ROOT/fleet/secrets (files.go); empty:
+	// none.
+	FilesDir string
 
 	// mu is the ledger lock: every change of cores or memory happens under it.
 	mu sync.Mutex
@@ -184,24 +188,30 @@ func (m *Manager) Create(ctx context.Context, req api.CreateRequest) (api.FleetC
 	if err != nil {
 		return api.FleetContainer{}, Refuse(errdefs.ErrInvalidArgument, "%v", err)
 	}
-	created, err := m.createOnNetwork(ctx, opts, req.Network)
+	created, err := m.createAttached(ctx, opts, req)
 	if err != nil {
 		return api.FleetContainer{}, fmt.Errorf("creating %s on %s: %w", req.Name, m.Node, err)
 	}
 	if err := m.start(ctx, created.ID); err != nil {
-		_, _ = m.Engine.ContainerRemove(context.WithoutCancel(ctx), created.ID, client.ContainerRemoveOptions{Force: true})
+		m.removeMade(context.WithoutCancel(ctx), created.ID)
 		return api.FleetContainer{}, fmt.Errorf("starting %s on %s: %w", req.Name, m.Node, err)
 	}
 	return m.inspect(ctx, created.ID)
 }
 
-// start starts a container. The first containers attached to an overlay
-// network on a worker race the engine's setup of that network there ("network
-// … not found"); that passes within moments, so it is tried again.
+// start starts a container this agent made (Start).
 func (m *Manager) start(ctx context.Context, id string) error {
+	return Start(ctx, m.Engine, id, client.ContainerStartOptions{})
+}
+
+// Start starts a container (or restores it, given a checkpoint). The first
+// containers attached to an overlay network on a worker race the engine's
+// setup of that network there ("network … not found", before anything of
+// the container runs); that passes within moments, so it is tried again.
+func Start(ctx context.Context, engine client.APIClient, id string, opts client.ContainerStartOptions) error {
 	var err error
 	for attempt := 0; attempt < 10; attempt++ {
-		if _, err = m.Engine.ContainerStart(ctx, id, client.ContainerStartOptions{}); err == nil {
+		if _, err = engine.ContainerStart(ctx, id, opts); err == nil {
 			return nil
 		}
 		if !strings.Contains(err.Error(), "network") || !strings.Contains(err.Error(), "not found") {
@@ -254,6 +264,9 @@ func createOptions(req api.CreateRequest, cores cpuset.Set) (client.ContainerCre
 	if svc.CheckpointEvery != 0 {
 		lbl[labels.CheckpointEvery] = svc.CheckpointEvery.String()
 	}
+	if svc.Project != "" {
+		lbl[labels.Project] = svc.Project
+	}
 
 	cfg := &container.Config{
 		Image:        svc.Image,
@@ -294,7 +307,7 @@ func createOptions(req api.CreateRequest, cores cpuset.Set) (client.ContainerCre
 		Config:     cfg,
 		HostConfig: host,
 		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-			req.Network: {Aliases: []string{svc.Name, req.Name}},
+			req.Network: {Aliases: append([]string{svc.Name, req.Name}, svc.Aliases...)},
 		}},
 	}, nil
 }
@@ -313,6 +326,7 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 	if _, err := m.Engine.ContainerRemove(ctx, name, client.ContainerRemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("removing %s on %s: %w", name, m.Node, err)
 	}
+	m.removeFilesOf(ctx, c.Mounts)
 	return m.removeHolderOf(ctx, c)
 }
 

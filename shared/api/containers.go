@@ -36,6 +36,10 @@ type CreateRequest struct {
 	Replica int          `json:"replica"`
 	Network string       `json:"network"`
 	Service spec.Service `json:"service"`
+	// Files are the contents of the service's secrets and configs (create
+	// reads them on the CLI's machine); without them, the agent takes them
+	// from another replica of the service on its node.
+	Files []FileContent `json:"files,omitempty"`
 }
 
 // ResizeRequest changes a container's limits in place; nil fields stay.

@@ -270,12 +270,32 @@ type ReceiveHeader struct {
 	// workloads.CarryHostConfig) and nothing tied to the source host.
 	// Agents of API 4 and newer read it.
 	HostConfig *container.HostConfig `json:"hostConfig,omitempty"`
+	// Extra are its endpoints on networks other than the fleet's, which
+	// the twin joins with the same addresses and aliases (API 4).
+	Extra []Endpoint `json:"extra,omitempty"`
+	// Files are its secrets and configs with their content, which the
+	// twin's node writes and mounts at the same targets (API 4). They
+	// cross the network only here, inside the agents' mutual TLS.
+	Files []File `json:"files,omitempty"`
 	// ImagesDir says the checkpoint was made with runc directly: the
 	// destination keeps the images in tmpfs and restores with images-dir.
 	ImagesDir bool `json:"imagesDir,omitempty"`
 	// TakenAt, on a background checkpoint (warm relocation), is when the
 	// container was frozen for it, by its node's clock.
 	TakenAt time.Time `json:"takenAt,omitzero"`
+}
+
+// Endpoints are the container's endpoints: on the fleet network first,
+// then the others.
+func (h ReceiveHeader) Endpoints() []Endpoint {
+	return append([]Endpoint{{Network: h.Network, IP: h.IP, Aliases: h.Aliases}}, h.Extra...)
+}
+
+// Endpoint is a container's address and aliases on one network.
+type Endpoint struct {
+	Network string   `json:"network"`
+	IP      string   `json:"ip"`
+	Aliases []string `json:"aliases,omitempty"`
 }
 
 // VolumeMount is a named volume of a migrating container: the only kind of

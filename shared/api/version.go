@@ -15,7 +15,11 @@ import "strconv"
 //     FleetContainer.Checkpoint and Ledger.Standbys.
 //   - 3: upgrades that hand over: /v1/node/drain (PathDrain).
 //   - 4: container options (spec.Options) on create, carried by a
-//     migration (ReceiveHeader.HostConfig, PrepareResponse.API).
+//     migration (ReceiveHeader.HostConfig, PrepareResponse.API); extra
+//     networks, secrets and configs (spec.Attachments,
+//     CreateRequest.Files, ReceiveHeader.Extra and Files); images sent
+//     between nodes (PathImages…); Compose projects: spec.Service.Project
+//     (a container label), Aliases (container_name) and DependsOn.
 const latestAPI = 4
 
 // APIVersion is the protocol version this build speaks: latestAPI, unless

@@ -18,6 +18,8 @@ const (
 	// Service and Replica mark fleet containers.
 	Service = Prefix + ".service"
 	Replica = Prefix + ".replica"
+	// Project marks a fleet container with its service's Compose project.
+	Project = Prefix + ".project"
 	// Exclusive is "true" on a container whose cpuset the fleet holds for it.
 	Exclusive = Prefix + ".exclusive"
 	// NetworkName names the fleet network a container is attached to.

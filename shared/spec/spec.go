@@ -50,9 +50,23 @@ type Service struct {
 	// background at this interval and kept on a standby node, from which
 	// it is restored warm if its node dies (--checkpoint-every).
 	CheckpointEvery Duration `json:"checkpointEvery,omitempty"`
+	// Project is the Compose project the service belongs to (its file's
+	// name:, --project-name, or its folder's name); empty for a service
+	// made from flags. Its replicas carry it in a label.
+	Project string `json:"project,omitempty"`
+	// DependsOn maps each service that create must see ready before it
+	// makes this one's replicas to what ready means (DependsStarted,
+	// DependsHealthy).
+	DependsOn map[string]string `json:"dependsOn,omitempty"`
+	// Aliases are more names of the replica on the fleet network, besides
+	// SERVICE and SERVICE.N (Compose's container_name): for one replica
+	// only, or two would answer to the name.
+	Aliases []string `json:"aliases,omitempty"`
 	// Options are the plain container options (user, capabilities,
 	// restart policy, healthcheck, …).
 	Options
+	// Attachments are its extra networks, secrets and configs.
+	Attachments
 }
 
 // Checkpoint intervals the fleet takes: a checkpoint freezes the replica
@@ -105,6 +119,9 @@ type Volume struct {
 	Source   string `json:"source"`
 	Target   string `json:"target"`
 	ReadOnly bool   `json:"readOnly,omitempty"`
+	// External marks a volume Compose declares external: made and
+	// removed outside the project, so down -v leaves it.
+	External bool `json:"external,omitempty"`
 }
 
 func (v Volume) String() string {
@@ -129,6 +146,10 @@ var (
 	// letter or digit: refused here, in our words, rather than by swarm.
 	serviceName = regexp.MustCompile(`^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,36}[a-zA-Z0-9])?$`)
 	volumeName  = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+	// A project's name as compose-go normalizes it; an alias as Compose
+	// takes a container_name.
+	projectName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	aliasName   = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 )
 
 // Validate checks the definition; its errors name the field at fault with
@@ -183,7 +204,20 @@ func (s *Service) Validate() error {
 			bad("volumes", "%v", err)
 		}
 	}
+	if s.Project != "" && !projectName.MatchString(s.Project) {
+		bad("project", "%q is not a project name (lowercase letters, digits, '_' and '-', starting with a letter or digit)", s.Project)
+	}
+	errs = append(errs, s.validateDependsOn()...)
+	for _, a := range s.Aliases {
+		if !aliasName.MatchString(a) {
+			bad("aliases", "%q is not a container name (letters, digits, '_', '.' and '-', starting with a letter or digit)", a)
+		}
+	}
+	if len(s.Aliases) > 0 && s.Replicas > 1 {
+		bad("aliases", "only for a service of one replica, and it has %d: two replicas would answer to one name", s.Replicas)
+	}
 	errs = append(errs, s.Options.validate()...)
+	errs = append(errs, s.validateAttachments()...)
 	for _, e := range s.Env {
 		if k, _, _ := strings.Cut(e, "="); k == "" {
 			bad("environment", "%q has no variable name", e)

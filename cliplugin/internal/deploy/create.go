@@ -8,11 +8,13 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/containerd/errdefs"
 	units "github.com/docker/go-units"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
+	"github.com/docker-fleet/fleet/cliplugin/internal/specfile"
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/cpuset"
 	"github.com/docker-fleet/fleet/shared/scheduler"
@@ -23,10 +25,71 @@ import (
 // parallel bounds how many containers are created at once.
 const parallel = 8
 
+// CreateOptions are what a create asks for besides its services.
+type CreateOptions struct {
+	// Builds are images to build with the manager's engine before
+	// anything is made (Compose's build).
+	Builds []specfile.Build
+	// WaitTimeout bounds each wait for the services a wave depends on
+	// (0: DefaultWaitTimeout).
+	WaitTimeout time.Duration
+	// Networks are a Compose file's networks, made (or found) before
+	// anything else; Files the contents of its secrets and configs, which
+	// go to the agents of the replicas that mount them (networks.go).
+	Networks []spec.Network
+	Files    []api.FileContent
+}
+
 // Create creates services and their replicas. Every definition is checked
-// and every replica placed before anything is made; if a replica then
-// cannot be created, everything this call made is removed again.
-func (d *Deployer) Create(ctx context.Context, svcs []spec.Service) ([]api.FleetContainer, error) {
+// and every replica placed before anything is made (and the images built);
+// replicas are then made in the order of their services' dependencies. If
+// a replica cannot be created, or a dependency never gets ready,
+// everything this call made is removed again.
+func (d *Deployer) Create(ctx context.Context, svcs []spec.Service, opts CreateOptions) ([]api.FleetContainer, error) {
+	p, err := d.prepare(ctx, svcs)
+	if err != nil {
+		return nil, err
+	}
+	// Built first: a build that fails leaves nothing, not even networks.
+	built, err := d.build(ctx, opts.Builds)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.attach(ctx, p.work, opts); err != nil {
+		return nil, err
+	}
+	if err := d.bringImages(ctx, p.inv, p.work, built); err != nil {
+		return nil, err
+	}
+	for i, s := range svcs {
+		if err := swarmstore.SaveService(ctx, d.Fleet.Manager, s); err != nil {
+			d.undo(ctx, svcs[:i], nil)
+			return nil, err
+		}
+	}
+	if err := d.claim(ctx, p.inv, p.work); err != nil {
+		d.undo(ctx, svcs, nil)
+		return nil, err
+	}
+	made, err := d.runWaves(ctx, p, svcs, opts.WaitTimeout)
+	if err != nil {
+		d.release(ctx, p.work)
+		d.undo(ctx, svcs, made)
+		return nil, err
+	}
+	return made, nil
+}
+
+// prepared is a create checked and placed, with nothing made yet.
+type prepared struct {
+	inv   fleet.Inventory
+	work  []job
+	waves [][]string // spec.Order
+}
+
+// prepare checks the definitions against each other, the stored ones and
+// the fleet, and places every replica. It changes nothing.
+func (d *Deployer) prepare(ctx context.Context, svcs []spec.Service) (*prepared, error) {
 	seen := map[string]bool{}
 	for i := range svcs {
 		s := &svcs[i]
@@ -37,11 +100,17 @@ func (d *Deployer) Create(ctx context.Context, svcs []spec.Service) ([]api.Fleet
 			return nil, fmt.Errorf("service %s is defined twice", s.Name)
 		}
 		seen[s.Name] = true
-		if _, err := swarmstore.LoadService(ctx, d.Fleet.Manager, s.Name); err == nil {
-			return nil, fmt.Errorf("service %s already exists: scale it with `docker fleet scale %s=N` or remove it with `docker fleet rm %s`", s.Name, s.Name, s.Name)
-		} else if !errors.Is(err, swarmstore.ErrNoService) {
-			return nil, err
-		}
+	}
+	waves, err := spec.Order(svcs)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := swarmstore.ListServices(ctx, d.Fleet.Manager)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkNew(svcs, stored); err != nil {
+		return nil, err
 	}
 	inv, err := d.Fleet.Inventory(ctx)
 	if err != nil {
@@ -51,7 +120,7 @@ func (d *Deployer) Create(ctx context.Context, svcs []spec.Service) ([]api.Fleet
 	if err != nil {
 		return nil, err
 	}
-	var work []job
+	p := &prepared{inv: inv, waves: waves}
 	var infos []fleet.NodeInfo
 	sched := schedulerNodes(inv)
 	for _, s := range svcs {
@@ -70,28 +139,9 @@ func (d *Deployer) Create(ctx context.Context, svcs []spec.Service) ([]api.Fleet
 		if err != nil {
 			return nil, err
 		}
-		work = append(work, jobs...)
+		p.work = append(p.work, jobs...)
 	}
-	if err := d.bringImages(ctx, inv, work); err != nil {
-		return nil, err
-	}
-	for i, s := range svcs {
-		if err := swarmstore.SaveService(ctx, d.Fleet.Manager, s); err != nil {
-			d.undo(ctx, svcs[:i], nil)
-			return nil, err
-		}
-	}
-	if err := d.claim(ctx, inv, work); err != nil {
-		d.undo(ctx, svcs, nil)
-		return nil, err
-	}
-	made, err := d.run(ctx, work)
-	if err != nil {
-		d.release(ctx, work)
-		d.undo(ctx, svcs, made)
-		return nil, err
-	}
-	return made, nil
+	return p, nil
 }
 
 // claim claims each job's replica name fleet-wide (swarmstore.ClaimReplica),

@@ -22,6 +22,8 @@ type feature struct {
 var features = []feature{
 	{"--checkpoint-every", 2, func(s spec.Service) bool { return s.CheckpointEvery != 0 }},
 	{"container options", 4, func(s spec.Service) bool { return len(s.Options.Keys()) > 0 }},
+	{"networks, secrets and configs", 4, func(s spec.Service) bool { return len(s.Networks)+len(s.Files()) > 0 }},
+	{"a Compose project", 4, func(s spec.Service) bool { return s.Project != "" || len(s.Aliases) > 0 || len(s.DependsOn) > 0 }},
 }
 
 // needsNewerAgents says whether s asks for anything that agents of API 1

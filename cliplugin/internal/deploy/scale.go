@@ -3,6 +3,9 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"strings"
+
+	"github.com/containerd/errdefs"
 
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/scheduler"
@@ -62,6 +65,9 @@ func (d *Deployer) scaleOne(ctx context.Context, t ScaleTarget) (ScaleResult, er
 		t.Replicas += len(current)
 	}
 	res := ScaleResult{Service: s.Name, From: len(current), To: t.Replicas}
+	if t.Replicas > 1 && len(s.Aliases) > 0 {
+		return res, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("service %s has a container_name (%s): it keeps one replica, or two would answer to that name", s.Name, strings.Join(s.Aliases, ", ")))
+	}
 	switch {
 	case t.Replicas > len(current):
 		network, err := swarmstore.FindNetwork(ctx, d.Fleet.Manager)
@@ -72,7 +78,7 @@ func (d *Deployer) scaleOne(ctx context.Context, t ScaleTarget) (ScaleResult, er
 		if err != nil {
 			return res, err
 		}
-		if err := d.bringImages(ctx, inv, jobs); err != nil {
+		if err := d.bringImages(ctx, inv, jobs, nil); err != nil {
 			return res, err
 		}
 		if err := d.claim(ctx, inv, jobs); err != nil {

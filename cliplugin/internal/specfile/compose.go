@@ -23,9 +23,12 @@ import (
 // What of a Compose file the fleet does. Anything else that would change
 // what runs is refused by name.
 var (
-	composeTop     = keys("name", "version", "services", "volumes")
+	composeTop     = keys("name", "version", "services", "volumes", "networks", "secrets", "configs")
 	composeService = keys("image", "command", "entrypoint", "environment", "env_file", "ports", "volumes",
 		"cpuset", "mem_limit", "memswap_limit", "deploy", "labels", "x-fleet",
+		"networks", "secrets", "configs", // compose_networks.go
+		// projects (compose_deps.go, compose_build.go)
+		"build", "depends_on", "container_name",
 		// the plain container options (spec.Options)
 		"restart", "healthcheck", "expose", "cap_add", "cap_drop", "user", "hostname", "working_dir",
 		"stop_signal", "stop_grace_period", "stdin_open", "tty", "sysctls", "ulimits", "extra_hosts",
@@ -35,6 +38,7 @@ var (
 	composeLimits        = keys("memory")
 	composePlacement     = keys("constraints")
 	composeRestartPolicy = keys("condition", "max_attempts")
+	composeBuild         = keys("context", "dockerfile", "args", "target", "labels", "no_cache", "pull")
 	fleetExtension       = keys("cpus", "checkpoint-every")
 )
 
@@ -62,6 +66,18 @@ var refusedWhy = map[string]string{
 	"cgroup_parent":                "a parent cgroup is one host's: it may not exist on the node a replica moves to, and its cpuset could conflict with the fleet's exclusive cores",
 	"deploy.restart_policy.delay":  noRestartLag + "delay",
 	"deploy.restart_policy.window": noRestartLag + "window",
+	"build.ssh":                    needsBuildKit,
+	"build.secrets":                needsBuildKit,
+	"build.cache_from":             needsBuildKit + " (its cache sources are BuildKit's, type=registry,…)",
+	"build.cache_to":               needsBuildKit,
+	"build.additional_contexts":    needsBuildKit,
+	"build.entitlements":           needsBuildKit,
+	"build.privileged":             needsBuildKit,
+	"build.no_cache_filter":        needsBuildKit,
+	"build.provenance":             needsBuildKit,
+	"build.sbom":                   needsBuildKit,
+	"build.dockerfile_inline":      needsBuildKit,
+	"build.platforms":              "replicas run their node engine's own platform (linux/amd64), and the image is built once, on the manager",
 }
 
 func keys(k ...string) map[string]bool {
@@ -72,12 +88,15 @@ func keys(k ...string) map[string]bool {
 	return m
 }
 
-func parseCompose(name string, data []byte, workingDir string, env map[string]string) (*Result, error) {
+func parseCompose(name string, data []byte, workingDir string, env map[string]string, opts parseOptions) (*Result, error) {
 	var raw map[string]any
 	if err := yaml.Unmarshal(data, &raw); err != nil {
 		return nil, fmt.Errorf("malformed YAML: %w", err)
 	}
 	if err := only("", "", raw, composeTop); err != nil {
+		return nil, err
+	}
+	if err := checkAttachments(raw); err != nil {
 		return nil, err
 	}
 	rawServices, _ := raw["services"].(map[string]any)
@@ -98,6 +117,13 @@ func parseCompose(name string, data []byte, workingDir string, env map[string]st
 	if name == "-" || name == "" {
 		name = "compose.yaml"
 	}
+	// The project is named as docker compose names it: -p, else name: in
+	// the file, else the file's folder (compose-go normalizes the last
+	// two; a name given explicitly must already be normal).
+	folder := loader.NormalizeProjectName(filepath.Base(workingDir))
+	if _, named := raw["name"]; opts.project == "" && !named && folder == "" {
+		return nil, fmt.Errorf("name: missing, and the folder %q gives no project name: add name: to the file or give --project-name", filepath.Base(workingDir))
+	}
 	// No profile is enabled (as docker compose up without --profile):
 	// compose-go leaves out every service that names one.
 	project, err := loader.LoadWithContext(context.Background(), types.ConfigDetails{
@@ -105,14 +131,19 @@ func parseCompose(name string, data []byte, workingDir string, env map[string]st
 		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(workingDir, filepath.Base(name)), Content: data}},
 		Environment: env,
 	}, func(o *loader.Options) {
-		o.SetProjectName("fleet", true)
+		if opts.project != "" {
+			o.SetProjectName(opts.project, true)
+		} else {
+			o.SetProjectName(folder, false)
+		}
 		o.SkipConsistencyCheck = true
 	})
 	if err != nil {
 		return nil, err
 	}
-	r := &Result{Format: Compose}
+	r := &Result{Format: Compose, Project: project.Name}
 	names := slices.Sorted(maps.Keys(project.Services))
+	named := map[string]string{} // container_name → its service
 	for _, n := range names {
 		if profiled(n) {
 			if err := checkService(n, rawServices[n]); err != nil {
@@ -120,9 +151,25 @@ func parseCompose(name string, data []byte, workingDir string, env map[string]st
 			}
 		}
 		c := project.Services[n]
-		s, err := fromCompose(c)
+		b, err := buildOf(c, project.Name)
 		if err != nil {
 			return nil, fmt.Errorf("services.%s.%w", n, err)
+		}
+		if b != nil {
+			c.Image = b.Image
+			r.Builds = append(r.Builds, *b)
+		}
+		s, err := fromCompose(c, project)
+		if err != nil {
+			return nil, fmt.Errorf("services.%s.%w", n, err)
+		}
+		if err := r.attach(project, c, &s); err != nil {
+			return nil, err
+		}
+		if other, ok := named[c.ContainerName]; ok {
+			return nil, fmt.Errorf("services.%s.container_name: %q is services.%s's too", n, c.ContainerName, other)
+		} else if c.ContainerName != "" {
+			named[c.ContainerName] = n
 		}
 		if err := s.Validate(); err != nil {
 			return nil, composeErrors(c, err)
@@ -134,6 +181,9 @@ func parseCompose(name string, data []byte, workingDir string, env map[string]st
 			return nil, fmt.Errorf("services: none defined outside a profile, and docker fleet enables no profile (%s)", needProfiles(project.DisabledServices))
 		}
 		return nil, fmt.Errorf("services: none defined")
+	}
+	if _, err := spec.Order(r.Services); err != nil {
+		return nil, fmt.Errorf("services: %w", err)
 	}
 	return r, nil
 }
@@ -150,7 +200,7 @@ func needProfiles(left types.Services) string {
 // composeKey names the Compose key of the definition's fields that
 // Service.Validate names otherwise (by their flag).
 var composeKey = map[string]string{
-	"replicas": "deploy.replicas", "cpus": "x-fleet.cpus", "cpuset-cpus": "cpuset",
+	"replicas": "deploy.replicas", "cpus": "x-fleet.cpus", "cpuset-cpus": "cpuset", "aliases": "container_name",
 	"memory": "mem_limit", "memory-swap": "memswap_limit", "checkpoint-every": "x-fleet.checkpoint-every",
 }
 
@@ -189,6 +239,9 @@ func checkService(name string, v any) error {
 	if err := only(at, "", svc, composeService); err != nil {
 		return err
 	}
+	if err := checkServiceAttachments(at, svc); err != nil {
+		return err
+	}
 	if d, ok := svc["deploy"].(map[string]any); ok {
 		if err := only(at, "deploy.", d, composeDeploy); err != nil {
 			return err
@@ -219,6 +272,11 @@ func checkService(name string, v any) error {
 			return err
 		}
 	}
+	if b, ok := svc["build"].(map[string]any); ok {
+		if err := only(at, "build.", b, composeBuild); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -237,8 +295,9 @@ func only(at, rel string, m map[string]any, allowed map[string]bool) error {
 	return nil
 }
 
-func fromCompose(c types.ServiceConfig) (spec.Service, error) {
+func fromCompose(c types.ServiceConfig, project *types.Project) (spec.Service, error) {
 	s := spec.Service{
+		Project:    project.Name,
 		Name:       c.Name,
 		Image:      c.Image,
 		Command:    c.Command,
@@ -252,6 +311,14 @@ func fromCompose(c types.ServiceConfig) (spec.Service, error) {
 	if c.Image == "" {
 		return s, errNoImage
 	}
+	if c.ContainerName != "" {
+		s.Aliases = []string{c.ContainerName}
+	}
+	deps, err := dependsOn(c, project)
+	if err != nil {
+		return s, err
+	}
+	s.DependsOn = deps
 	for k, v := range c.Environment {
 		if v != nil {
 			s.Env = append(s.Env, k+"="+*v)
@@ -280,7 +347,8 @@ func fromCompose(c types.ServiceConfig) (spec.Service, error) {
 	for _, v := range c.Volumes {
 		switch v.Type {
 		case types.VolumeTypeVolume, types.VolumeTypeBind:
-			s.Volumes = append(s.Volumes, spec.Volume{Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly})
+			s.Volumes = append(s.Volumes, spec.Volume{Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly,
+				External: v.Type == types.VolumeTypeVolume && bool(project.Volumes[v.Source].External)})
 		case types.VolumeTypeTmpfs:
 			if err := addTmpfs(&s.Options, "volumes", v.Target, tmpfsVolumeOptions(v)); err != nil {
 				return s, err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mattn/go-shellwords"
 
+	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/spec"
 )
 
@@ -26,6 +27,30 @@ type Result struct {
 	Services []spec.Service
 	// Networks are the networks the file names; they must be the fleet's.
 	Networks []string
+	// NetworkDefs are the networks a Compose file declares that its
+	// services use, which create makes or finds (compose_networks.go).
+	NetworkDefs []spec.Network
+	// Files are the contents of the secrets and configs its services use,
+	// read on this machine: they go to the agents alone.
+	Files []api.FileContent
+	// Project is a Compose file's project (every service's Project).
+	Project string
+	// Builds are the images a Compose file builds before its services
+	// run, by service name.
+	Builds []Build
+}
+
+// Option changes how Parse reads a file.
+type Option func(*parseOptions)
+
+type parseOptions struct {
+	project string
+}
+
+// WithProject names a Compose file's project, as docker compose -p does;
+// without it the project is the file's name:, else its folder's name.
+func WithProject(name string) Option {
+	return func(o *parseOptions) { o.project = name }
 }
 
 // Formats, as Result.Format names them.
@@ -38,7 +63,11 @@ const (
 
 // Parse reads a service file. name is shown in errors ("-" for stdin);
 // workingDir resolves a Compose file's relative paths.
-func Parse(name string, data []byte, workingDir string, env map[string]string) (*Result, error) {
+func Parse(name string, data []byte, workingDir string, env map[string]string, opts ...Option) (*Result, error) {
+	var o parseOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {
 		return nil, fmt.Errorf("%s: empty file", name)
@@ -68,7 +97,7 @@ func Parse(name string, data []byte, workingDir string, env map[string]string) (
 			return r, nil
 		}
 	}
-	r, err := parseCompose(name, data, workingDir, env)
+	r, err := parseCompose(name, data, workingDir, env, o)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

@@ -1,6 +1,8 @@
 package specfile
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,9 +12,17 @@ import (
 	"github.com/docker-fleet/fleet/shared/spec"
 )
 
-func parse(t *testing.T, doc string) (*Result, error) {
+// parse reads doc as a file in a folder named "Shop" (project "shop").
+func parse(t *testing.T, doc string, opts ...Option) (*Result, error) {
 	t.Helper()
-	return Parse("f", []byte(doc), t.TempDir(), map[string]string{"TAG": "v1"})
+	return Parse("f", []byte(doc), shopDir(t), map[string]string{"TAG": "v1"}, opts...)
+}
+
+func shopDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "Shop")
+	assert.NilError(t, os.Mkdir(dir, 0o755))
+	return dir
 }
 
 const composeDoc = `
@@ -47,7 +57,7 @@ func TestCompose(t *testing.T) {
 	assert.Assert(t, is.Len(r.Services, 2))
 	db, web := r.Services[0], r.Services[1]
 	assert.Check(t, is.DeepEqual(web, spec.Service{
-		Name: "web", Image: "fleet-workload:v1", Command: []string{"/workload", "-x"},
+		Project: "shop", Name: "web", Image: "fleet-workload:v1", Command: []string{"/workload", "-x"},
 		Env:      []string{"BALLAST_MB=8", "MODE=test"},
 		Ports:    []spec.Port{{Host: 18080, Container: 8080, Protocol: "tcp"}},
 		Volumes:  []spec.Volume{{Source: "data", Target: "/var/lib/data", ReadOnly: true}},
@@ -64,8 +74,7 @@ func TestComposeRefusesWhatItWouldDrop(t *testing.T) {
 		"services:\n  a:\n    image: x\n    deploy: {resources: {limits: {cpus: '0.5'}}}\n":             "services.a.deploy.resources.limits.cpus: not supported",
 		"services:\n  a:\n    image: x\n    deploy: {placement: {constraints: [node.role==manager]}}\n": "only node.hostname==NAME",
 		"services:\n  a:\n    image: x\n    x-fleet: {cores: 2}\n":                                      "services.a.x-fleet.cores: not supported",
-		"services:\n  a:\n    image: x\nnetworks: {n: {}}\n":                                            "networks: not supported",
-		"services:\n  a:\n    build: .\n":                                                               "services.a.build: not supported",
+		"services:\n  a:\n    image: x\nnetworks: {n: {driver: bridge}}\n":                              "networks.n.driver: bridge: not supported",
 		"services:\n  a:\n    command: x\n":                                                             "services.a.image: missing",
 		"services:\n  a:\n    image: x\n    x-fleet: {cpus: 1.5}\n":                                     "x-fleet.cpus: 1.5 is not a whole number",
 		"services: [\n": "malformed YAML",
@@ -317,8 +326,7 @@ func TestComposeRefusesWithReasons(t *testing.T) {
 		"deploy: {restart_policy: {condition: any, delay: 5s}}": "services.a.deploy.restart_policy.delay: not supported by docker fleet: docker fleet restarts through the engine's restart policy, which has no delay",
 		"deploy: {restart_policy: {window: 1m}}":                "services.a.deploy.restart_policy.window: not supported by docker fleet: docker fleet restarts through the engine's restart policy, which has no window",
 		// Not built yet: the generic refusal.
-		"container_name: c": "services.a.container_name: not supported by docker fleet (supported here: ",
-		"depends_on: [b]":   "services.a.depends_on: not supported by docker fleet (supported here: ",
+		"links: [b]": "services.a.links: not supported by docker fleet (supported here: ",
 	} {
 		_, err := parse(t, "services:\n  a:\n    image: x\n    "+key+"\n")
 		assert.Check(t, is.ErrorContains(err, want), key)
