@@ -3,6 +3,7 @@ package workloads
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -41,6 +42,13 @@ func applyOptions(cfg *container.Config, host *container.HostConfig, o spec.Opti
 	host.CapAdd, host.CapDrop = o.CapAdd, o.CapDrop
 	host.Sysctls, host.Tmpfs, host.ShmSize = o.Sysctls, o.Tmpfs, o.ShmSize
 	host.ExtraHosts, host.ReadonlyRootfs = o.ExtraHosts, o.ReadOnly
+	host.DNS, host.DNSSearch, host.DNSOptions = dnsServers(o.DNS), o.DNSSearch, o.DNSOptions
+	if o.PidsLimit != 0 {
+		host.PidsLimit = &o.PidsLimit
+	}
+	if o.NoNewPrivileges {
+		host.SecurityOpt = []string{noNewPrivileges}
+	}
 	if o.Init {
 		host.Init = &o.Init
 	}
@@ -56,6 +64,20 @@ func applyOptions(cfg *container.Config, host *container.HostConfig, o spec.Opti
 		host.LogConfig = container.LogConfig{Type: l.Driver, Config: l.Options}
 	}
 	return nil
+}
+
+// noNewPrivileges is the one security option a fleet container may have:
+// a flag of its processes, not a host's policy.
+const noNewPrivileges = "no-new-privileges"
+
+func dnsServers(list []string) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range list {
+		if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // withProto gives a port without a protocol docker's default, tcp.
@@ -81,6 +103,13 @@ func CarryHostConfig(src *container.HostConfig) container.HostConfig {
 	h.ExtraHosts = slices.Clone(src.ExtraHosts)
 	h.RestartPolicy, h.LogConfig = src.RestartPolicy, src.LogConfig
 	h.Ulimits = slices.Clone(src.Ulimits)
+	h.DNS, h.DNSSearch, h.DNSOptions = slices.Clone(src.DNS), slices.Clone(src.DNSSearch), slices.Clone(src.DNSOptions)
+	h.PidsLimit = src.PidsLimit
+	for _, o := range src.SecurityOpt {
+		if o == noNewPrivileges || o == noNewPrivileges+":true" || o == noNewPrivileges+"=true" {
+			h.SecurityOpt = []string{noNewPrivileges}
+		}
+	}
 	return h
 }
 
@@ -107,6 +136,9 @@ func CarriedOptions(src *container.HostConfig) []string {
 	add(Restarts(h.RestartPolicy), "restart")
 	add(h.LogConfig.Type != "" && h.LogConfig.Type != "json-file", "logging")
 	add(len(h.Ulimits) > 0, "ulimits")
+	add(len(h.DNS)+len(h.DNSSearch)+len(h.DNSOptions) > 0, "dns")
+	add(h.PidsLimit != nil && *h.PidsLimit > 0, "pids_limit")
+	add(len(h.SecurityOpt) > 0, "security_opt")
 	return k
 }
 

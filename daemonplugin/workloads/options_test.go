@@ -1,6 +1,7 @@
 package workloads
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ func options() spec.Options {
 		Restart: "on-failure:3", Logging: &spec.Logging{Driver: "json-file", Options: map[string]string{"max-size": "1m"}},
 		Healthcheck: &spec.Healthcheck{Test: []string{"CMD", "true"}, Interval: spec.Duration(2 * time.Second), Retries: 3},
 		Expose:      []string{"9000", "53/udp"},
+		DNS:         []string{"10.0.0.53"}, DNSSearch: []string{"example.com"}, PidsLimit: 100, NoNewPrivileges: true,
 	}
 }
 
@@ -52,10 +54,16 @@ func TestCreateGivesOptions(t *testing.T) {
 	assert.Check(t, is.Equal(h.ShmSize, int64(128<<20)))
 	assert.Check(t, is.DeepEqual(h.RestartPolicy, container.RestartPolicy{Name: container.RestartPolicyOnFailure, MaximumRetryCount: 3}))
 	assert.Check(t, is.Equal(h.LogConfig.Type, "json-file"))
+	assert.Check(t, len(h.DNS) == 1 && h.DNS[0] == netip.MustParseAddr("10.0.0.53"), "%v", h.DNS)
+	assert.Check(t, h.PidsLimit != nil && *h.PidsLimit == 100)
+	assert.Check(t, is.DeepEqual(h.SecurityOpt, []string{"no-new-privileges"}))
 
 	req.Service.Options = spec.Options{}
+	req.Service.Volumes = []spec.Volume{{Target: "/cache"}, {Target: "/tmp/x"}, {Source: "data", Target: "/data"}}
 	o, err = createOptions(req, nil)
 	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(o.Config.Volumes, map[string]struct{}{"/cache": {}, "/tmp/x": {}}), "anonymous volumes")
+	assert.Check(t, is.DeepEqual(o.HostConfig.Binds, []string{"data:/data"}))
 	assert.Check(t, is.Equal(o.Config.Hostname, "web.1"))
 	assert.Check(t, o.HostConfig.Init == nil)
 }
@@ -72,10 +80,11 @@ func TestCarryHostConfig(t *testing.T) {
 	src.PidMode = "host"
 	src.Devices = []container.DeviceMapping{{PathOnHost: "/dev/sda"}}
 	src.CpusetCpus = "1"
-	src.SecurityOpt = []string{"seccomp=unconfined"}
+	src.SecurityOpt = []string{"seccomp=unconfined", "no-new-privileges"}
 
 	got := CarryHostConfig(&src)
-	assert.Check(t, !got.Privileged && got.PidMode == "" && got.Binds == nil && got.Devices == nil && got.CpusetCpus == "" && got.SecurityOpt == nil)
+	assert.Check(t, !got.Privileged && got.PidMode == "" && got.Binds == nil && got.Devices == nil && got.CpusetCpus == "")
+	assert.Check(t, is.DeepEqual(got.SecurityOpt, []string{"no-new-privileges"}), "only no-new-privileges")
 	assert.Check(t, is.DeepEqual(got.CapAdd, src.CapAdd))
 	assert.Check(t, is.DeepEqual(got.Sysctls, src.Sysctls))
 	assert.Check(t, is.DeepEqual(got.Tmpfs, src.Tmpfs))
@@ -83,7 +92,7 @@ func TestCarryHostConfig(t *testing.T) {
 	assert.Check(t, is.DeepEqual(got.RestartPolicy, src.RestartPolicy))
 	assert.Check(t, is.Equal(got.ShmSize, src.ShmSize))
 	assert.Check(t, is.DeepEqual(CarriedOptions(&src), []string{"cap_add", "cap_drop", "sysctls", "tmpfs", "shm_size",
-		"read_only", "init", "extra_hosts", "restart", "ulimits"}))
+		"read_only", "init", "extra_hosts", "restart", "ulimits", "dns", "pids_limit", "security_opt"}))
 	// What the engine reports for a container made with no options.
 	plain := container.HostConfig{ShmSize: 64 << 20, RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
 		LogConfig: container.LogConfig{Type: "json-file"}}

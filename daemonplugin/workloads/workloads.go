@@ -297,6 +297,13 @@ func createOptions(req api.CreateRequest, cores cpuset.Set) (client.ContainerCre
 		host.PortBindings[port] = append(host.PortBindings[port], b)
 	}
 	for _, v := range svc.Volumes {
+		if v.Anonymous() {
+			if cfg.Volumes == nil {
+				cfg.Volumes = map[string]struct{}{}
+			}
+			cfg.Volumes[v.Target] = struct{}{}
+			continue
+		}
 		host.Binds = append(host.Binds, v.String())
 	}
 	if err := applyOptions(cfg, host, svc.Options); err != nil {

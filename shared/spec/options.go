@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 	"path"
 	"regexp"
 	"slices"
@@ -42,6 +43,14 @@ type Options struct {
 	// Expose lists ports the container exposes without publishing them
 	// ("80", "53/udp").
 	Expose []string `json:"expose,omitempty"`
+	// DNS, DNSSearch and DNSOptions are the container's resolver settings.
+	DNS        []string `json:"dns,omitempty"`
+	DNSSearch  []string `json:"dnsSearch,omitempty"`
+	DNSOptions []string `json:"dnsOptions,omitempty"`
+	PidsLimit  int64    `json:"pidsLimit,omitempty"`
+	// NoNewPrivileges is security_opt's no-new-privileges: a flag of the
+	// process, not a host's policy, so it moves with it.
+	NoNewPrivileges bool `json:"noNewPrivileges,omitempty"`
 }
 
 // Ulimit is a resource limit (nofile, nproc, …); -1 is unlimited.
@@ -150,6 +159,14 @@ func (o *Options) validate() []error {
 	if o.StopGracePeriod != nil && *o.StopGracePeriod < 0 {
 		bad("stop_grace_period", "%s is negative", *o.StopGracePeriod)
 	}
+	for _, d := range o.DNS {
+		if _, err := netip.ParseAddr(d); err != nil {
+			bad("dns", "%q is not an IP address", d)
+		}
+	}
+	if o.PidsLimit < -1 {
+		bad("pids_limit", "%d: a number of processes, or -1 for unlimited", o.PidsLimit)
+	}
 	if o.ShmSize < 0 {
 		bad("shm_size", "%d is negative", o.ShmSize)
 	}
@@ -209,5 +226,8 @@ func (o *Options) Keys() []string {
 	add(o.Logging != nil, "logging")
 	add(o.Healthcheck != nil, "healthcheck")
 	add(len(o.Expose) > 0, "expose")
+	add(len(o.DNS)+len(o.DNSSearch)+len(o.DNSOptions) > 0, "dns")
+	add(o.PidsLimit != 0, "pids_limit")
+	add(o.NoNewPrivileges, "security_opt")
 	return k
 }

@@ -126,6 +126,9 @@ type Volume struct {
 
 func (v Volume) String() string {
 	s := v.Source + ":" + v.Target
+	if v.Anonymous() {
+		s = v.Target
+	}
 	if v.ReadOnly {
 		s += ":ro"
 	}
@@ -226,11 +229,15 @@ func (s *Service) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Anonymous says the volume has no name: the engine makes one for each
+// container (Compose's "- /path").
+func (v Volume) Anonymous() bool { return v.Source == "" }
+
 func (v Volume) validate() error {
 	switch {
 	case !path.IsAbs(v.Target):
 		return fmt.Errorf("%q: the target must be an absolute path", v.String())
-	case path.IsAbs(v.Source):
+	case path.IsAbs(v.Source), v.Anonymous():
 		return nil
 	case !volumeName.MatchString(v.Source):
 		return fmt.Errorf("%q: %q is neither a volume name nor an absolute host path", v.String(), v.Source)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 	"go.yaml.in/yaml/v4"
@@ -32,10 +34,11 @@ var (
 		// the plain container options (spec.Options)
 		"restart", "healthcheck", "expose", "cap_add", "cap_drop", "user", "hostname", "working_dir",
 		"stop_signal", "stop_grace_period", "stdin_open", "tty", "sysctls", "ulimits", "extra_hosts",
-		"init", "tmpfs", "read_only", "shm_size", "logging", "profiles", "platform")
+		"init", "tmpfs", "read_only", "shm_size", "logging", "profiles", "platform",
+		"dns", "dns_search", "dns_opt", "pids_limit", "security_opt", "pull_policy", "links")
 	composeDeploy        = keys("replicas", "resources", "placement", "mode", "restart_policy")
 	composeResources     = keys("limits")
-	composeLimits        = keys("memory")
+	composeLimits        = keys("memory", "pids")
 	composePlacement     = keys("constraints")
 	composeRestartPolicy = keys("condition", "max_attempts")
 	composeBuild         = keys("context", "dockerfile", "args", "target", "labels", "no_cache", "pull")
@@ -61,7 +64,6 @@ var refusedWhy = map[string]string{
 	"device_cgroup_rules":          hostDevices,
 	"gpus":                         hostDevices,
 	"runtime":                      "CRIU checkpoint/restore needs runc",
-	"security_opt":                 "seccomp and AppArmor profiles and SELinux labels are one host's policy, which another node may lack, and a restored process must keep the very same",
 	"userns_mode":                  "user namespace remapping is each engine's own setting, so file owners and IDs would not match on another node",
 	"cgroup_parent":                "a parent cgroup is one host's: it may not exist on the node a replica moves to, and its cpuset could conflict with the fleet's exclusive cores",
 	"deploy.restart_policy.delay":  noRestartLag + "delay",
@@ -124,6 +126,10 @@ func parseCompose(name string, data []byte, workingDir string, env map[string]st
 	if _, named := raw["name"]; opts.project == "" && !named && folder == "" {
 		return nil, fmt.Errorf("name: missing, and the folder %q gives no project name: add name: to the file or give --project-name", filepath.Base(workingDir))
 	}
+	env, err := withDotEnv(env, workingDir)
+	if err != nil {
+		return nil, err
+	}
 	// No profile is enabled (as docker compose up without --profile):
 	// compose-go leaves out every service that names one.
 	project, err := loader.LoadWithContext(context.Background(), types.ConfigDetails{
@@ -182,10 +188,33 @@ func parseCompose(name string, data []byte, workingDir string, env map[string]st
 		}
 		return nil, fmt.Errorf("services: none defined")
 	}
+	linkAliases(project, r.Services)
 	if _, err := spec.Order(r.Services); err != nil {
 		return nil, fmt.Errorf("services: %w", err)
 	}
 	return r, nil
+}
+
+// linkAliases makes links mean what they mean on compose's own networks:
+// a service is reached by its name (every replica has it as an alias on
+// the fleet network), and "svc:alias" reaches it by alias too.
+func linkAliases(project *types.Project, svcs []spec.Service) {
+	byName := map[string]*spec.Service{}
+	for i := range svcs {
+		byName[svcs[i].Name] = &svcs[i]
+	}
+	for _, n := range slices.Sorted(maps.Keys(project.Services)) {
+		for _, l := range project.Services[n].Links {
+			target, alias, _ := strings.Cut(l, ":")
+			t, ok := byName[target]
+			if !ok {
+				continue // its implicit depends_on was refused already
+			}
+			if alias != "" && alias != target && !slices.Contains(t.Aliases, alias) {
+				t.Aliases = append(t.Aliases, alias)
+			}
+		}
+	}
 }
 
 // needProfiles says which profiles would enable the services left out.
@@ -449,6 +478,25 @@ func options(c types.ServiceConfig) (spec.Options, error) {
 		ShmSize:    int64(c.ShmSize),
 		Restart:    c.Restart,
 	}
+	o.DNS, o.DNSSearch, o.DNSOptions = c.DNS, c.DNSSearch, c.DNSOpts
+	o.PidsLimit = c.PidsLimit
+	if d := c.Deploy; d != nil && d.Resources.Limits != nil && d.Resources.Limits.Pids != 0 {
+		o.PidsLimit = d.Resources.Limits.Pids
+	}
+	for _, so := range c.SecurityOpt {
+		switch strings.ReplaceAll(so, "=", ":") {
+		case "no-new-privileges", "no-new-privileges:true":
+			o.NoNewPrivileges = true
+		case "no-new-privileges:false":
+		default:
+			return o, fmt.Errorf("security_opt: %q: not supported by docker fleet: seccomp and AppArmor profiles and SELinux labels are one host's policy, which another node may lack, and a restored process must keep the very same (no-new-privileges is taken)", so)
+		}
+	}
+	switch c.PullPolicy {
+	case "", types.PullPolicyMissing, types.PullPolicyIfNotPresent, types.PullPolicyNever, types.PullPolicyBuild:
+	default:
+		return o, fmt.Errorf("pull_policy: %q: not supported by docker fleet: an image reaches a node from another node that has it, and is pulled from its registry only when no node has it", c.PullPolicy)
+	}
 	expose, err := exposed(c.Expose)
 	if err != nil {
 		return o, err
@@ -629,4 +677,20 @@ func sameRestart(a, b string) bool {
 		return a == b
 	}
 	return an == bn && ar == br
+}
+
+// withDotEnv adds the variables of the project folder's .env file, as
+// docker compose reads it, to env: a variable set in env wins.
+func withDotEnv(env map[string]string, workingDir string) (map[string]string, error) {
+	file := filepath.Join(workingDir, ".env")
+	if fi, err := os.Stat(file); err != nil || fi.IsDir() {
+		return env, nil
+	}
+	vars, err := dotenv.GetEnvFromFile(env, []string{file})
+	if err != nil {
+		return nil, fmt.Errorf(".env: %w", err)
+	}
+	out := maps.Clone(vars)
+	maps.Copy(out, env)
+	return out, nil
 }

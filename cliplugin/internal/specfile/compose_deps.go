@@ -22,7 +22,9 @@ func dependsOn(c types.ServiceConfig, project *types.Project) (map[string]string
 	for _, dep := range slices.Sorted(maps.Keys(c.DependsOn)) {
 		d := c.DependsOn[dep]
 		at := "depends_on." + dep
-		if d.Restart {
+		// compose-go makes each link a dependency with restart: true of its
+		// own; only one the file asked for is refused.
+		if d.Restart && !linked(c, dep) {
 			return nil, fmt.Errorf("%s.restart: true is not supported by docker fleet: it makes a service once, and does not restart it when one it depends on restarts", at)
 		}
 		cond := d.Condition
@@ -42,6 +44,8 @@ func dependsOn(c types.ServiceConfig, project *types.Project) (map[string]string
 			continue // docker compose too goes on without an optional one
 		case project.DisabledServices[dep].Name != "":
 			return nil, fmt.Errorf("depends_on: %s needs profile %s, and docker fleet enables no profile", dep, strings.Join(project.DisabledServices[dep].Profiles, " or "))
+		case linked(c, dep):
+			return nil, fmt.Errorf("links: %s: no such service in this file", dep)
 		default:
 			return nil, fmt.Errorf("depends_on: %s: no such service in this file", dep)
 		}
@@ -54,4 +58,12 @@ func dependsOn(c types.ServiceConfig, project *types.Project) (map[string]string
 		return nil, nil
 	}
 	return out, nil
+}
+
+// linked says whether c links to service dep.
+func linked(c types.ServiceConfig, dep string) bool {
+	return slices.ContainsFunc(c.Links, func(l string) bool {
+		target, _, _ := strings.Cut(l, ":")
+		return target == dep
+	})
 }

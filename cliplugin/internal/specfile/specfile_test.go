@@ -319,14 +319,16 @@ func TestComposeRefusesWithReasons(t *testing.T) {
 		"privileged: true":                   "services.a.privileged: " + devices,
 		"devices: [/dev/fuse]":               "services.a.devices: " + devices,
 		"runtime: runsc":                     "services.a.runtime: not supported by docker fleet: CRIU checkpoint/restore needs runc",
-		"security_opt: [seccomp=unconfined]": "services.a.security_opt: not supported by docker fleet: seccomp and AppArmor profiles",
+		"security_opt: [seccomp=unconfined]": `services.a.security_opt: "seccomp=unconfined": not supported by docker fleet: seccomp and AppArmor profiles`,
+		"pull_policy: always":                `services.a.pull_policy: "always": not supported by docker fleet: an image reaches a node from another node that has it`,
 		"userns_mode: host":                  "services.a.userns_mode: not supported by docker fleet: user namespace remapping is each engine's own setting",
 		"cgroup_parent: m":                   "services.a.cgroup_parent: not supported by docker fleet: a parent cgroup is one host's",
 		"platform: linux/arm64":              `services.a.platform: "linux/arm64": not supported by docker fleet: replicas run their node engine's own platform (linux/amd64), and a checkpoint restores only on the architecture it was taken on`,
 		"deploy: {restart_policy: {condition: any, delay: 5s}}": "services.a.deploy.restart_policy.delay: not supported by docker fleet: docker fleet restarts through the engine's restart policy, which has no delay",
 		"deploy: {restart_policy: {window: 1m}}":                "services.a.deploy.restart_policy.window: not supported by docker fleet: docker fleet restarts through the engine's restart policy, which has no window",
 		// Not built yet: the generic refusal.
-		"links: [b]": "services.a.links: not supported by docker fleet (supported here: ",
+		"external_links: [b]": "services.a.external_links: not supported by docker fleet (supported here: ",
+		"links: [nosuch]":     "services.a.links: nosuch: no such service in this file",
 	} {
 		_, err := parse(t, "services:\n  a:\n    image: x\n    "+key+"\n")
 		assert.Check(t, is.ErrorContains(err, want), key)
@@ -335,6 +337,39 @@ func TestComposeRefusesWithReasons(t *testing.T) {
 		_, err := parse(t, "services:\n  a:\n    image: x\n    platform: "+p+"\n")
 		assert.Check(t, is.Nil(err), p)
 	}
+}
+
+// TestComposeResolverLinksAndMore: dns, pids_limit, no-new-privileges,
+// links (an alias on the service linked to) and anonymous volumes.
+func TestComposeResolverLinksAndMore(t *testing.T) {
+	r, err := parse(t, `services:
+  a:
+    image: x
+    dns: [10.0.0.53]
+    dns_search: [example.com]
+    dns_opt: [ndots:2]
+    pids_limit: 100
+    security_opt: ["no-new-privileges:true"]
+    pull_policy: missing
+    links: [b, "b:database"]
+    volumes: [/cache]
+  b:
+    image: y
+    deploy: {resources: {limits: {pids: 50}}}
+`)
+	assert.NilError(t, err)
+	a, b := r.Services[0], r.Services[1]
+	assert.Check(t, is.DeepEqual(a.DNS, []string{"10.0.0.53"}))
+	assert.Check(t, is.DeepEqual(a.DNSSearch, []string{"example.com"}))
+	assert.Check(t, is.DeepEqual(a.DNSOptions, []string{"ndots:2"}))
+	assert.Check(t, is.Equal(a.PidsLimit, int64(100)))
+	assert.Check(t, a.NoNewPrivileges)
+	assert.Check(t, is.DeepEqual(a.Volumes, []spec.Volume{{Target: "/cache"}}))
+	assert.Check(t, is.DeepEqual(b.Aliases, []string{"database"}))
+	assert.Check(t, is.Equal(b.PidsLimit, int64(50)))
+
+	_, err = parse(t, "services:\n  a:\n    image: x\n    dns: [not-an-ip]\n")
+	assert.Check(t, is.ErrorContains(err, `services.a.dns: "not-an-ip" is not an IP address`))
 }
 
 func TestComposeOptionErrorsNameTheKey(t *testing.T) {
@@ -416,4 +451,14 @@ services:
 	// A service with an empty list of profiles runs, so its keys count.
 	_, err = parse(t, "services:\n  a: {image: x, profiles: [], privileged: true}\n")
 	assert.Check(t, is.ErrorContains(err, "services.a.privileged: not supported by docker fleet: host devices"))
+}
+
+// TestComposeReadsDotEnv: the project folder's .env fills variables, as
+// docker compose reads it; the environment wins over it.
+func TestComposeReadsDotEnv(t *testing.T) {
+	dir := shopDir(t)
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, ".env"), []byte("IMG=from-dotenv\nTAG=from-dotenv\n"), 0o644))
+	r, err := Parse("f", []byte("services:\n  a:\n    image: ${IMG}:${TAG}\n"), dir, map[string]string{"TAG": "v1"})
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(r.Services[0].Image, "from-dotenv:v1"))
 }
