@@ -50,6 +50,7 @@ var (
 // one the fleet has not built yet.
 const (
 	hostDevices  = "host devices do not exist on every node and cannot be checkpointed"
+	noRollout    = "docker fleet does not update a service in place yet: remove it (docker fleet rm) and create it again"
 	noRestartLag = "docker fleet restarts through the engine's restart policy, which has no "
 )
 
@@ -66,6 +67,8 @@ var refusedWhy = map[string]string{
 	"runtime":                      "CRIU checkpoint/restore needs runc",
 	"userns_mode":                  "user namespace remapping is each engine's own setting, so file owners and IDs would not match on another node",
 	"cgroup_parent":                "a parent cgroup is one host's: it may not exist on the node a replica moves to, and its cpuset could conflict with the fleet's exclusive cores",
+	"deploy.update_config":         noRollout,
+	"deploy.rollback_config":       noRollout,
 	"deploy.restart_policy.delay":  noRestartLag + "delay",
 	"deploy.restart_policy.window": noRestartLag + "window",
 	"build.ssh":                    needsBuildKit,
