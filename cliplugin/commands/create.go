@@ -122,7 +122,7 @@ func runCreate(cmd *cobra.Command, dockerCli command.Cli, opts createOptions, ar
 		}
 	}
 	d := &deploy.Deployer{Fleet: f, Progress: dockerCli.Err()}
-	co := deploy.CreateOptions{Builds: r.Builds, WaitTimeout: opts.wait, Networks: r.NetworkDefs, Files: r.Files}
+	co := deploy.CreateOptions{Builds: r.Builds, WaitTimeout: opts.wait, Networks: r.NetworkDefs, Files: r.Files, Copies: r.Copies}
 	if opts.dryRun {
 		p, err := d.DryRun(ctx, r.Services, co)
 		if err != nil {

@@ -228,14 +228,15 @@ func (a *Agent) Handler() http.Handler {
 }
 
 // maxBody bounds a JSON request body, maxCreateBody a create's (which
-// carries the contents of the replica's secrets and configs), and
+// carries the contents of the replica's secrets and configs, and of the
+// files beside its Compose file), and
 // maxHeader the request headers (the receive header carries a container's
 // configuration, and its secrets and configs). Those contents, of
 // spec.MaxFilesBytes at most, take less than twice that as base64 in
 // JSON, even base64'd again in a header.
 const (
 	maxBody       = 64 << 10
-	maxCreateBody = maxBody + 2*spec.MaxFilesBytes
+	maxCreateBody = maxBody + 2*(spec.MaxFilesBytes+spec.MaxCopyBytes)
 	maxHeader     = 256<<10 + 2*spec.MaxFilesBytes
 )
 

@@ -188,8 +188,16 @@ func (m *Manager) Create(ctx context.Context, req api.CreateRequest) (api.FleetC
 	if err != nil {
 		return api.FleetContainer{}, Refuse(errdefs.ErrInvalidArgument, "%v", err)
 	}
+	copies, err := copiesFor(m.Node, svc.Copies, req.Copies)
+	if err != nil {
+		return api.FleetContainer{}, err
+	}
 	created, err := m.createAttached(ctx, opts, req)
 	if err != nil {
+		return api.FleetContainer{}, fmt.Errorf("creating %s on %s: %w", req.Name, m.Node, err)
+	}
+	if err := m.copyIn(ctx, created.ID, copies); err != nil {
+		m.removeMade(context.WithoutCancel(ctx), created.ID)
 		return api.FleetContainer{}, fmt.Errorf("creating %s on %s: %w", req.Name, m.Node, err)
 	}
 	if err := m.start(ctx, created.ID); err != nil {

@@ -40,6 +40,16 @@ type CreateRequest struct {
 	// reads them on the CLI's machine); without them, the agent takes them
 	// from another replica of the service on its node.
 	Files []FileContent `json:"files,omitempty"`
+	// Copies are the contents of the service's spec.Copies: each a tar
+	// whose one top entry is its target's base name, made on the CLI's
+	// machine and copied into the container before it starts.
+	Copies []CopyContent `json:"copies,omitempty"`
+}
+
+// CopyContent is one spec.Copy's content.
+type CopyContent struct {
+	Target string `json:"target"`
+	Tar    []byte `json:"tar"`
 }
 
 // ResizeRequest changes a container's limits in place; nil fields stay.

@@ -67,6 +67,9 @@ type Service struct {
 	Options
 	// Attachments are its extra networks, secrets and configs.
 	Attachments
+	// Copies are files and folders beside its Compose file, copied into
+	// each replica (copies.go).
+	Copies []Copy `json:"copies,omitempty"`
 }
 
 // Checkpoint intervals the fleet takes: a checkpoint freezes the replica
@@ -220,6 +223,7 @@ func (s *Service) Validate() error {
 		bad("aliases", "only for a service of one replica, and it has %d: two replicas would answer to one name", s.Replicas)
 	}
 	errs = append(errs, s.Options.validate()...)
+	errs = append(errs, checkCopies(s.Copies)...)
 	errs = append(errs, s.validateAttachments()...)
 	for _, e := range s.Env {
 		if k, _, _ := strings.Cut(e, "="); k == "" {

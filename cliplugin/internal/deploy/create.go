@@ -38,6 +38,9 @@ type CreateOptions struct {
 	// go to the agents of the replicas that mount them (networks.go).
 	Networks []spec.Network
 	Files    []api.FileContent
+	// Copies are the contents of the files beside a Compose file, by
+	// service (spec.Copy), for the agents of its replicas.
+	Copies map[string][]api.CopyContent
 }
 
 // Create creates services and their replicas. Every definition is checked

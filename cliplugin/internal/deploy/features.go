@@ -23,6 +23,7 @@ var features = []feature{
 	{"--checkpoint-every", 2, func(s spec.Service) bool { return s.CheckpointEvery != 0 }},
 	{"container options", 4, func(s spec.Service) bool { return len(s.Options.Keys()) > 0 }},
 	{"networks, secrets and configs", 4, func(s spec.Service) bool { return len(s.Networks)+len(s.Files()) > 0 }},
+	{"files beside the Compose file", 4, func(s spec.Service) bool { return len(s.Copies) > 0 }},
 	{"a Compose project", 4, func(s spec.Service) bool { return s.Project != "" || len(s.Aliases) > 0 || len(s.DependsOn) > 0 }},
 }
 

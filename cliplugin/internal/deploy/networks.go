@@ -26,6 +26,7 @@ func (d *Deployer) attach(ctx context.Context, work []job, opts CreateOptions) e
 			return err
 		}
 		work[i].req.Files = files
+		work[i].req.Copies = opts.Copies[work[i].req.Service.Name]
 	}
 	return d.ensureNetworks(ctx, opts.Networks)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"go.yaml.in/yaml/v4"
 
+	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/spec"
 )
 
@@ -171,6 +172,16 @@ func parseCompose(name string, data []byte, workingDir string, env map[string]st
 		s, err := fromCompose(c, project)
 		if err != nil {
 			return nil, fmt.Errorf("services.%s.%w", n, err)
+		}
+		copies, err := copyContents(c, project)
+		if err != nil {
+			return nil, fmt.Errorf("services.%s.%w", n, err)
+		}
+		if len(copies) > 0 {
+			if r.Copies == nil {
+				r.Copies = map[string][]api.CopyContent{}
+			}
+			r.Copies[n] = copies
 		}
 		if err := r.attach(project, c, &s); err != nil {
 			return nil, err
@@ -378,7 +389,13 @@ func fromCompose(c types.ServiceConfig, project *types.Project) (spec.Service, e
 	s.Options = o
 	for _, v := range c.Volumes {
 		switch v.Type {
-		case types.VolumeTypeVolume, types.VolumeTypeBind:
+		case types.VolumeTypeBind:
+			if rel, ok := besideFile(project, v.Source); ok {
+				s.Copies = append(s.Copies, spec.Copy{Source: "./" + filepath.ToSlash(rel), Target: v.Target})
+				continue
+			}
+			s.Volumes = append(s.Volumes, spec.Volume{Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly})
+		case types.VolumeTypeVolume:
 			s.Volumes = append(s.Volumes, spec.Volume{Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly,
 				External: v.Type == types.VolumeTypeVolume && bool(project.Volumes[v.Source].External)})
 		case types.VolumeTypeTmpfs:

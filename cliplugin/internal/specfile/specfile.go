@@ -33,6 +33,9 @@ type Result struct {
 	// Files are the contents of the secrets and configs its services use,
 	// read on this machine: they go to the agents alone.
 	Files []api.FileContent
+	// Copies are the contents of the files and folders beside a Compose
+	// file that its services bind-mount, by service (spec.Copy).
+	Copies map[string][]api.CopyContent
 	// Project is a Compose file's project (every service's Project).
 	Project string
 	// Builds are the images a Compose file builds before its services

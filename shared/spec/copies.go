@@ -1,0 +1,38 @@
+package spec
+
+import (
+	"fmt"
+	"path"
+)
+
+// Copy is a file or folder beside a Compose file that a service bind-mounts
+// (`./nginx.conf:/etc/nginx/nginx.conf`): its content is copied from the
+// client into each replica at Target (into the container's own filesystem,
+// which moves with it), never bound from a node's path of the same name.
+// The stored definition keeps where it came from, not the content, which
+// only `create -f` has.
+type Copy struct {
+	// Source is the path as the file gives it, relative to the project.
+	Source string `json:"source"`
+	Target string `json:"target"`
+}
+
+// Bounds of what a replica is given by copies: the create request carries
+// the content.
+const (
+	MaxCopies    = 64
+	MaxCopyBytes = 8 << 20
+)
+
+func checkCopies(cs []Copy) []error {
+	var errs []error
+	if len(cs) > MaxCopies {
+		errs = append(errs, fmt.Errorf("volumes: %d files or folders beside the Compose file: at most %d", len(cs), MaxCopies))
+	}
+	for _, c := range cs {
+		if !path.IsAbs(c.Target) || path.Clean(c.Target) != c.Target || c.Target == "/" {
+			errs = append(errs, fmt.Errorf("volumes: %s:%s: the target must be an absolute, clean path other than /", c.Source, c.Target))
+		}
+	}
+	return errs
+}
