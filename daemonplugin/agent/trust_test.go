@@ -218,7 +218,7 @@ func TestBodiesBounded(t *testing.T) {
 	_, srv := testAgent(t, ca)
 	op, err := ca.Issue("cli", pki.RoleOperator, pki.OperatorValidity)
 	assert.NilError(t, err)
-	body := `{"name":"web.1","service":{"name":"web","image":"x","cpuset":"` + strings.Repeat("0-4095,", 100000) + `0"}}`
+	body := `{"name":"web.1","service":{"name":"web","image":"x","cpuset":"` + strings.Repeat("0-4095,", maxCreateBody/7+1) + `0"}}`
 	resp, err := clientFor(t, op).Post(srv.URL+api.PathContainers, "application/json", bytes.NewReader([]byte(body)))
 	assert.NilError(t, err)
 	defer resp.Body.Close()

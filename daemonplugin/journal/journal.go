@@ -115,6 +115,9 @@ type DestRecord struct {
 	Dirs     []string `json:"dirs,omitempty"`
 	// FilesDir holds the twin's secrets and configs (host path).
 	FilesDir string `json:"filesDir,omitempty"`
+	// Restart is the container's restart policy, which the twin (made
+	// with "no") is given at the commit.
+	Restart *RestartPolicy `json:"restart,omitempty"`
 }
 
 var idPattern = regexp.MustCompile(`^[a-z0-9]{8,40}$`)

@@ -67,6 +67,9 @@ func (l *Leader) standbys(ctx context.Context, views []view, down map[string]swa
 				network = n.Name
 			}
 			exp := api.StandbyExpect{Container: c.Name, From: v.Hostname, Network: network, Cores: cores(c), Memory: c.Memory}
+			if svc, err := swarmstore.LoadService(ctx, l.Engine, c.Service); err == nil {
+				exp.Privileges = api.PrivilegesOf(svc)
+			}
 			if err := l.assignStandby(ctx, v, to, exp); err != nil {
 				log.Printf("leader: choosing %s as the standby node of %s: %v", to.Hostname, c.Name, err)
 				continue

@@ -37,7 +37,7 @@ func (m *Migrator) Prepare(ctx context.Context, from, id string, req api.Prepare
 	if err := checkPrepare(e, req); err != nil {
 		return api.PrepareResponse{}, err
 	}
-	if err := m.Workloads.CanTake(ctx, req.Cores, req.Memory, req.Ports); err != nil {
+	if err := m.Workloads.CanTake(ctx, req.Cores, req.Memory); err != nil {
 		return api.PrepareResponse{}, err
 	}
 	if err := m.checkRoom(ctx, req); err != nil {
@@ -146,6 +146,7 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 	if err := checkReceiveHeader(e, h, m.joinable(ctx, h.Network)); err != nil {
 		return api.ReceiveResult{}, err
 	}
+	withAnnouncedLogging(&h, e.Privileges)
 	if e.limit == 0 {
 		return api.ReceiveResult{}, workloads.Refuse(errdefs.ErrFailedPrecondition, "migration %s: receive before prepare", h.ID)
 	}
@@ -227,7 +228,7 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 // createTwin journals the migration and creates the twin (with its holder
 // where one is needed, locked from its start).
 func (m *Migrator) createTwin(ctx context.Context, e expected, h api.ReceiveHeader, imgDir string) (*workloads.Twin, error) {
-	rec := journal.DestRecord{Dirs: []string{imgDir}}
+	rec := journal.DestRecord{Dirs: []string{imgDir}, Restart: restartOf(h.HostConfig)}
 	entry := journal.Entry{ID: h.ID, Role: journal.Destination, State: journal.Receiving, Container: h.Name,
 		Peer: h.From, PeerAddr: e.FromAddr, Dest: &rec}
 	if err := m.Journal.Put(entry); err != nil {
@@ -377,6 +378,7 @@ func (m *Migrator) settleDest(ctx context.Context, e journal.Entry, commit bool)
 		if err := m.releaseHold(ctx, e.ID, pid); err != nil {
 			return fmt.Errorf("lifting the fence of %s on %s: %w", e.Container, m.Node, err)
 		}
+		m.takeRestart(ctx, rec.TwinID, e.Container, rec.Restart)
 		log.Printf("migration %s of %s from %s: committed, fence lifted", e.ID, e.Container, e.Peer)
 	} else {
 		m.dropHold(e.ID)

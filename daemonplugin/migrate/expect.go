@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"path"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
 
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
 	"github.com/docker-fleet/fleet/shared/api"
@@ -162,6 +164,9 @@ func checkReceiveHeader(e expected, h api.ReceiveHeader, joinable func(network s
 		}
 		seen[v.Name+":"+v.Target] = true
 	}
+	if err := checkPrivileges(e.Privileges, h.HostConfig); err != nil {
+		return err
+	}
 	if err := api.CheckFiles(h.Files); err != nil {
 		return refuseHeader("%v", err)
 	}
@@ -235,4 +240,32 @@ func refuseHeader(format string, args ...any) error {
 func validAddr(a string) bool {
 	_, _, err := splitAddr(a)
 	return err == nil
+}
+
+// checkPrivileges refuses a header whose container would be given, here,
+// a capability the announcement does not vouch for.
+func checkPrivileges(p *api.Privileges, hc *container.HostConfig) error {
+	for _, c := range workloads.CarryHostConfig(hc).CapAdd {
+		if !p.AllowsCap(c) {
+			return refuseHeader("capability %s, which its service does not give", c)
+		}
+	}
+	return nil
+}
+
+// withAnnouncedLogging gives the twin the log driver the announcement
+// names, and otherwise this engine's default: never the peer's word, whose
+// options could make this engine connect anywhere.
+func withAnnouncedLogging(h *api.ReceiveHeader, p *api.Privileges) {
+	var lc container.LogConfig
+	if p != nil && p.Logging != nil {
+		lc = container.LogConfig{Type: p.Logging.Driver, Config: maps.Clone(p.Logging.Options)}
+	}
+	if h.HostConfig == nil {
+		if lc.Type == "" {
+			return
+		}
+		h.HostConfig = &container.HostConfig{}
+	}
+	h.HostConfig.LogConfig = lc
 }

@@ -185,3 +185,21 @@ func TestStreamedMemory(t *testing.T) {
 	assert.Check(t, is.Equal(streamedMemory(api.PrepareRequest{Checkpoint: 2048 * mb, Memory: 1024 * mb}), int64(2048*mb)))
 	assert.Check(t, is.Equal(streamedMemory(api.PrepareRequest{Checkpoint: 100 * mb}), int64(100*mb)))
 }
+
+// TestPrivilegesComeFromTheAnnouncement: a peer's header gives the twin
+// no capability its service's announcement does not, and the log driver
+// is the announcement's, never the header's.
+func TestPrivilegesComeFromTheAnnouncement(t *testing.T) {
+	hc := &container.HostConfig{CapAdd: []string{"CAP_NET_ADMIN"},
+		LogConfig: container.LogConfig{Type: "syslog", Config: map[string]string{"syslog-address": "tcp://evil:514"}}}
+	assert.Check(t, errdefs.IsPermissionDenied(checkPrivileges(nil, hc)), "no announcement: no capability")
+	assert.Check(t, errdefs.IsPermissionDenied(checkPrivileges(&api.Privileges{CapAdd: []string{"SYS_ADMIN"}}, hc)))
+	assert.NilError(t, checkPrivileges(&api.Privileges{CapAdd: []string{"net_admin"}}, hc))
+	assert.NilError(t, checkPrivileges(nil, &container.HostConfig{}))
+
+	h := api.ReceiveHeader{HostConfig: hc}
+	withAnnouncedLogging(&h, &api.Privileges{CapAdd: []string{"NET_ADMIN"}})
+	assert.Check(t, is.DeepEqual(h.HostConfig.LogConfig, container.LogConfig{}), "the engine's default, not the peer's")
+	withAnnouncedLogging(&h, &api.Privileges{Logging: &spec.Logging{Driver: "json-file", Options: map[string]string{"max-size": "1m"}}})
+	assert.Check(t, is.DeepEqual(h.HostConfig.LogConfig, container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1m"}}))
+}

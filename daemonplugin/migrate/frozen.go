@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"log"
 	"net/netip"
 	"time"
 
@@ -239,7 +240,12 @@ func (m *Migrator) undo(ctx context.Context, f frozen, rec journal.SourceRecord,
 	if err := f.resume(ctx); err != nil {
 		return err
 	}
-	return m.giveBackRestart(ctx, rec)
+	// It runs: a resume cannot be tried again, so a policy not given back
+	// is told, not retried.
+	if err := m.giveBackRestart(ctx, rec); err != nil {
+		log.Printf("%s runs on %s again, %v", rec.ContainerID, m.Node, err)
+	}
+	return nil
 }
 
 // reconnect gives the carrier its endpoint back, trying until deadline

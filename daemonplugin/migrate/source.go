@@ -278,7 +278,7 @@ func (m *Migrator) freeze(ctx context.Context, o *outgoing) error {
 func (m *Migrator) sourceRecord(o *outgoing) journal.SourceRecord {
 	rec := journal.SourceRecord{ContainerID: o.c.ID, CarrierID: o.carrier.ID, Pid: o.c.State.Pid,
 		Network: o.hdr.Network, IP: o.hdr.IP, Aliases: o.hdr.Aliases, Dirs: []string{o.imgDir, o.imgDir + "-work"},
-		Restart: restartToHold(o.c), Extra: o.hdr.Extra, FilesDir: o.filesDir}
+		Restart: restartOf(o.c.HostConfig), Extra: o.hdr.Extra, FilesDir: o.filesDir}
 	if r, ok := o.cp.(runcCheckpointer); ok {
 		rec.RuncRoot = r.t.Root
 	}
@@ -446,7 +446,12 @@ func (m *Migrator) header(ctx context.Context, c, carrier container.InspectRespo
 	h = api.ReceiveHeader{
 		ID: id, Name: name, From: m.Node, Checkpoint: checkpointName,
 		Config: *c.Config, Network: net, IP: ep.IPAddress.String(), Ports: carrier.HostConfig.PortBindings,
-		Memory: c.HostConfig.Memory, MemorySwap: c.HostConfig.MemorySwap, HostConfig: c.HostConfig,
+		Memory: c.HostConfig.Memory, MemorySwap: c.HostConfig.MemorySwap,
+	}
+	// Only when there are options to carry: an agent before API 4 refuses
+	// a header field it does not know, and a plain container moves to it.
+	if len(workloads.CarriedOptions(c.HostConfig)) > 0 {
+		h.HostConfig = c.HostConfig
 	}
 	// What a holder carries for the container.
 	h.Config.Hostname, h.Config.Domainname = carrier.Config.Hostname, carrier.Config.Domainname
@@ -517,8 +522,9 @@ func (m *Migrator) sendImage(ctx context.Context, peer *agentclient.Client, migr
 // refuses what a stream cannot carry), the CRIU images from the memory in
 // use. The margins cover what the container writes until it is frozen.
 func (m *Migrator) prepareRequest(ctx context.Context, c container.InspectResponse, h api.ReceiveHeader, trees []tree) (api.PrepareRequest, error) {
-	req := api.PrepareRequest{Name: h.Name, Image: c.Config.Image, ImageID: c.Image, Cores: h.Cores, Memory: h.Memory,
-		Ports: workloads.HostPorts(h.Ports, "")}
+	// No host ports here: an agent before API 4 refuses a field it does
+	// not know. The twin's creation, before the freeze, checks them.
+	req := api.PrepareRequest{Name: h.Name, Image: c.Config.Image, ImageID: c.Image, Cores: h.Cores, Memory: h.Memory}
 	for _, t := range trees {
 		st, err := scanTree(t.prefix, t.dir)
 		if err != nil {

@@ -120,10 +120,12 @@ func (m *Migrator) StandbyReceive(ctx context.Context, from string, h api.Receiv
 	if !migrationID.MatchString(h.ID) {
 		return refuseHeader("bad checkpoint id %q", h.ID)
 	}
-	ann := expected{Expectation: api.Expectation{ID: h.ID, From: from, Container: e.Container, Network: e.Network, Cores: e.Cores, Memory: e.Memory}}
+	ann := expected{Expectation: api.Expectation{ID: h.ID, From: from, Container: e.Container, Network: e.Network, Cores: e.Cores, Memory: e.Memory,
+		Privileges: e.Privileges}}
 	if err := checkReceiveHeader(ann, h, m.joinable(ctx, h.Network)); err != nil {
 		return err
 	}
+	withAnnouncedLogging(&h, e.Privileges)
 	if !h.ImagesDir {
 		return refuseHeader("a standby copy carries its CRIU images in its stream")
 	}
@@ -358,9 +360,10 @@ func (m *Migrator) restoreStandby(ctx context.Context, h api.ReceiveHeader, meta
 	if err := m.restore(ctx, twin.ID, h.Name, true, imgDir, "tcp-close"); err != nil {
 		return api.FleetContainer{}, fmt.Errorf("restoring %s on %s: %w", h.Name, m.Node, err)
 	}
-	if err := m.restoreSysctls(ctx, twin.ID); err != nil {
-		return api.FleetContainer{}, fmt.Errorf("restoring %s on %s: %w", h.Name, m.Node, err)
-	}
+	// Its node is dead and this copy the only one: kept, whatever its
+	// sysctls, and the container from now on.
+	m.resumeSysctls(ctx, twin.ID, h.Name)
+	m.takeRestart(ctx, twin.ID, h.Name, restartOf(h.HostConfig))
 	return api.FleetContainer{ID: twin.ID, Name: h.Name, Node: m.Node, Cpuset: twin.Cpuset, IP: h.IP, State: "running",
 		Service: h.Config.Labels[labels.Service]}, nil
 }

@@ -91,7 +91,10 @@ func withProto(p string) string {
 // CarryHostConfig is what a migration's twin takes over from its source's
 // host configuration: the container options a fleet container may have
 // (applyOptions), nothing tied to the source host (binds, devices, cpuset,
-// namespaces), which the twin gets from its own node or not at all.
+// namespaces), which the twin gets from its own node or not at all. The
+// destination checks the capabilities and sets the log configuration from
+// the operator's announcement (migrate's checkPrivileges,
+// withAnnouncedLogging).
 func CarryHostConfig(src *container.HostConfig) container.HostConfig {
 	var h container.HostConfig
 	if src == nil {
@@ -134,7 +137,6 @@ func CarriedOptions(src *container.HostConfig) []string {
 	add(h.Init != nil && *h.Init, "init")
 	add(len(h.ExtraHosts) > 0, "extra_hosts")
 	add(Restarts(h.RestartPolicy), "restart")
-	add(h.LogConfig.Type != "" && h.LogConfig.Type != "json-file", "logging")
 	add(len(h.Ulimits) > 0, "ulimits")
 	add(len(h.DNS)+len(h.DNSSearch)+len(h.DNSOptions) > 0, "dns")
 	add(h.PidsLimit != nil && *h.PidsLimit > 0, "pids_limit")

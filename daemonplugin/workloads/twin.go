@@ -19,8 +19,8 @@ import (
 const migrationLabel = labels.Prefix + ".migration"
 
 // CanTake checks, for a migration's prepare step, that the node could take a
-// container with these needs now.
-func (m *Manager) CanTake(ctx context.Context, cores int, memory int64, ports []api.HostPort) error {
+// container with these needs now (its host ports: CreateTwin).
+func (m *Manager) CanTake(ctx context.Context, cores int, memory int64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st, err := m.read(ctx)
@@ -32,10 +32,7 @@ func (m *Manager) CanTake(ctx context.Context, cores int, memory int64, ports []
 			return Refuse(errdefs.ErrConflict, "%v", err)
 		}
 	}
-	if err := st.checkMemory(m.Node, memory); err != nil {
-		return err
-	}
-	return st.checkPorts(m.Node, ports)
+	return st.checkMemory(m.Node, memory)
 }
 
 // Twin is a migration's destination container, created but not started.
@@ -124,6 +121,9 @@ func (m *Manager) CreateTwin(ctx context.Context, h api.ReceiveHeader, lockHolde
 	cfg.Labels = withLabel(cfg.Labels, migrationLabel, h.ID)
 	// The source's options, then what is this node's own.
 	host := new(CarryHostConfig(h.HostConfig))
+	// Not restarted by its engine until it is the container: a fenced copy
+	// that dies must stay dead (the migration's commit gives the policy).
+	host.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
 	host.NetworkMode = container.NetworkMode(h.Network)
 	host.PortBindings = h.Ports
 	host.Binds = binds

@@ -1,7 +1,9 @@
 package agentclient
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 
@@ -21,8 +23,23 @@ func (c *Client) ExpectImage(ctx context.Context, t api.ImageTransfer) error {
 }
 
 // SendImage has the node push an image of its engine to t.Node (t.Addr).
+// Not bounded by callTimeout: the answer comes once the whole image is
+// loaded there, which takes as long as the image is large (the agents'
+// connection notices a dead peer by itself).
 func (c *Client) SendImage(ctx context.Context, t api.ImageTransfer) error {
-	_, err := call[struct{}](ctx, c, http.MethodPost, api.PathImageSend, t)
+	b, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+c.Addr+api.PathImageSend, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return err
+	}
+	_, err = decodeReply[struct{}](c, resp)
 	return err
 }
 

@@ -101,6 +101,8 @@ type Expectation struct {
 	// FromAddr is the source agent's address: a destination that holds a
 	// fenced copy asks it for the outcome.
 	FromAddr string `json:"fromAddr,omitempty"`
+	// Privileges are what the twin may be given beyond a plain container.
+	Privileges *Privileges `json:"privileges,omitempty"`
 }
 
 // Decision is the source's word on a migration: Commit makes the
@@ -231,10 +233,6 @@ type PrepareRequest struct {
 	// (see labels.NetnsOf): its checkpoint leaves the namespace out, so
 	// the destination must give it one.
 	InHolder bool `json:"inHolder,omitempty"`
-	// Ports are the container's fixed host ports: the destination refuses,
-	// before the freeze, where one is taken. An older destination ignores
-	// them and finds out when the twin starts, as before.
-	Ports []HostPort `json:"ports,omitempty"`
 }
 
 // PrepareResponse says whether the destination needs the image streamed,

@@ -46,6 +46,9 @@ type StandbyExpect struct {
 	Network   string `json:"network"`
 	Cores     int    `json:"cores"`
 	Memory    int64  `json:"memory"`
+	// Privileges are what the restored copy may be given beyond a plain
+	// container (Expectation.Privileges).
+	Privileges *Privileges `json:"privileges,omitempty"`
 }
 
 // StandbyDrop names a standby copy to forget.

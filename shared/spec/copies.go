@@ -24,8 +24,11 @@ const (
 	MaxCopyBytes = 8 << 20
 )
 
-func checkCopies(cs []Copy) []error {
+func checkCopies(cs []Copy, readOnly bool) []error {
 	var errs []error
+	if len(cs) > 0 && readOnly {
+		errs = append(errs, fmt.Errorf("volumes: %s: a file beside the Compose file is copied into the container's own filesystem, which read_only forbids: use a named volume, or drop read_only", cs[0].Source))
+	}
 	if len(cs) > MaxCopies {
 		errs = append(errs, fmt.Errorf("volumes: %d files or folders beside the Compose file: at most %d", len(cs), MaxCopies))
 	}

@@ -223,7 +223,7 @@ func (s *Service) Validate() error {
 		bad("aliases", "only for a service of one replica, and it has %d: two replicas would answer to one name", s.Replicas)
 	}
 	errs = append(errs, s.Options.validate()...)
-	errs = append(errs, checkCopies(s.Copies)...)
+	errs = append(errs, checkCopies(s.Copies, s.ReadOnly)...)
 	errs = append(errs, s.validateAttachments()...)
 	for _, e := range s.Env {
 		if k, _, _ := strings.Cut(e, "="); k == "" {

@@ -73,6 +73,11 @@ func (d *Deployer) migrateOnce(ctx context.Context, name, to string, onEvent fun
 		set, _ := cpuset.Parse(c.Cpuset)
 		exp.Cores = len(set)
 	}
+	// What the twin may be given beyond a plain container, from its
+	// service's stored definition (without one: nothing more).
+	if svc, err := swarmstore.LoadService(ctx, d.Fleet.Manager, c.Service); err == nil {
+		exp.Privileges = api.PrivilegesOf(svc)
+	}
 	if err := dst.Agent.Expect(ctx, exp); err != nil {
 		return nil, false, fmt.Errorf("destination %s: %w", dst.Hostname, err)
 	}
