@@ -72,7 +72,7 @@ func keepTag(b []byte, keep string) ([]byte, error) {
 		tags, _ := e["RepoTags"].([]any)
 		e["RepoTags"] = slices.DeleteFunc(tags, func(t any) bool {
 			s, _ := t.(string)
-			return s != keep || strings.HasPrefix(s, fleetImages)
+			return s != keep || FleetOwn(s)
 		})
 	}
 	return json.Marshal(entries)
@@ -81,3 +81,7 @@ func keepTag(b []byte, keep string) ([]byte, error) {
 // fleetImages prefixes the images the fleet makes itself (the anchor):
 // never taken from a peer.
 const fleetImages = "docker-fleet/"
+
+// FleetOwn says whether ref names an image the fleet makes itself, which
+// no peer may name.
+func FleetOwn(ref string) bool { return strings.HasPrefix(ref, fleetImages) }

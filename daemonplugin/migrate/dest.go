@@ -54,6 +54,13 @@ func (m *Migrator) Prepare(ctx context.Context, from, id string, req api.Prepare
 	if err != nil && !errdefs.IsNotFound(err) {
 		return api.PrepareResponse{}, err
 	}
+	if err == nil {
+		// The image is here, perhaps under another name only (two
+		// services built alike): the twin is made by the container's.
+		if err := m.tagIfMissing(ctx, req.Image, req.ImageID); err != nil {
+			return api.PrepareResponse{}, err
+		}
+	}
 	// Not here: try the registry before asking the source to stream it.
 	resp.HaveImage = err == nil || (workloads.PullImage(ctx, m.Engine, req.Image) == nil && m.haveImage(ctx, req.ImageID))
 	// Last: a prepare that fails holds no room.
@@ -61,6 +68,22 @@ func (m *Migrator) Prepare(ctx context.Context, from, id string, req api.Prepare
 		return api.PrepareResponse{}, err
 	}
 	return resp, nil
+}
+
+// tagIfMissing names image id ref, where no image here has that name (one
+// that has it is never renamed: the twin then runs that one, as a pull
+// would have it).
+func (m *Migrator) tagIfMissing(ctx context.Context, ref, id string) error {
+	if images.FleetOwn(ref) {
+		return nil
+	}
+	if _, err := m.Engine.ImageInspect(ctx, ref); !errdefs.IsNotFound(err) {
+		return err
+	}
+	if _, err := m.Engine.ImageTag(ctx, client.ImageTagOptions{Source: id, Target: ref}); err != nil {
+		return fmt.Errorf("naming image %s %s on %s: %w", id, ref, m.Node, err)
+	}
+	return nil
 }
 
 func (m *Migrator) haveImage(ctx context.Context, id string) bool {
