@@ -222,8 +222,12 @@ func (m *Migrator) Receive(ctx context.Context, from string, h api.ReceiveHeader
 	if err := m.restore(ctx, twin.ID, h.Name, h.ImagesDir, imgDir); err != nil {
 		return api.ReceiveResult{}, fmt.Errorf("restoring %s on %s: %w", h.Name, m.Node, err)
 	}
-	if err := m.restoreSysctls(ctx, twin.ID); err != nil {
-		return api.ReceiveResult{}, fmt.Errorf("restoring %s on %s: %w", h.Name, m.Node, err)
+	// In the frozen window: the inspect only for a container with
+	// sysctls (its header carries them).
+	if h.HostConfig != nil && len(h.HostConfig.Sysctls) > 0 {
+		if err := m.restoreSysctls(ctx, twin.ID); err != nil {
+			return api.ReceiveResult{}, fmt.Errorf("restoring %s on %s: %w", h.Name, m.Node, err)
+		}
 	}
 	restoreTime := time.Since(t1).Seconds()
 	if !h.ImagesDir {

@@ -22,10 +22,10 @@ import (
 // taken ones in its ledger for the scheduler, and refuses a replica or
 // twin that publishes one, in the same critical section as its cores.
 
-// HostPorts are the fixed host ports of a port map, held by holder. A
+// hostPorts are the fixed host ports of a port map, held by holder. A
 // binding without a host port, or with a range, has the engine pick one
 // at start: it takes no port another could be refused for.
-func HostPorts(pm network.PortMap, holder string) []api.HostPort {
+func hostPorts(pm network.PortMap, holder string) []api.HostPort {
 	var out []api.HostPort
 	for port, bindings := range pm {
 		for _, b := range bindings {
@@ -75,7 +75,7 @@ func containerPorts(c container.InspectResponse) []api.HostPort {
 	if !fleet && c.State != nil && (c.State.Status == container.StateExited || c.State.Status == container.StateDead) {
 		return nil
 	}
-	return HostPorts(c.HostConfig.PortBindings, holder)
+	return hostPorts(c.HostConfig.PortBindings, holder)
 }
 
 // portConflicts are the entries of taken that hold a port of wanted

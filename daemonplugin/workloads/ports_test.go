@@ -64,8 +64,8 @@ func TestHostPortsFixedOnly(t *testing.T) {
 		network.MustParsePort("9001/tcp"): {{HostPort: "0"}},         // so too
 		network.MustParsePort("9002/tcp"): {{HostPort: "7000-7010"}}, // one of a range, at start
 	}
-	assert.Check(t, is.DeepEqual(HostPorts(pm, "web.1"), []api.HostPort{hp(5353, "udp", "web.1"), hp(18080, "tcp", "web.1")}))
-	assert.Check(t, is.Len(HostPorts(nil, "web.1"), 0))
+	assert.Check(t, is.DeepEqual(hostPorts(pm, "web.1"), []api.HostPort{hp(5353, "udp", "web.1"), hp(18080, "tcp", "web.1")}))
+	assert.Check(t, is.Len(hostPorts(nil, "web.1"), 0))
 }
 
 func TestServicePortsMatchCreate(t *testing.T) {
@@ -76,7 +76,7 @@ func TestServicePortsMatchCreate(t *testing.T) {
 	// What create gives the engine is what the ledger reads back.
 	opts, err := createOptions(api.CreateRequest{Name: "web.1", Replica: 1, Network: "fleet", Service: svc}, cpuset.Set{})
 	assert.NilError(t, err)
-	assert.Check(t, is.DeepEqual(HostPorts(opts.HostConfig.PortBindings, ""), []api.HostPort{hp(5353, "udp", ""), hp(18080, "tcp", "")}))
+	assert.Check(t, is.DeepEqual(hostPorts(opts.HostConfig.PortBindings, ""), []api.HostPort{hp(5353, "udp", ""), hp(18080, "tcp", "")}))
 }
 
 func TestContainerPorts(t *testing.T) {

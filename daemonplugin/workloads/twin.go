@@ -84,7 +84,7 @@ func (m *Manager) CreateTwin(ctx context.Context, h api.ReceiveHeader, lockHolde
 	}
 	// Taken since the prepare, or the source is older and did not say:
 	// refused here rather than by the engine at the restore.
-	if err := st.checkPorts(m.Node, HostPorts(h.Ports, h.Name)); err != nil {
+	if err := st.checkPorts(m.Node, hostPorts(h.Ports, h.Name)); err != nil {
 		return nil, err
 	}
 	if err := m.ensureAnchor(ctx, h.Network); err != nil {
