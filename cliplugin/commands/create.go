@@ -24,6 +24,7 @@ type createOptions struct {
 	image      string
 	replicas   int
 	node       string
+	constraint []string
 	cpus       int
 	cpusetCpus string
 	memory     string
@@ -36,6 +37,7 @@ type createOptions struct {
 	format     string
 	project    string
 	dryRun     bool
+	orphans    bool
 	wait       time.Duration
 }
 
@@ -53,21 +55,34 @@ them. The definition is kept in the swarm, so scale works from any machine.
 checkpoint kept on a standby node, which restores it warm (memory and all) if
 the replica's node dies, instead of restarting it from its image.
 
+--constraint limits the nodes as docker service create --constraint does:
+node.hostname, node.id, node.role (manager or worker), node.labels.KEY
+(docker node update --label-add KEY=VALUE), node.platform.os and
+node.platform.arch, each == or != a value; every one given must hold. A
+Compose file's deploy.placement.constraints are the same.
+
 -f reads a Compose file (x-fleet: {cpus: N} for exclusive cores,
 checkpoint-every: 30s for warm relocation), a RESTfulSwarm task or job, or a
 Genisys service definition, told apart by content; "-f -" reads standard
 input. A Compose file's services form a project, named as docker compose
 names it (--project-name, else name: in the file, else the file's folder);
 its images with build: are built once on the manager first, and a service
-is made only once those it depends_on are running or healthy (each wait
-bounded by --wait-timeout).
+is made only once those it depends_on are running, healthy or completed
+successfully (each wait bounded by --wait-timeout).
+
+A Compose file whose project exists is applied to it, as docker compose up
+applied again: each service whose definition changed is updated as
+"docker fleet update" does (rolled, health-gated, rolled back on failure),
+new services are made, unchanged ones are left alone, and services no longer
+in the file are removed only with --remove-orphans.
 
 --dry-run checks and places everything and prints the plan (what is built,
-which image goes to which node, where each replica lands), changing
-nothing.`,
+which image goes to which node, where each replica lands, and for a project
+that exists what changes), changing nothing.`,
 		Example: `  docker fleet create --name web --image fleet-workload --replicas 3 --cpus 1 --memory 64m
   docker fleet create --name api --image my/api --node h2 --cpuset-cpus 1 -p 8080:80 -- serve --port 80
   docker fleet create --name db --image postgres:15 --cpus 1 --checkpoint-every 30s
+  docker fleet create --name db --image postgres:15 --constraint node.labels.disk==ssd --constraint node.role!=manager
   docker fleet create -f compose.yaml
   docker fleet create -f compose.yaml --project-name shop --dry-run
   docker fleet create -f compose.yaml --wait-timeout 5m`,
@@ -81,6 +96,7 @@ nothing.`,
 	f.StringVar(&opts.image, "image", "", "Image")
 	f.IntVar(&opts.replicas, "replicas", 1, "Number of replicas")
 	f.StringVar(&opts.node, "node", "", "Place every replica on this node")
+	f.StringArrayVar(&opts.constraint, "constraint", nil, "Placement constraint, as docker service create's (node.labels.disk==ssd, node.role!=manager); all given must hold")
 	f.IntVar(&opts.cpus, "cpus", 0, "Exclusive cores per replica")
 	f.StringVar(&opts.cpusetCpus, "cpuset-cpus", "", "Exclusive cores per replica, by number (0-3, 0,1)")
 	f.StringVar(&opts.memory, "memory", "", "Memory limit per replica (64m, 1g)")
@@ -93,6 +109,7 @@ nothing.`,
 	f.StringVar(&opts.format, "format", "", formatHelp)
 	f.StringVar(&opts.project, "project-name", "", "Project name of a Compose file (default: its name:, else its folder's name)")
 	f.BoolVar(&opts.dryRun, "dry-run", false, "Check and place everything and print the plan, changing nothing")
+	f.BoolVar(&opts.orphans, "remove-orphans", false, "Applying a Compose file to its project: remove the project's services the file no longer has")
 	f.DurationVar(&opts.wait, "wait-timeout", deploy.DefaultWaitTimeout, "How long to wait for the services a service depends_on")
 	return cmd
 }
@@ -105,6 +122,9 @@ func runCreate(cmd *cobra.Command, dockerCli command.Cli, opts createOptions, ar
 	r, err := opts.services(cmd, dockerCli.In(), args)
 	if err != nil {
 		return err
+	}
+	for _, n := range r.Notices {
+		fmt.Fprintf(dockerCli.Err(), "%s: %s\n", opts.file, n)
 	}
 	f, err := openFleet(cmd, dockerCli)
 	if err != nil {
@@ -123,6 +143,22 @@ func runCreate(cmd *cobra.Command, dockerCli command.Cli, opts createOptions, ar
 	}
 	d := &deploy.Deployer{Fleet: f, Progress: dockerCli.Err()}
 	co := deploy.CreateOptions{Builds: r.Builds, WaitTimeout: opts.wait, Networks: r.NetworkDefs, Files: r.Files, Copies: r.Copies}
+	if r.Format == specfile.Compose && len(r.Services) > 0 {
+		exists, err := d.ProjectExists(ctx, r.Services[0].Project)
+		if err != nil {
+			return err
+		}
+		if exists {
+			res, err := d.Apply(ctx, r.Services, co, opts.orphans, opts.dryRun)
+			if err != nil {
+				return err
+			}
+			return writeFormatted(dockerCli.Out(), opts.format, res, func(out io.Writer) error { return renderApply(out, res) })
+		}
+	}
+	if opts.orphans {
+		return errors.New("--remove-orphans: applies a Compose file to a project that exists")
+	}
 	if opts.dryRun {
 		p, err := d.DryRun(ctx, r.Services, co)
 		if err != nil {
@@ -140,7 +176,7 @@ func runCreate(cmd *cobra.Command, dockerCli command.Cli, opts createOptions, ar
 // services builds the definitions from the file or the flags.
 func (opts createOptions) services(cmd *cobra.Command, stdin io.Reader, args []string) (*specfile.Result, error) {
 	if opts.file != "" {
-		for _, fl := range []string{"name", "image", "replicas", "node", "cpus", "cpuset-cpus", "memory", "memory-swap", "env", "publish", "volume", "checkpoint-every"} {
+		for _, fl := range []string{"name", "image", "replicas", "node", "constraint", "cpus", "cpuset-cpus", "memory", "memory-swap", "env", "publish", "volume", "checkpoint-every"} {
 			if cmd.Flags().Changed(fl) {
 				return nil, fmt.Errorf("--%s: give the service in the file or in flags, not both", fl)
 			}
@@ -157,6 +193,7 @@ func (opts createOptions) services(cmd *cobra.Command, stdin io.Reader, args []s
 		Name: opts.name, Image: opts.image, Replicas: opts.replicas, Node: opts.node,
 		Cores: opts.cpus, Cpuset: opts.cpusetCpus, Env: opts.env, Command: args, Strategy: opts.strategy,
 	}
+	s.SetConstraints(opts.constraint)
 	switch {
 	case opts.name == "":
 		return nil, errors.New("--name: missing (or give a service file with -f)")
@@ -208,7 +245,7 @@ var flagOf = map[string]string{
 	"name": "--name", "image": "--image", "replicas": "--replicas", "cpus": "--cpus",
 	"cpuset-cpus": "--cpuset-cpus", "memory": "--memory", "memory-swap": "--memory-swap",
 	"strategy": "--strategy", "volumes": "--volume", "environment": "--env",
-	"checkpoint-every": "--checkpoint-every",
+	"checkpoint-every": "--checkpoint-every", spec.ConstraintsField: "--constraint",
 }
 
 // flagErrors turns the definition's field names into the flags that set them.

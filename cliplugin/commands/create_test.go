@@ -32,6 +32,8 @@ func createServices(t *testing.T, args ...string) ([]spec.Service, error) {
 	opts.checkpoint, _ = f.GetString("checkpoint-every")
 	opts.project, _ = f.GetString("project-name")
 	opts.publish, _ = f.GetStringArray("publish")
+	opts.node, _ = f.GetString("node")
+	opts.constraint, _ = f.GetStringArray("constraint")
 	r, err := opts.services(cmd, strings.NewReader(""), nil)
 	if err != nil {
 		return nil, err

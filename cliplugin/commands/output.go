@@ -85,6 +85,36 @@ func renderPlan(out io.Writer, p *deploy.Plan) error {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Node, cpus, memoryString(r.Memory), dash(strings.Join(after, ", ")))
 	}
+	if len(p.LeftOut) > 0 {
+		fmt.Fprintln(w, "\nSERVICE\tLEFT OUT\tWHY")
+		for _, l := range p.LeftOut {
+			fmt.Fprintf(w, "%s\t%s\t%s\n", l.Service, l.Node, l.Why)
+		}
+	}
 	fmt.Fprintln(w, "\n(dry run: nothing was built, sent, stored or created)")
 	return w.Flush()
+}
+
+// renderApply writes what applying a file to its project did or would do.
+func renderApply(out io.Writer, r *deploy.ApplyResult) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "PROJECT %s\n\n", r.Project)
+	fmt.Fprintln(w, "SERVICE\tACTION\tCHANGES")
+	for _, c := range r.Changes {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", c.Service, c.Action, dash(strings.Join(c.Fields, ", ")))
+	}
+	fmt.Fprintln(w)
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if r.Plan != nil {
+		return renderPlan(out, r.Plan)
+	}
+	for _, u := range r.Updated {
+		fmt.Fprintf(out, "%s: %s, revision %d to %d\n", u.Service, u.State, u.From, u.To)
+	}
+	if len(r.Created) > 0 {
+		return renderContainers(out, r.Created)
+	}
+	return nil
 }

@@ -173,6 +173,11 @@ func (a *Agent) Handler() http.Handler {
 			reply(w, v, err)
 		},
 		"DELETE " + api.PathContainer + "{name}": func(w http.ResponseWriter, r *http.Request) {
+			// ?retire=1: a rolling update's; older agents ignore it and remove.
+			if r.URL.Query().Get(api.QueryRetire) == "1" {
+				reply(w, struct{}{}, wl.Retire(r.Context(), r.PathValue("name")))
+				return
+			}
 			reply(w, struct{}{}, wl.Remove(r.Context(), r.PathValue("name")))
 		},
 		"POST " + api.PathContainer + "{name}" + api.ResizeSuffix: func(w http.ResponseWriter, r *http.Request) {

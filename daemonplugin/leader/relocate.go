@@ -28,6 +28,7 @@ func (l *Leader) relocate(ctx context.Context, d swarmstore.Down, views []view) 
 			running[c.Name] = true
 		}
 		sn := scheduler.NodeOf(v.Hostname, v.State, v.Availability, v.ledger, v.err)
+		sn.Facts = v.Facts() // the service's placement constraints hold here too
 		if v.Hostname == d.Node {
 			sn.Unusable = "node is dead"
 		}

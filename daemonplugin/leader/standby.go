@@ -9,6 +9,7 @@ import (
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/cpuset"
 	"github.com/docker-fleet/fleet/shared/scheduler"
+	"github.com/docker-fleet/fleet/shared/spec"
 	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
@@ -54,9 +55,10 @@ func (l *Leader) standbys(ctx context.Context, views []view, down map[string]swa
 			if cp.Standby != "" && cp.Standby != v.Hostname && l.awayAgain(c.Name) < standbyPatience {
 				continue // a standby slow to answer once is not replaced
 			}
-			to, ok := chooseStandby(v, c, up)
+			svc, svcErr := swarmstore.LoadService(ctx, l.Engine, c.Service)
+			to, ok := chooseStandby(v, c, up, svc.Constraints)
 			if !ok {
-				continue // a one-node fleet: no standby to have
+				continue // a one-node fleet, or no other node its constraints allow
 			}
 			if network == "" {
 				n, err := swarmstore.FindNetwork(ctx, l.Engine)
@@ -67,7 +69,7 @@ func (l *Leader) standbys(ctx context.Context, views []view, down map[string]swa
 				network = n.Name
 			}
 			exp := api.StandbyExpect{Container: c.Name, From: v.Hostname, Network: network, Cores: cores(c), Memory: c.Memory}
-			if svc, err := swarmstore.LoadService(ctx, l.Engine, c.Service); err == nil {
+			if svcErr == nil {
 				exp.Privileges = api.PrivilegesOf(svc)
 			}
 			if err := l.assignStandby(ctx, v, to, exp); err != nil {
@@ -117,18 +119,28 @@ func (l *Leader) awayAgain(container string) int {
 }
 
 // chooseStandby picks the standby node of container c of node v among the
-// live nodes: one where it would fit now, by the scheduler's spread; any
-// other node if none can take it now (room may be made by the time it is
-// needed; a relocation that does not fit goes cold elsewhere).
-func chooseStandby(v view, c api.FleetContainer, up []view) (view, bool) {
+// live nodes its service's placement constraints allow (a warm restore
+// there would break them): one where it would fit now, by the scheduler's
+// spread; any other node if none can take it now (room may be made by
+// the time it is needed; a relocation that does not fit goes cold
+// elsewhere).
+func chooseStandby(v view, c api.FleetContainer, up []view, constraints []string) (view, bool) {
+	// The stored definition was checked when made: one that no longer
+	// parses constrains nothing here, and its cold relocation says why.
+	cons, _ := spec.ParseConstraints(constraints)
 	var sched []scheduler.Node
 	var others []view
 	for _, o := range up {
 		if o.Hostname == v.Hostname {
 			continue
 		}
+		sn := scheduler.NodeOf(o.Hostname, o.State, o.Availability, o.ledger, nil)
+		sn.Facts = o.Facts()
+		if scheduler.Excluded(sn, cons) != "" {
+			continue
+		}
 		others = append(others, o)
-		sched = append(sched, scheduler.NodeOf(o.Hostname, o.State, o.Availability, o.ledger, nil))
+		sched = append(sched, sn)
 	}
 	if len(others) == 0 {
 		return view{}, false

@@ -79,6 +79,9 @@ func (m *Migrator) StandbyAssign(ctx context.Context, req api.StandbyAssign) (st
 	if c.Container.Config.Labels[labels.CheckpointEvery] == "" {
 		return struct{}{}, workloads.Refuse(errdefs.ErrFailedPrecondition, "%s on %s has no background checkpoints", req.Container, m.Node)
 	}
+	if onHostNetwork(c.Container) {
+		return struct{}{}, workloads.Refuse(errdefs.ErrFailedPrecondition, "%s on %s has no background checkpoints: %s", req.Container, m.Node, hostNetworkProblem)
+	}
 	m.bg.mu.Lock()
 	defer m.bg.mu.Unlock()
 	b := m.bg.get(req.Container)
@@ -265,6 +268,11 @@ func (m *Migrator) snapshot(ctx context.Context, name string) (snap, error) {
 	c := res.Container
 	if !c.State.Running || c.State.Paused {
 		return snap{}, fmt.Errorf("%s is not running", name)
+	}
+	// Validation refuses checkpoint-every with network_mode: host; a
+	// container made otherwise is still never frozen for nothing.
+	if onHostNetwork(c) {
+		return snap{}, fmt.Errorf("%s has no background checkpoints: %s", name, hostNetworkProblem)
 	}
 	carrier, err := m.Workloads.Carrier(ctx, c)
 	if err != nil {

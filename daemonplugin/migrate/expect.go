@@ -243,11 +243,17 @@ func validAddr(a string) bool {
 }
 
 // checkPrivileges refuses a header whose container would be given, here,
-// a capability the announcement does not vouch for.
+// a capability or an unconfined security option the announcement does
+// not vouch for.
 func checkPrivileges(p *api.Privileges, hc *container.HostConfig) error {
 	for _, c := range workloads.CarryHostConfig(hc).CapAdd {
 		if !p.AllowsCap(c) {
 			return refuseHeader("capability %s, which its service does not give", c)
+		}
+	}
+	for _, o := range workloads.Unconfined(hc) {
+		if !p.AllowsUnconfined(o) {
+			return refuseHeader("security option %s, which its service does not give", o)
 		}
 	}
 	return nil

@@ -196,6 +196,12 @@ func TestPrivilegesComeFromTheAnnouncement(t *testing.T) {
 	assert.Check(t, errdefs.IsPermissionDenied(checkPrivileges(&api.Privileges{CapAdd: []string{"SYS_ADMIN"}}, hc)))
 	assert.NilError(t, checkPrivileges(&api.Privileges{CapAdd: []string{"net_admin"}}, hc))
 	assert.NilError(t, checkPrivileges(nil, &container.HostConfig{}))
+	// Turning seccomp, AppArmor or SELinux off is vouched for as a capability is.
+	unconfined := &container.HostConfig{SecurityOpt: []string{"no-new-privileges", "seccomp:unconfined"}}
+	assert.Check(t, errdefs.IsPermissionDenied(checkPrivileges(nil, unconfined)), "no announcement: confined")
+	assert.Check(t, errdefs.IsPermissionDenied(checkPrivileges(&api.Privileges{Unconfined: []string{"apparmor=unconfined"}}, unconfined)))
+	assert.NilError(t, checkPrivileges(&api.Privileges{Unconfined: []string{"seccomp=unconfined"}}, unconfined))
+	assert.NilError(t, checkPrivileges(nil, &container.HostConfig{SecurityOpt: []string{"no-new-privileges"}}))
 
 	h := api.ReceiveHeader{HostConfig: hc}
 	withAnnouncedLogging(&h, &api.Privileges{CapAdd: []string{"NET_ADMIN"}})

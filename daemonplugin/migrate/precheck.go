@@ -52,6 +52,15 @@ func (m *Migrator) Check(ctx context.Context, req api.CheckRequest) (api.CheckRe
 	return out, nil
 }
 
+// hostNetworkProblem is why a container on its host's network cannot be
+// checkpointed for another node: its sockets and addresses are its host's.
+const hostNetworkProblem = "it uses its host's network (network_mode: host), which cannot move with it"
+
+// onHostNetwork says whether c runs on its host's network.
+func onHostNetwork(c container.InspectResponse) bool {
+	return c.HostConfig != nil && c.HostConfig.NetworkMode.IsHost()
+}
+
 // checkable refuses what is no live migration at all.
 func checkable(c container.InspectResponse, name, node string) error {
 	if _, ok := c.Config.Labels[labels.Service]; !ok {
@@ -72,6 +81,9 @@ func refusePrecheck(name, node string, problems []string) error {
 // precheck lists what stops the container's checkpoint, in a user's words.
 func (m *Migrator) precheck(ctx context.Context, c container.InspectResponse) []string {
 	var out []string
+	if onHostNetwork(c) {
+		out = append(out, hostNetworkProblem)
+	}
 	// Its secrets and configs are the fleet's bind mounts, which move.
 	_, _, mounts, err := m.Workloads.FileMounts(ctx, c.Mounts)
 	if err != nil {

@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"context"
 	"errors"
 	"net"
 	"os"
@@ -10,9 +11,12 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/moby/moby/api/types/container"
 	"golang.org/x/sys/unix"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/docker-fleet/fleet/daemonplugin/workloads"
 )
 
 func TestFdProblem(t *testing.T) {
@@ -170,4 +174,16 @@ func TestScanNonRootWhereCRIUCannotReadLimits(t *testing.T) {
 	assert.Check(t, is.Contains(got[0], "sleep (pid "))
 	assert.Check(t, is.Contains(got[0], "runs as user 1000 (group 1000)"))
 	assert.Check(t, is.Contains(got[0], "CAP_SYS_RESOURCE on h1"))
+}
+
+// TestPrecheckHostNetwork: a container on its host's network is refused
+// before anything is frozen, in words that name network_mode: host.
+func TestPrecheckHostNetwork(t *testing.T) {
+	m := &Migrator{Workloads: &workloads.Manager{}}
+	// Pid 0: no processes to look at, only the configuration.
+	c := container.InspectResponse{HostConfig: &container.HostConfig{NetworkMode: "host"}, State: &container.State{}}
+	assert.Check(t, is.DeepEqual(m.precheck(context.Background(), c),
+		[]string{"it uses its host's network (network_mode: host), which cannot move with it"}))
+	c.HostConfig.NetworkMode = "fleet"
+	assert.Check(t, is.Len(m.precheck(context.Background(), c), 0))
 }

@@ -35,7 +35,8 @@ const (
 func (m *Manager) createOnNetwork(ctx context.Context, opts client.ContainerCreateOptions, net string) (client.ContainerCreateResult, error) {
 	for attempt := 0; ; attempt++ {
 		created, err := m.Engine.ContainerCreate(ctx, opts)
-		if err == nil || !errdefs.IsNotFound(err) || attempt == 4 {
+		// A container on its host's network needs no overlay network set up.
+		if err == nil || !errdefs.IsNotFound(err) || attempt == 4 || opts.HostConfig.NetworkMode.IsHost() {
 			return created, err
 		}
 		_, _ = m.Engine.ContainerRemove(ctx, AnchorName, client.ContainerRemoveOptions{Force: true})

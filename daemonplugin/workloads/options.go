@@ -49,6 +49,7 @@ func applyOptions(cfg *container.Config, host *container.HostConfig, o spec.Opti
 	if o.NoNewPrivileges {
 		host.SecurityOpt = []string{noNewPrivileges}
 	}
+	host.SecurityOpt = append(host.SecurityOpt, o.Unconfined...)
 	if o.Init {
 		host.Init = &o.Init
 	}
@@ -66,8 +67,9 @@ func applyOptions(cfg *container.Config, host *container.HostConfig, o spec.Opti
 	return nil
 }
 
-// noNewPrivileges is the one security option a fleet container may have:
-// a flag of its processes, not a host's policy.
+// noNewPrivileges is a security option a fleet container may have: a flag
+// of its processes, not a host's policy. The others turn a host's policy
+// off (spec.UnconfinedOpts), the same on every host.
 const noNewPrivileges = "no-new-privileges"
 
 func dnsServers(list []string) []netip.Addr {
@@ -108,12 +110,31 @@ func CarryHostConfig(src *container.HostConfig) container.HostConfig {
 	h.Ulimits = slices.Clone(src.Ulimits)
 	h.DNS, h.DNSSearch, h.DNSOptions = slices.Clone(src.DNS), slices.Clone(src.DNSSearch), slices.Clone(src.DNSOptions)
 	h.PidsLimit = src.PidsLimit
+	// no-new-privileges first, as applyOptions gives it; a profile or
+	// label of the source host stays behind.
 	for _, o := range src.SecurityOpt {
 		if o == noNewPrivileges || o == noNewPrivileges+":true" || o == noNewPrivileges+"=true" {
 			h.SecurityOpt = []string{noNewPrivileges}
 		}
 	}
+	for _, o := range src.SecurityOpt {
+		if opt, ok := spec.UnconfinedOpt(o); ok && !slices.Contains(h.SecurityOpt, opt) {
+			h.SecurityOpt = append(h.SecurityOpt, opt)
+		}
+	}
 	return h
+}
+
+// Unconfined are the security options of a host configuration that turn a
+// host's policy off (spec.UnconfinedOpts), as CarryHostConfig keeps them.
+func Unconfined(hc *container.HostConfig) []string {
+	var out []string
+	for _, o := range CarryHostConfig(hc).SecurityOpt {
+		if o != noNewPrivileges {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // CarriedOptions names the options of a source's host configuration that

@@ -10,6 +10,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/labels"
 	"github.com/docker-fleet/fleet/shared/spec"
 )
 
@@ -26,6 +27,7 @@ func options() spec.Options {
 		Healthcheck: &spec.Healthcheck{Test: []string{"CMD", "true"}, Interval: spec.Duration(2 * time.Second), Retries: 3},
 		Expose:      []string{"9000", "53/udp"},
 		DNS:         []string{"10.0.0.53"}, DNSSearch: []string{"example.com"}, PidsLimit: 100, NoNewPrivileges: true,
+		Unconfined: []string{"seccomp=unconfined", "apparmor=unconfined"},
 	}
 }
 
@@ -56,7 +58,7 @@ func TestCreateGivesOptions(t *testing.T) {
 	assert.Check(t, is.Equal(h.LogConfig.Type, "json-file"))
 	assert.Check(t, len(h.DNS) == 1 && h.DNS[0] == netip.MustParseAddr("10.0.0.53"), "%v", h.DNS)
 	assert.Check(t, h.PidsLimit != nil && *h.PidsLimit == 100)
-	assert.Check(t, is.DeepEqual(h.SecurityOpt, []string{"no-new-privileges"}))
+	assert.Check(t, is.DeepEqual(h.SecurityOpt, []string{"no-new-privileges", "seccomp=unconfined", "apparmor=unconfined"}))
 
 	req.Service.Options = spec.Options{}
 	req.Service.Volumes = []spec.Volume{{Target: "/cache"}, {Target: "/tmp/x"}, {Source: "data", Target: "/data"}}
@@ -80,11 +82,15 @@ func TestCarryHostConfig(t *testing.T) {
 	src.PidMode = "host"
 	src.Devices = []container.DeviceMapping{{PathOnHost: "/dev/sda"}}
 	src.CpusetCpus = "1"
-	src.SecurityOpt = []string{"seccomp=unconfined", "no-new-privileges"}
+	src.SecurityOpt = []string{"apparmor=docker-custom", "seccomp:unconfined", "no-new-privileges", "label=level:s0", "label:disable"}
 
 	got := CarryHostConfig(&src)
 	assert.Check(t, !got.Privileged && got.PidMode == "" && got.Binds == nil && got.Devices == nil && got.CpusetCpus == "")
-	assert.Check(t, is.DeepEqual(got.SecurityOpt, []string{"no-new-privileges"}), "only no-new-privileges")
+	assert.Check(t, is.DeepEqual(got.SecurityOpt, []string{"no-new-privileges", "seccomp=unconfined", "label=disable"}),
+		"no-new-privileges and what turns a host's policy off, in docker's form; no profile or label of the source host")
+	assert.Check(t, is.DeepEqual(Unconfined(&src), []string{"seccomp=unconfined", "label=disable"}))
+	unconfined := container.HostConfig{SecurityOpt: []string{"seccomp=unconfined"}}
+	assert.Check(t, is.DeepEqual(CarriedOptions(&unconfined), []string{"security_opt"}), "unconfined alone is carried")
 	assert.Check(t, is.DeepEqual(got.CapAdd, src.CapAdd))
 	assert.Check(t, is.DeepEqual(got.Sysctls, src.Sysctls))
 	assert.Check(t, is.DeepEqual(got.Tmpfs, src.Tmpfs))
@@ -97,4 +103,22 @@ func TestCarryHostConfig(t *testing.T) {
 	plain := container.HostConfig{ShmSize: 64 << 20, RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
 		LogConfig: container.LogConfig{Type: "json-file"}}
 	assert.Check(t, is.Len(CarriedOptions(&plain), 0))
+}
+
+// TestCreateOnHostNetwork: a replica with network_mode: host is on its
+// node's network, with nothing of the fleet network's.
+func TestCreateOnHostNetwork(t *testing.T) {
+	svc := spec.Service{Name: "web", Image: "img", Aliases: []string{"www"},
+		Options: spec.Options{NetworkMode: spec.HostNetwork, Expose: []string{"8080"}, Restart: "always"}}
+	o, err := createOptions(api.CreateRequest{Name: "web.1", Replica: 1, Network: "fleet", Service: svc}, nil)
+	assert.NilError(t, err)
+	assert.Check(t, o.HostConfig.NetworkMode.IsHost())
+	assert.Check(t, o.NetworkingConfig == nil, "no endpoint, no aliases")
+	assert.Check(t, is.Equal(o.Config.Hostname, ""), "its node's hostname")
+	assert.Check(t, is.Len(o.HostConfig.PortBindings, 0))
+	assert.Check(t, is.Len(o.Config.ExposedPorts, 1))
+	_, labelled := o.Config.Labels[labels.NetworkName]
+	assert.Check(t, !labelled, "on no fleet network")
+	assert.Check(t, is.Equal(o.Config.Labels[labels.Service], "web"))
+	assert.Check(t, is.Equal(string(o.HostConfig.RestartPolicy.Name), "always"))
 }

@@ -275,6 +275,9 @@ func createOptions(req api.CreateRequest, cores cpuset.Set) (client.ContainerCre
 	if svc.Project != "" {
 		lbl[labels.Project] = svc.Project
 	}
+	if svc.Revision != 0 {
+		lbl[labels.Revision] = strconv.Itoa(svc.Revision)
+	}
 
 	cfg := &container.Config{
 		Image:        svc.Image,
@@ -316,6 +319,16 @@ func createOptions(req api.CreateRequest, cores cpuset.Set) (client.ContainerCre
 	}
 	if err := applyOptions(cfg, host, svc.Options); err != nil {
 		return client.ContainerCreateOptions{}, Refuse(errdefs.ErrInvalidArgument, "%v", err)
+	}
+	if svc.NetworkMode == spec.HostNetwork {
+		// On its node's network: no endpoint, names or bindings of the
+		// fleet network, and the node's hostname (docker refuses another).
+		// The label names no fleet network, so none is looked for.
+		delete(lbl, labels.NetworkName)
+		cfg.Hostname = ""
+		host.NetworkMode = network.NetworkHost
+		host.PortBindings = nil
+		return client.ContainerCreateOptions{Name: req.Name, Config: cfg, HostConfig: host}, nil
 	}
 	return client.ContainerCreateOptions{
 		Name:       req.Name,
@@ -546,9 +559,16 @@ func (m *Manager) fleetContainer(ctx context.Context, c container.InspectRespons
 	if c.State.Health != nil {
 		fc.Health = string(c.State.Health.Status)
 	}
+	// The engine keeps a running container's last exit code too: only a
+	// container that has stopped has one worth telling.
+	if st := c.State.Status; st == container.StateExited || st == container.StateDead {
+		code := c.State.ExitCode
+		fc.ExitCode = &code
+	}
 	if Restarts(c.HostConfig.RestartPolicy) {
 		fc.Restart = string(c.HostConfig.RestartPolicy.Name)
 	}
+	fc.Revision, _ = strconv.Atoi(l[labels.Revision])
 	if every := l[labels.CheckpointEvery]; every != "" && m.Checkpoint != nil {
 		fc.Checkpoint = m.Checkpoint(fc.Name, every)
 	}

@@ -113,6 +113,13 @@ func (c *Client) Remove(ctx context.Context, name string) error {
 	return err
 }
 
+// Retire takes a replica out of its networks, stops it gracefully and
+// removes it (a rolling update's replacement).
+func (c *Client) Retire(ctx context.Context, name string) error {
+	_, err := call[struct{}](ctx, c, http.MethodDelete, api.PathContainer+url.PathEscape(name)+"?"+api.QueryRetire+"=1", nil)
+	return err
+}
+
 // Resize changes a container's limits in place.
 func (c *Client) Resize(ctx context.Context, name string, req api.ResizeRequest) (api.FleetContainer, error) {
 	return call[api.FleetContainer](ctx, c, http.MethodPost, api.PathContainer+url.PathEscape(name)+api.ResizeSuffix, req)

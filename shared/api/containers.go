@@ -12,6 +12,9 @@ const (
 	PathContainers = "/v1/containers"
 	// PathContainer is followed by the container's name.
 	PathContainer = "/v1/containers/"
+	// QueryRetire=1 on a DELETE of PathContainer has the replica leave its
+	// networks and stop gracefully before it is removed (a rolling update).
+	QueryRetire = "retire"
 	// ResizeSuffix follows PathContainer + name.
 	ResizeSuffix = "/resize"
 	// PathFence: a node that was declared dead and is back removes the
@@ -83,6 +86,13 @@ type FleetContainer struct {
 	Health string `json:"health,omitempty"`
 	// Restart is its restart policy, as docker's --restart writes it.
 	Restart string `json:"restart,omitempty"`
+	// Revision is the revision of its service's definition it was made
+	// from (spec.Service.Revision; 0 before the first update).
+	Revision int `json:"revision,omitempty"`
+	// ExitCode is the code it exited with, set only when it is exited or
+	// dead; nil then too from an agent older than this field, which sends
+	// none, so nil is "unknown", never success.
+	ExitCode *int `json:"exitCode,omitempty"`
 	// Checkpoint is where its background checkpoints stand (nil: its
 	// service has none, --checkpoint-every).
 	Checkpoint *CheckpointStatus `json:"checkpoint,omitempty"`

@@ -19,7 +19,8 @@ import "strconv"
 //     networks, secrets and configs (spec.Attachments,
 //     CreateRequest.Files, ReceiveHeader.Extra and Files); images sent
 //     between nodes (PathImages…); Compose projects: spec.Service.Project
-//     (a container label), Aliases (container_name) and DependsOn.
+//     (a container label), Aliases (container_name) and DependsOn, with
+//     FleetContainer.ExitCode for service_completed_successfully.
 const latestAPI = 4
 
 // APIVersion is the protocol version this build speaks: latestAPI, unless

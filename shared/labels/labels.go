@@ -67,6 +67,14 @@ const (
 	CheckpointEvery = Prefix + ".checkpoint-every"
 	// Stats marks the config holding the fleet's failover counters.
 	Stats = Prefix + ".stats"
+	// Revision, on a fleet container, is the revision of its service's
+	// definition it was made from (spec.Service.Revision).
+	Revision = Prefix + ".revision"
+	// Update, on a stored service definition, is the state of its newest
+	// update (JSON, swarmstore.Update); Previous the definition before it,
+	// which --rollback restores.
+	Update   = Prefix + ".update"
+	Previous = Prefix + ".previous"
 )
 
 const (

@@ -68,7 +68,8 @@ func portOf(n uint16, proto string) Port {
 // RequestOf is what one replica of s needs.
 func RequestOf(s spec.Service) Request {
 	set, _ := cpuset.Parse(s.Cpuset)
-	req := Request{Cores: s.Cores, Cpuset: set, Memory: s.Memory, Node: s.Node, Strategy: s.Strategy, Service: s.Name}
+	req := Request{Cores: s.Cores, Cpuset: set, Memory: s.Memory, Node: s.Node, Strategy: s.Strategy, Service: s.Name,
+		Constraints: s.Constraints}
 	for _, p := range s.Ports {
 		// A port the engine picks (no host port) is free on every node.
 		if p.Host != 0 {

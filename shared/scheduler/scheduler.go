@@ -6,6 +6,7 @@ package scheduler
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -26,6 +27,9 @@ type Node struct {
 	Ports map[Port]string
 	// Unusable says why no replica may go there (agent unreachable, …).
 	Unusable string
+	// Facts are what placement constraints test (its hostname is Name
+	// when not given).
+	Facts spec.NodeFacts
 }
 
 // Port is a fixed host port: one per node, whoever publishes it (8080/tcp
@@ -49,14 +53,21 @@ type Request struct {
 	// Service names the replicas in a refusal ("taken by a new replica of
 	// web"): they have no names while being placed.
 	Service string
+	// Constraints are placement constraints (spec.ParseConstraint), every
+	// one required.
+	Constraints []string
 }
 
 // Place picks a node for each of n replicas, or says why one cannot be
 // placed. nodes is updated as if the replicas were created.
 func Place(nodes []Node, req Request, n int) ([]string, error) {
+	cons, err := spec.ParseConstraints(req.Constraints)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", spec.ConstraintsField, err)
+	}
 	out := make([]string, 0, n)
 	for range n {
-		i, err := pick(nodes, req)
+		i, err := pick(nodes, req, cons)
 		if err != nil {
 			return nil, err
 		}
@@ -96,11 +107,11 @@ type Replica struct {
 	Index int
 }
 
-func pick(nodes []Node, req Request) (int, error) {
+func pick(nodes []Node, req Request, cons []spec.Constraint) (int, error) {
 	best := -1
 	var why []string
 	for i, n := range nodes {
-		if reason := fits(n, req); reason != "" {
+		if reason := fits(n, req, cons); reason != "" {
 			why = append(why, n.Name+": "+reason)
 			continue
 		}
@@ -109,13 +120,87 @@ func pick(nodes []Node, req Request) (int, error) {
 		}
 	}
 	if best < 0 {
+		if err := noMatch(nodes, cons); err != nil {
+			return -1, err
+		}
 		return -1, fmt.Errorf("no node can take it: %s", strings.Join(why, "; "))
 	}
 	return best, nil
 }
 
-// fits says why a replica cannot go to n, or "" if it can.
-func fits(n Node, req Request) string {
+// Excluded says which placement constraint n fails and what it has
+// instead ("does not match node.labels.disk==ssd (no such label)"), or ""
+// when it meets them all.
+func Excluded(n Node, cons []spec.Constraint) string {
+	if c, has, ok := spec.Unmatched(cons, n.facts()); !ok {
+		return fmt.Sprintf("does not match %s (%s)", c, has)
+	}
+	return ""
+}
+
+func (n Node) facts() spec.NodeFacts {
+	f := n.Facts
+	if f.Hostname == "" {
+		f.Hostname = n.Name
+	}
+	return f
+}
+
+// noMatch is an error when no node meets the constraints, whatever else
+// it has free: it names each constraint with the nodes it leaves out and
+// what they have ("no node matches node.labels.disk==ssd (h1, h2, h3
+// have no such label)"), the fix being a label or another constraint
+// rather than room.
+func noMatch(nodes []Node, cons []spec.Constraint) error {
+	if len(cons) == 0 || len(nodes) == 0 {
+		return nil
+	}
+	type group struct {
+		has   string
+		nodes []string
+	}
+	out := make([][]group, len(cons)) // by constraint, in the order given
+	for _, n := range nodes {
+		c, has, ok := spec.Unmatched(cons, n.facts())
+		if ok {
+			return nil
+		}
+		i := slices.Index(cons, c)
+		j := slices.IndexFunc(out[i], func(g group) bool { return g.has == has })
+		if j < 0 {
+			out[i] = append(out[i], group{has: has})
+			j = len(out[i]) - 1
+		}
+		out[i][j].nodes = append(out[i][j].nodes, n.Name)
+	}
+	var parts []string
+	for i, c := range cons {
+		var gs []string
+		for _, g := range out[i] {
+			verb := " has "
+			if len(g.nodes) > 1 {
+				verb = " have "
+			}
+			gs = append(gs, strings.Join(g.nodes, ", ")+verb+g.has)
+		}
+		part := c.String()
+		if len(gs) > 0 {
+			part += " (" + strings.Join(gs, "; ") + ")"
+		}
+		parts = append(parts, part)
+	}
+	if len(parts) == 1 {
+		return fmt.Errorf("no node matches %s", parts[0])
+	}
+	return fmt.Errorf("no node matches all of %s and %s", strings.Join(parts[:len(parts)-1], ", "), parts[len(parts)-1])
+}
+
+// fits says why a replica cannot go to n, or "" if it can. A constraint
+// comes first: the node is out whatever it has free.
+func fits(n Node, req Request, cons []spec.Constraint) string {
+	if why := Excluded(n, cons); why != "" {
+		return why
+	}
 	switch {
 	case n.Unusable != "":
 		return n.Unusable

@@ -178,3 +178,71 @@ func TestPlaceLeavesTheCallersPortsAlone(t *testing.T) {
 	assert.Check(t, is.Len(taken, 1), "the map given is not written to")
 	assert.Check(t, is.Len(ns[0].Ports, 2), "the node placed on has the port taken")
 }
+
+// labelled are three nodes as the swarm describes them: h1 a manager, h2
+// and h3 workers; h2 has an SSD and h3 is arm64.
+func labelled() []Node {
+	ns := nodes()
+	ns[0].Facts = spec.NodeFacts{ID: "id1", Role: "manager", OS: "linux", Arch: "x86_64"}
+	ns[1].Facts = spec.NodeFacts{ID: "id2", Role: "worker", OS: "linux", Arch: "x86_64", Labels: map[string]string{"disk": "ssd"}}
+	ns[2].Facts = spec.NodeFacts{ID: "id3", Role: "worker", OS: "linux", Arch: "aarch64", Labels: map[string]string{"disk": "hdd"}}
+	return ns
+}
+
+func TestConstraintsFilterNodes(t *testing.T) {
+	for _, tc := range []struct {
+		cons []string
+		n    int
+		want []string
+	}{
+		{nil, 3, []string{"h1", "h3", "h1"}},
+		{[]string{"node.labels.disk==ssd"}, 1, []string{"h2"}},
+		{[]string{"node.role==worker"}, 2, []string{"h3", "h2"}},
+		{[]string{"node.role!=manager", "node.platform.arch==x86_64"}, 1, []string{"h2"}},
+		{[]string{"node.hostname!=h1", "node.labels.disk!=ssd"}, 2, []string{"h3", "h3"}},
+		{[]string{"node.id==id1"}, 2, []string{"h1", "h1"}},
+		{[]string{"node.platform.os==LINUX"}, 1, []string{"h1"}},
+	} {
+		got, err := Place(labelled(), Request{Cores: 1, Constraints: tc.cons}, tc.n)
+		assert.Check(t, err, "%v", tc.cons)
+		assert.Check(t, is.DeepEqual(got, tc.want), "%v", tc.cons)
+	}
+}
+
+func TestConstraintsNoNodeMatches(t *testing.T) {
+	_, err := Place(nodes(), Request{Constraints: []string{"node.labels.disk==ssd"}}, 1)
+	assert.Check(t, is.Error(err, "no node matches node.labels.disk==ssd (h1, h2, h3 have no such label)"))
+
+	_, err = Place(labelled(), Request{Constraints: []string{"node.labels.disk==nvme"}}, 1)
+	assert.Check(t, is.Error(err, "no node matches node.labels.disk==nvme (h1 has no such label; h2 has disk=ssd; h3 has disk=hdd)"))
+
+	_, err = Place(labelled(), Request{Constraints: []string{"node.role==worker", "node.labels.disk==ssd", "node.platform.arch==aarch64"}}, 1)
+	assert.Check(t, is.Error(err, "no node matches all of node.role==worker (h1 has role manager), node.labels.disk==ssd (h3 has disk=hdd) and node.platform.arch==aarch64 (h2 has arch x86_64)"))
+}
+
+func TestConstraintsThenRoom(t *testing.T) {
+	// h2 alone matches, and is full: the nodes left out say why too.
+	_, err := Place(labelled(), Request{Cores: 2, Constraints: []string{"node.labels.disk==ssd"}}, 1)
+	assert.Check(t, is.ErrorContains(err, "no node can take it: h1: does not match node.labels.disk==ssd (no such label); h2: 1 of 2 cores free, 2 needed; h3: does not match node.labels.disk==ssd (disk=hdd)"))
+
+	// A constraint and the node asked for: both hold.
+	_, err = Place(labelled(), Request{Node: "h1", Constraints: []string{"node.role==worker"}}, 1)
+	assert.Check(t, is.ErrorContains(err, "h1: does not match node.role==worker (role manager); h2: not the node asked for (h1)"))
+
+	// A node that cannot be used still counts as matching.
+	ns := labelled()
+	ns[1].Unusable = "node is down"
+	_, err = Place(ns, Request{Constraints: []string{"node.labels.disk==ssd"}}, 1)
+	assert.Check(t, is.ErrorContains(err, "h2: node is down"))
+}
+
+func TestConstraintsInvalid(t *testing.T) {
+	_, err := Place(nodes(), Request{Constraints: []string{"node.labels.disk=ssd"}}, 1)
+	assert.Check(t, is.ErrorContains(err, `deploy.placement.constraints: "node.labels.disk=ssd": write KEY==VALUE`))
+}
+
+func TestRequestOfConstraints(t *testing.T) {
+	s := web()
+	s.Constraints = []string{"node.role==worker"}
+	assert.Check(t, is.DeepEqual(RequestOf(s).Constraints, []string{"node.role==worker"}))
+}

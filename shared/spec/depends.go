@@ -14,8 +14,9 @@ const (
 	// DependsHealthy waits until the engine calls every replica of the
 	// dependency healthy.
 	DependsHealthy = "service_healthy"
-	// DependsCompleted is Compose's wait for a successful exit, which the
-	// fleet cannot tell (its agents report no exit code): refused.
+	// DependsCompleted waits until every replica of the dependency has
+	// exited with code 0 (a one-shot job: a migration, a seed), which the
+	// agents report as api.FleetContainer.ExitCode.
 	DependsCompleted = "service_completed_successfully"
 )
 
@@ -27,8 +28,8 @@ func (s *Service) validateDependsOn() []error {
 			errs = append(errs, fmt.Errorf("depends_on: %q is not a service name", dep))
 		case dep == s.Name:
 			errs = append(errs, fmt.Errorf("depends_on: %s depends on itself", dep))
-		case cond != DependsStarted && cond != DependsHealthy:
-			errs = append(errs, fmt.Errorf("depends_on: %s: condition %q: use %s or %s", dep, cond, DependsStarted, DependsHealthy))
+		case cond != DependsStarted && cond != DependsHealthy && cond != DependsCompleted:
+			errs = append(errs, fmt.Errorf("depends_on: %s: condition %q: use %s, %s or %s", dep, cond, DependsStarted, DependsHealthy, DependsCompleted))
 		}
 	}
 	return errs

@@ -38,15 +38,15 @@ func TestOrder(t *testing.T) {
 
 func TestValidateProjectFields(t *testing.T) {
 	ok := Service{Name: "web", Image: "img", Replicas: 1, Project: "shop-2_x", Aliases: []string{"shop.web"},
-		DependsOn: map[string]string{"db": DependsHealthy, "cache": DependsStarted}}
+		DependsOn: map[string]string{"db": DependsHealthy, "cache": DependsStarted, "migrate": DependsCompleted}}
 	assert.NilError(t, ok.Validate())
 	for want, mutate := range map[string]func(*Service){
 		`project: "Shop" is not a project name`:                    func(s *Service) { s.Project = "Shop" },
 		`project: "-shop" is not a project name`:                   func(s *Service) { s.Project = "-shop" },
 		`aliases: "-x" is not a container name`:                    func(s *Service) { s.Aliases = []string{"-x"} },
 		"aliases: only for a service of one replica, and it has 2": func(s *Service) { s.Replicas = 2 },
-		`depends_on: db: condition "service_completed_successfully": use service_started or service_healthy`: func(s *Service) {
-			s.DependsOn = map[string]string{"db": DependsCompleted}
+		`depends_on: db: condition "service_stopped": use service_started, service_healthy or service_completed_successfully`: func(s *Service) {
+			s.DependsOn = map[string]string{"db": "service_stopped"}
 		},
 		"depends_on: web depends on itself":       func(s *Service) { s.DependsOn = map[string]string{"web": DependsStarted} },
 		`depends_on: "a.b" is not a service name`: func(s *Service) { s.DependsOn = map[string]string{"a.b": DependsStarted} },

@@ -51,6 +51,32 @@ type Options struct {
 	// NoNewPrivileges is security_opt's no-new-privileges: a flag of the
 	// process, not a host's policy, so it moves with it.
 	NoNewPrivileges bool `json:"noNewPrivileges,omitempty"`
+	// Unconfined are security_opt's values that turn a host's policy off
+	// (UnconfinedOpts, in docker's KEY=VALUE form): the same on every
+	// host, unlike a profile or label, so they move with the replica.
+	Unconfined []string `json:"unconfined,omitempty"`
+	// NetworkMode is "" (the fleet network) or HostNetwork: the replica
+	// then runs on its node's own network, as `docker run --network host`,
+	// and cannot migrate (Service.Validate says what it excludes).
+	NetworkMode string `json:"networkMode,omitempty"`
+}
+
+// HostNetwork is the one NetworkMode besides the fleet network.
+const HostNetwork = "host"
+
+// UnconfinedOpts are the security_opt values taken besides
+// no-new-privileges, in docker's form.
+var UnconfinedOpts = []string{"apparmor=unconfined", "label=disable", "seccomp=unconfined"}
+
+// UnconfinedOpt gives a security_opt value of UnconfinedOpts in docker's
+// form, taking the older KEY:VALUE too; ok is false for any other value.
+func UnconfinedOpt(v string) (opt string, ok bool) {
+	k, val, found := strings.Cut(v, "=")
+	if !found {
+		k, val, _ = strings.Cut(v, ":")
+	}
+	opt = k + "=" + val
+	return opt, slices.Contains(UnconfinedOpts, opt)
 }
 
 // Ulimit is a resource limit (nofile, nproc, …); -1 is unlimited.
@@ -164,6 +190,15 @@ func (o *Options) validate() []error {
 			bad("dns", "%q is not an IP address", d)
 		}
 	}
+	for _, u := range o.Unconfined {
+		if opt, ok := UnconfinedOpt(u); !ok || opt != u {
+			bad("security_opt", "%q: only no-new-privileges, %s are taken: a seccomp or AppArmor profile or an SELinux label is one host's policy, which another node may lack, and a restored process must keep the very same",
+				u, strings.Join(UnconfinedOpts, ", "))
+		}
+	}
+	if o.NetworkMode != "" && o.NetworkMode != HostNetwork {
+		bad("network_mode", "%q: only host is taken (or none, for the fleet network)", o.NetworkMode)
+	}
 	if o.PidsLimit < -1 {
 		bad("pids_limit", "%d: a number of processes, or -1 for unlimited", o.PidsLimit)
 	}
@@ -228,6 +263,7 @@ func (o *Options) Keys() []string {
 	add(len(o.Expose) > 0, "expose")
 	add(len(o.DNS)+len(o.DNSSearch)+len(o.DNSOptions) > 0, "dns")
 	add(o.PidsLimit != 0, "pids_limit")
-	add(o.NoNewPrivileges, "security_opt")
+	add(o.NoNewPrivileges || len(o.Unconfined) > 0, "security_opt")
+	add(o.NetworkMode != "", "network_mode")
 	return k
 }

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,8 +46,12 @@ type Service struct {
 	Memory     int64  `json:"memory,omitempty"`
 	MemorySwap int64  `json:"memorySwap,omitempty"`
 	// Node restricts placement to one node (--node, node.hostname==).
-	Node     string `json:"node,omitempty"`
-	Strategy string `json:"strategy,omitempty"`
+	Node string `json:"node,omitempty"`
+	// Constraints are the other placement constraints (--constraint,
+	// deploy.placement.constraints: node.labels.disk==ssd, …), every one
+	// required (constraints.go).
+	Constraints []string `json:"constraints,omitempty"`
+	Strategy    string   `json:"strategy,omitempty"`
 	// CheckpointEvery, when set, has each replica checkpointed in the
 	// background at this interval and kept on a standby node, from which
 	// it is restored warm if its node dies (--checkpoint-every).
@@ -56,7 +62,7 @@ type Service struct {
 	Project string `json:"project,omitempty"`
 	// DependsOn maps each service that create must see ready before it
 	// makes this one's replicas to what ready means (DependsStarted,
-	// DependsHealthy).
+	// DependsHealthy, DependsCompleted).
 	DependsOn map[string]string `json:"dependsOn,omitempty"`
 	// Aliases are more names of the replica on the fleet network, besides
 	// SERVICE and SERVICE.N (Compose's container_name): for one replica
@@ -70,6 +76,10 @@ type Service struct {
 	// Copies are files and folders beside its Compose file, copied into
 	// each replica (copies.go).
 	Copies []Copy `json:"copies,omitempty"`
+	// Revision counts the definition's updates (docker fleet update); each
+	// replica carries the revision it was made from, so an interrupted
+	// update knows which replicas it has yet to replace.
+	Revision int `json:"revision,omitempty"`
 }
 
 // Checkpoint intervals the fleet takes: a checkpoint freezes the replica
@@ -200,6 +210,11 @@ func (s *Service) Validate() error {
 	if d := time.Duration(s.CheckpointEvery); d != 0 && (d < MinCheckpointEvery || d > MaxCheckpointEvery) {
 		bad("checkpoint-every", "%s is out of range (%s to %s, or none)", d, MinCheckpointEvery, MaxCheckpointEvery)
 	}
+	for _, c := range s.Constraints {
+		if _, err := ParseConstraint(c); err != nil {
+			bad(ConstraintsField, "%v", err)
+		}
+	}
 	switch s.Strategy {
 	case "", Spread, Binpack:
 	default:
@@ -223,6 +238,7 @@ func (s *Service) Validate() error {
 		bad("aliases", "only for a service of one replica, and it has %d: two replicas would answer to one name", s.Replicas)
 	}
 	errs = append(errs, s.Options.validate()...)
+	errs = append(errs, s.validateHostNetwork()...)
 	errs = append(errs, checkCopies(s.Copies, s.ReadOnly)...)
 	errs = append(errs, s.validateAttachments()...)
 	for _, e := range s.Env {
@@ -231,6 +247,38 @@ func (s *Service) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateHostNetwork refuses what a replica on its node's own network
+// (network_mode: host) cannot have. Its aliases and the service's name
+// are no error, as with docker compose: they name nothing there.
+func (s *Service) validateHostNetwork() []error {
+	if s.NetworkMode != HostNetwork {
+		return nil
+	}
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	const host = "with network_mode: host"
+	if len(s.Ports) > 0 {
+		bad("ports", "%s the container listens on its node's ports directly: publish none (expose, or nothing)", host)
+	}
+	if len(s.Networks) > 0 {
+		bad("networks", "%s the replica is on its node's network alone and joins no other", host)
+	}
+	if s.Hostname != "" {
+		bad("hostname", "%s the replica has its node's hostname: docker refuses another", host)
+	}
+	if s.CheckpointEvery != 0 {
+		bad("checkpoint-every", "%s a replica cannot be checkpointed for another node: its network is its host's, which does not move", host)
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Sysctls)) {
+		if strings.HasPrefix(k, "net.") {
+			bad("sysctls", "%s: %s the network namespace is the node's own, which a container may not change (docker refuses it)", k, host)
+		}
+	}
+	return errs
 }
 
 // Anonymous says the volume has no name: the engine makes one for each

@@ -3,6 +3,7 @@ package spec
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -103,4 +104,55 @@ func FuzzParsePortVolume(f *testing.F) {
 			t.Fatalf("%q: relative target accepted", in)
 		}
 	})
+}
+
+// TestHostNetwork: network_mode: host refuses, each by its key, what a
+// replica on its node's network cannot have; several replicas are fine.
+func TestHostNetwork(t *testing.T) {
+	ok := Service{Name: "web", Image: "img", Replicas: 3, Options: Options{NetworkMode: HostNetwork, Expose: []string{"80"}}}
+	assert.NilError(t, ok.Validate())
+	assert.Check(t, is.DeepEqual(ok.Keys(), []string{"expose", "network_mode"}))
+
+	for want, mutate := range map[string]func(*Service){
+		`network_mode: "bridge": only host is taken`: func(s *Service) { s.NetworkMode = "bridge" },
+		"ports: with network_mode: host the container listens on its node's ports directly": func(s *Service) {
+			s.Ports = []Port{{Host: 8080, Container: 80, Protocol: "tcp"}}
+		},
+		"networks: with network_mode: host":         func(s *Service) { s.Networks = []NetworkAttachment{{Name: "back"}} },
+		"hostname: with network_mode: host":         func(s *Service) { s.Hostname = "web" },
+		"checkpoint-every: with network_mode: host": func(s *Service) { s.CheckpointEvery = Duration(30 * time.Second) },
+		"sysctls: net.ipv4.ip_forward: with network_mode: host": func(s *Service) {
+			s.Sysctls = map[string]string{"net.ipv4.ip_forward": "1", "kernel.shmmax": "1"}
+		},
+	} {
+		s := ok
+		mutate(&s)
+		assert.Check(t, is.ErrorContains(s.Validate(), want))
+	}
+	// The fleet network takes all of those.
+	fleet := ok
+	fleet.NetworkMode, fleet.Hostname, fleet.CheckpointEvery = "", "web", Duration(30*time.Second)
+	fleet.Ports = []Port{{Host: 8080, Container: 80, Protocol: "tcp"}}
+	assert.NilError(t, fleet.Validate())
+}
+
+// TestUnconfined: the security options that turn a host's policy off are
+// taken in docker's form; a profile or label is not.
+func TestUnconfined(t *testing.T) {
+	for in, want := range map[string]string{"seccomp:unconfined": "seccomp=unconfined", "seccomp=unconfined": "seccomp=unconfined",
+		"apparmor:unconfined": "apparmor=unconfined", "label:disable": "label=disable", "label=disable": "label=disable"} {
+		got, ok := UnconfinedOpt(in)
+		assert.Check(t, ok && got == want, in)
+	}
+	for _, in := range []string{"seccomp=/etc/p.json", "apparmor=docker-default", "label=type:svirt_t", "no-new-privileges", "seccomp"} {
+		_, ok := UnconfinedOpt(in)
+		assert.Check(t, !ok, in)
+	}
+	s := Service{Name: "web", Image: "img", Replicas: 1, Options: Options{Unconfined: []string{"seccomp=unconfined", "label=disable"}}}
+	assert.NilError(t, s.Validate())
+	assert.Check(t, is.DeepEqual(s.Keys(), []string{"security_opt"}))
+	s.Unconfined = []string{"apparmor=docker-default"}
+	assert.Check(t, is.ErrorContains(s.Validate(), `security_opt: "apparmor=docker-default": only no-new-privileges, apparmor=unconfined, label=disable, seccomp=unconfined are taken: a seccomp or AppArmor profile`))
+	s.Unconfined = []string{"seccomp:unconfined"}
+	assert.Check(t, is.ErrorContains(s.Validate(), "security_opt: \"seccomp:unconfined\""), "stored in docker's form only")
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/docker-fleet/fleet/shared/labels"
+	"github.com/docker-fleet/fleet/shared/spec"
 )
 
 // Node is a swarm node as the fleet sees it.
@@ -27,6 +28,16 @@ type Node struct {
 	// HostCaps are the capabilities the agent asks for that the node's
 	// root has, as its agent reported them (nil: not known yet).
 	HostCaps []string `json:"hostCaps,omitempty"`
+	// Labels (the swarm node's, docker node update --label-add) and its
+	// platform are for placement constraints (Facts), not shown.
+	Labels map[string]string `json:"-"`
+	OS     string            `json:"-"`
+	Arch   string            `json:"-"`
+}
+
+// Facts are what placement constraints test of the node.
+func (n Node) Facts() spec.NodeFacts {
+	return spec.NodeFacts{Hostname: n.Hostname, ID: n.ID, Role: n.Role, Labels: n.Labels, OS: n.OS, Arch: n.Arch}
 }
 
 // Nodes lists the swarm's nodes, sorted by hostname.
@@ -90,6 +101,9 @@ func fromSwarmNode(n swarm.Node) Node {
 		State:        string(n.Status.State),
 		Availability: string(n.Spec.Availability),
 		Addr:         n.Status.Addr,
+		Labels:       n.Spec.Labels,
+		OS:           n.Description.Platform.OS,
+		Arch:         n.Description.Platform.Architecture,
 	}
 	if m := n.ManagerStatus; m != nil {
 		out.Leader = m.Leader

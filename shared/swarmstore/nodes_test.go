@@ -8,6 +8,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/docker-fleet/fleet/shared/labels"
+	"github.com/docker-fleet/fleet/shared/spec"
 )
 
 func TestFindNode(t *testing.T) {
@@ -53,4 +54,13 @@ func TestFromSwarmNode(t *testing.T) {
 	w := fromSwarmNode(swarm.Node{Status: swarm.NodeStatus{Addr: "10.0.0.6"}})
 	assert.Check(t, is.Equal(w.Addr, "10.0.0.6"))
 	assert.Check(t, is.Equal(w.AgentPort, 0), "no label, no agent")
+}
+
+// TestNodeFacts: placement constraints see the node's labels and platform
+// as the swarm reports them.
+func TestNodeFacts(t *testing.T) {
+	n := fromSwarmNode(swarm.Node{ID: "id1", Description: swarm.NodeDescription{Hostname: "h2", Platform: swarm.Platform{OS: "linux", Architecture: "x86_64"}},
+		Spec: swarm.NodeSpec{Role: swarm.NodeRoleWorker, Annotations: swarm.Annotations{Labels: map[string]string{"disk": "ssd"}}}})
+	assert.Check(t, is.DeepEqual(n.Facts(), spec.NodeFacts{Hostname: "h2", ID: "id1", Role: "worker",
+		Labels: map[string]string{"disk": "ssd"}, OS: "linux", Arch: "x86_64"}))
 }

@@ -125,6 +125,12 @@ func ReplaceService(ctx context.Context, c client.APIClient, s spec.Service) err
 // UpdateLabels changes a config's labels with change, retrying when
 // another writer updated it meanwhile (the update names the version read).
 func UpdateLabels(ctx context.Context, c client.APIClient, name string, change func(map[string]string)) error {
+	return updateLabelsIf(ctx, c, name, func(l map[string]string) error { change(l); return nil })
+}
+
+// updateLabelsIf is UpdateLabels with a change that may refuse, on the
+// version it read: its error is returned and nothing is written.
+func updateLabelsIf(ctx context.Context, c client.APIClient, name string, change func(map[string]string) error) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		var res client.ConfigInspectResult
@@ -135,7 +141,9 @@ func UpdateLabels(ctx context.Context, c client.APIClient, name string, change f
 		if spec.Labels == nil {
 			spec.Labels = map[string]string{}
 		}
-		change(spec.Labels)
+		if err := change(spec.Labels); err != nil {
+			return err
+		}
 		_, err = c.ConfigUpdate(ctx, res.Config.ID, client.ConfigUpdateOptions{Version: res.Config.Version, Spec: spec})
 		// The swarm refuses an update of a version that moved on ("update
 		// out of sequence") as a conflict or an internal error, by engine.

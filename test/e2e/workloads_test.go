@@ -27,6 +27,7 @@ type engineContainer struct {
 	Host   string
 	Name   string
 	Config struct {
+		Image  string
 		Env    []string
 		Labels map[string]string
 	}

@@ -45,6 +45,12 @@ func client(args []string) {
 			log.Fatal("poll URL INTERVAL_MS")
 		}
 		poll(args[1], time.Duration(ms)*time.Millisecond)
+	case len(args) == 3 && args[0] == "calls":
+		ms, err := strconv.Atoi(args[2])
+		if err != nil {
+			log.Fatal("calls URL INTERVAL_MS")
+		}
+		calls(args[1], time.Duration(ms)*time.Millisecond)
 	case len(args) == 3 && args[0] == "dial":
 		ms, err := strconv.Atoi(args[2])
 		if err != nil {
@@ -54,7 +60,7 @@ func client(args []string) {
 	case len(args) > 0 && (args[0] == "memcache" || args[0] == "beanstalk"):
 		kvClient(args)
 	default:
-		log.Fatal("usage: workload | workload get URL | workload poll URL INTERVAL_MS | workload dial HOST:PORT INTERVAL_MS | workload memcache|beanstalk HOST:PORT N RATE")
+		log.Fatal("usage: workload | workload get URL | workload poll URL INTERVAL_MS | workload calls URL INTERVAL_MS | workload dial HOST:PORT INTERVAL_MS | workload memcache|beanstalk HOST:PORT N RATE")
 	}
 }
 
@@ -112,6 +118,55 @@ func poll(url string, every time.Duration) {
 		sum.LastBallast = st.BallastSHA256
 		hosts[st.Hostname] = true
 		sum.Hostnames = len(hosts)
+	}
+}
+
+// CallsSummary is what "workload calls" prints when stopped.
+type CallsSummary struct {
+	Calls  int `json:"calls"`
+	Errors int `json:"errors"`
+	// Versions counts the answers by the $VERSION of the replica.
+	Versions map[string]int `json:"versions"`
+	// LastErrors are the newest few failures, for the test's message.
+	LastErrors []string `json:"lastErrors,omitempty"`
+}
+
+// calls calls url every interval, each time on a new connection (the
+// name resolved again, as a client of a service does), until SIGTERM.
+func calls(url string, every time.Duration) {
+	sum := CallsSummary{Versions: map[string]int{}}
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
+	fail := func(err error) {
+		sum.Errors++
+		sum.LastErrors = append(sum.LastErrors, time.Now().UTC().Format("15:04:05.000")+" "+err.Error())
+		if len(sum.LastErrors) > 5 {
+			sum.LastErrors = sum.LastErrors[1:]
+		}
+	}
+	for {
+		select {
+		case <-stop:
+			b, _ := json.Marshal(sum)
+			fmt.Println(string(b))
+			return
+		case <-time.After(every):
+		}
+		sum.Calls++
+		resp, err := c.Get(url)
+		if err != nil {
+			fail(err)
+			continue
+		}
+		var st State
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil {
+			fail(err)
+			continue
+		}
+		sum.Versions[st.Version]++
 	}
 }
 

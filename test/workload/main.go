@@ -13,7 +13,9 @@
 // SIGTERM and then prints a summary (longest gap, connections dialled, whether
 // the counter ever went back); "workload dial HOST:PORT INTERVAL_MS" opens a
 // new connection every interval until SIGTERM and then prints how many were
-// refused.
+// refused; "workload calls URL INTERVAL_MS" makes each call on a connection
+// of its own (so each resolves the name again) until SIGTERM and then
+// prints how many failed and which versions answered.
 package main
 
 import (
@@ -27,9 +29,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 )
@@ -49,6 +53,8 @@ type State struct {
 	// UID is the user the workload runs as; Extras the state of EXTRAS.
 	UID    int               `json:"uid"`
 	Extras map[string]string `json:"extras,omitempty"`
+	// Version is $VERSION, for updates to show which definition answers.
+	Version string `json:"version,omitempty"`
 }
 
 var (
@@ -88,7 +94,7 @@ func main() {
 			Hostname: host, PID: os.Getpid(), Started: started,
 			Counter: counter.Load(), Requests: requests.Add(1),
 			BallastMB: mb, BallastSHA256: ballastSum, Birth: birth,
-			UID: os.Getuid(), Extras: ex.state(),
+			UID: os.Getuid(), Extras: ex.state(), Version: os.Getenv("VERSION"),
 		}
 		if r.URL.Query().Get("verify") == "1" {
 			ok := hashBallast() == ballastSum
@@ -105,7 +111,20 @@ func main() {
 		log.Fatal(err)
 	}
 	log.Printf("workload: %d MB ballast, listening on :%d", mb, port)
-	log.Fatal(http.Serve(ln, mux))
+	srv := &http.Server{Handler: mux}
+	// docker stop ends it gracefully: what it serves is answered first (as
+	// a real server does, and a rolling update counts on).
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
+	go func() {
+		<-stop
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}()
+	if err := srv.Serve(ln); err != http.ErrServerClosed {
+		log.Fatal(err)
+	}
 }
 
 func readOrWriteBirth(path string) (string, error) {

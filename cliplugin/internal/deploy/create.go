@@ -41,6 +41,8 @@ type CreateOptions struct {
 	// Copies are the contents of the files beside a Compose file, by
 	// service (spec.Copy), for the agents of its replicas.
 	Copies map[string][]api.CopyContent
+	// intoProject makes the services in a project that exists (Apply).
+	intoProject bool
 }
 
 // Create creates services and their replicas. Every definition is checked
@@ -49,7 +51,7 @@ type CreateOptions struct {
 // a replica cannot be created, or a dependency never gets ready,
 // everything this call made is removed again.
 func (d *Deployer) Create(ctx context.Context, svcs []spec.Service, opts CreateOptions) ([]api.FleetContainer, error) {
-	p, err := d.prepare(ctx, svcs)
+	p, err := d.prepare(ctx, svcs, opts.intoProject)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +94,7 @@ type prepared struct {
 
 // prepare checks the definitions against each other, the stored ones and
 // the fleet, and places every replica. It changes nothing.
-func (d *Deployer) prepare(ctx context.Context, svcs []spec.Service) (*prepared, error) {
+func (d *Deployer) prepare(ctx context.Context, svcs []spec.Service, intoProject bool) (*prepared, error) {
 	seen := map[string]bool{}
 	for i := range svcs {
 		s := &svcs[i]
@@ -112,7 +114,7 @@ func (d *Deployer) prepare(ctx context.Context, svcs []spec.Service) (*prepared,
 	if err != nil {
 		return nil, err
 	}
-	if err := checkNew(svcs, stored); err != nil {
+	if err := checkNew(svcs, stored, intoProject); err != nil {
 		return nil, err
 	}
 	inv, err := d.Fleet.Inventory(ctx)

@@ -25,6 +25,9 @@ var features = []feature{
 	{"networks, secrets and configs", 4, func(s spec.Service) bool { return len(s.Networks)+len(s.Files()) > 0 }},
 	{"files beside the Compose file", 4, func(s spec.Service) bool { return len(s.Copies) > 0 }},
 	{"a Compose project", 4, func(s spec.Service) bool { return s.Project != "" || len(s.Aliases) > 0 || len(s.DependsOn) > 0 }},
+	// An older leader would drop them from the definition it reads, and
+	// relocate a dead node's replicas anywhere.
+	{"placement constraints", 4, func(s spec.Service) bool { return len(s.Constraints) > 0 }},
 }
 
 // needsNewerAgents says whether s asks for anything that agents of API 1

@@ -17,11 +17,14 @@ type Deployer struct {
 	Progress io.Writer
 }
 
-// schedulerNodes is the inventory as the scheduler sees it.
+// schedulerNodes is the inventory as the scheduler sees it, with the
+// swarm's facts of each node for placement constraints.
 func schedulerNodes(inv fleet.Inventory) []scheduler.Node {
 	out := make([]scheduler.Node, 0, len(inv))
 	for _, n := range inv {
-		out = append(out, scheduler.NodeOf(n.Hostname, n.State, n.Availability, n.Ledger, n.Err))
+		sn := scheduler.NodeOf(n.Hostname, n.State, n.Availability, n.Ledger, n.Err)
+		sn.Facts = n.Facts()
+		out = append(out, sn)
 	}
 	return out
 }

@@ -54,6 +54,9 @@ func (d *Deployer) migrateOnce(ctx context.Context, name, to string, onEvent fun
 	if err != nil {
 		return nil, false, err
 	}
+	if err := refuseWhileUpdating(ctx, d, c.Service, "migrate a replica of"); err != nil {
+		return nil, false, err
+	}
 	dst, err := destination(inv, c, src, to)
 	if err != nil {
 		return nil, false, err

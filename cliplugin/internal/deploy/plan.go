@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
+	"github.com/docker-fleet/fleet/shared/scheduler"
 	"github.com/docker-fleet/fleet/shared/spec"
 )
 
@@ -21,6 +22,16 @@ type Plan struct {
 	// is ready.
 	Order    [][]string    `json:"order"`
 	Replicas []ReplicaPlan `json:"replicas"`
+	// LeftOut are the nodes a service's placement constraints exclude,
+	// and why, so a plan that lands nowhere expected explains itself.
+	LeftOut []LeftOutPlan `json:"leftOut,omitempty"`
+}
+
+// LeftOutPlan is a node no replica of a service may go to.
+type LeftOutPlan struct {
+	Service string `json:"service"`
+	Node    string `json:"node"`
+	Why     string `json:"why"`
 }
 
 // BuildPlan is one image to build.
@@ -66,7 +77,7 @@ type ReplicaPlan struct {
 // lands. It changes nothing and contacts no registry: an image no node
 // has is to pull.
 func (d *Deployer) DryRun(ctx context.Context, svcs []spec.Service, opts CreateOptions) (*Plan, error) {
-	p, err := d.prepare(ctx, svcs)
+	p, err := d.prepare(ctx, svcs, opts.intoProject)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +109,25 @@ func (d *Deployer) DryRun(ctx context.Context, svcs []spec.Service, opts CreateO
 		out.Replicas = append(out.Replicas, ReplicaPlan{Name: j.req.Name, Service: s.Name, Node: j.node.Hostname,
 			Cores: s.Cores, Cpuset: s.Cpuset, Memory: s.Memory, After: s.DependsOn})
 	}
+	for _, s := range svcs {
+		out.LeftOut = append(out.LeftOut, leftOut(p.inv, s)...)
+	}
 	return out, nil
+}
+
+// leftOut are the nodes the placement constraints of s exclude.
+func leftOut(inv fleet.Inventory, s spec.Service) []LeftOutPlan {
+	cons, err := spec.ParseConstraints(s.Constraints)
+	if err != nil || len(cons) == 0 {
+		return nil // Validate refused it already
+	}
+	var out []LeftOutPlan
+	for _, n := range schedulerNodes(inv) {
+		if why := scheduler.Excluded(n, cons); why != "" {
+			out = append(out, LeftOutPlan{Service: s.Name, Node: n.Name, Why: why})
+		}
+	}
+	return out
 }
 
 // planImages says how each node that runs a job gets its image, as

@@ -13,17 +13,17 @@ import (
 )
 
 // checkNew refuses to create what exists: a project whose services are
-// stored already (applying a file to a running project is not done yet:
-// the refusal says what the file would change), or a service whose name
-// is taken, naming the project that has it.
-func checkNew(svcs, stored []spec.Service) error {
+// stored already, unless intoProject (Apply makes a file's new services in
+// its project; a create never does), or a service whose name is taken,
+// naming the project that has it.
+func checkNew(svcs, stored []spec.Service, intoProject bool) error {
 	if len(svcs) == 0 {
 		return nil
 	}
-	if project := svcs[0].Project; project != "" {
+	if project := svcs[0].Project; project != "" && !intoProject {
 		if mine := inProject(stored, project); len(mine) > 0 {
 			return errdefs.ErrAlreadyExists.WithMessage(fmt.Sprintf(
-				"project %s already exists (%s): docker fleet does not apply a file to a running project yet, and %s; remove the project first with docker fleet down -p %s",
+				"project %s already exists (%s): %s; docker fleet create -f FILE applies it to the project (only what changed), or remove the project first with docker fleet down -p %s",
 				project, strings.Join(serviceNames(mine), ", "), differences(svcs, mine), project))
 		}
 	}

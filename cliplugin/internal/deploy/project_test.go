@@ -17,21 +17,21 @@ func projectService(project, name, image string) spec.Service {
 func TestCheckNewServiceOfAnotherProject(t *testing.T) {
 	stored := []spec.Service{projectService("shop", "web", "nginx"), projectService("", "db", "postgres")}
 
-	err := checkNew([]spec.Service{projectService("blog", "web", "nginx")}, stored)
+	err := checkNew([]spec.Service{projectService("blog", "web", "nginx")}, stored, false)
 	assert.Check(t, errdefs.IsAlreadyExists(err))
 	assert.Check(t, is.Error(err, "service web already exists in project shop, so project blog cannot have one of that name (service names are fleet-wide): rename it in the file, or remove project shop with docker fleet down -p shop"))
 
-	err = checkNew([]spec.Service{projectService("blog", "db", "postgres")}, stored)
+	err = checkNew([]spec.Service{projectService("blog", "db", "postgres")}, stored, false)
 	assert.Check(t, is.ErrorContains(err, "service db already exists outside any project, so project blog cannot have one of that name"))
 
-	err = checkNew([]spec.Service{projectService("", "web", "nginx")}, stored)
+	err = checkNew([]spec.Service{projectService("", "web", "nginx")}, stored, false)
 	assert.Check(t, is.ErrorContains(err, "service web already exists in project shop: give this one another name, or remove project shop with docker fleet down -p shop"))
 
-	err = checkNew([]spec.Service{projectService("", "db", "postgres")}, stored)
+	err = checkNew([]spec.Service{projectService("", "db", "postgres")}, stored, false)
 	assert.Check(t, is.ErrorContains(err, "service db already exists: scale it with `docker fleet scale db=N`"))
 
-	assert.NilError(t, checkNew([]spec.Service{projectService("blog", "api", "x"), projectService("blog", "cache", "y")}, stored))
-	assert.NilError(t, checkNew(nil, stored))
+	assert.NilError(t, checkNew([]spec.Service{projectService("blog", "api", "x"), projectService("blog", "cache", "y")}, stored, false))
+	assert.NilError(t, checkNew(nil, stored, false))
 }
 
 func TestCheckNewProjectThatExists(t *testing.T) {
@@ -44,14 +44,16 @@ func TestCheckNewProjectThatExists(t *testing.T) {
 	web := projectService("shop", "web", "nginx:2")
 	web.Replicas = 3
 	file := []spec.Service{web, projectService("shop", "db", "postgres"), projectService("shop", "cache", "redis")}
-	err := checkNew(file, stored)
+	err := checkNew(file, stored, false)
 	assert.Check(t, errdefs.IsAlreadyExists(err))
-	assert.Check(t, is.Error(err, "project shop already exists (db, old, web): docker fleet does not apply a file to a running project yet, "+
-		"and the file and the fleet differ in cache (only in the file), old (only in the fleet), web (image, replicas); "+
-		"remove the project first with docker fleet down -p shop"))
+	assert.Check(t, is.Error(err, "project shop already exists (db, old, web): "+
+		"the file and the fleet differ in cache (only in the file), old (only in the fleet), web (image, replicas); "+
+		"docker fleet create -f FILE applies it to the project (only what changed), or remove the project first with docker fleet down -p shop"))
+	// Applying the file makes its new services in the project.
+	assert.NilError(t, checkNew([]spec.Service{projectService("shop", "cache", "redis")}, stored, true))
 
 	same := []spec.Service{projectService("blog", "api", "y")}
-	assert.Check(t, is.ErrorContains(checkNew(same, stored), "project blog already exists (api): docker fleet does not apply a file to a running project yet, and the file's services are the same as the fleet's;"))
+	assert.Check(t, is.ErrorContains(checkNew(same, stored, false), "project blog already exists (api): the file's services are the same as the fleet's;"))
 }
 
 // A definition read back from the swarm (JSON) equals the file's: empty

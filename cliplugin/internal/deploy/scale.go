@@ -28,6 +28,9 @@ func (d *Deployer) Scale(ctx context.Context, targets []ScaleTarget) ([]ScaleRes
 		if _, err := swarmstore.LoadService(ctx, d.Fleet.Manager, t.Service); err != nil {
 			return nil, err
 		}
+		if err := refuseWhileUpdating(ctx, d, t.Service, "scale"); err != nil {
+			return nil, err
+		}
 	}
 	var out []ScaleResult
 	for _, t := range targets {

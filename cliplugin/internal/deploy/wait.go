@@ -55,8 +55,13 @@ func (d *Deployer) runWaves(ctx context.Context, p *prepared, svcs []spec.Servic
 // need is a service that others wait for, and what for.
 type need struct {
 	service string
-	cond    string   // the strongest asked: healthy includes started
-	by      []string // the services that wait
+	// cond is the strongest asked: healthy includes started, and completed
+	// outranks both. A one-shot service is healthy only on its way to
+	// exiting, and one wave's wait cannot see both; once it completed it
+	// has been started, so the dependants that asked less are made later
+	// than they needed, never too early.
+	cond string
+	by   []string // the services that wait
 }
 
 // needsOf is what a wave's services wait for, by service.
@@ -72,7 +77,7 @@ func needsOf(wave []string, svcs []spec.Service) []need {
 				n = &need{service: dep, cond: cond}
 				byDep[dep] = n
 			}
-			if cond == spec.DependsHealthy {
+			if condRank(cond) > condRank(n.cond) {
 				n.cond = cond
 			}
 			n.by = append(n.by, s.Name)
@@ -87,10 +92,25 @@ func needsOf(wave []string, svcs []spec.Service) []need {
 	return out
 }
 
+// condRank orders the conditions for needsOf: the strongest one asked of
+// a service is the one waited for.
+func condRank(cond string) int {
+	switch cond {
+	case spec.DependsCompleted:
+		return 2
+	case spec.DependsHealthy:
+		return 1
+	}
+	return 0
+}
+
 // condWord is how messages say a condition.
 func condWord(cond string) string {
-	if cond == spec.DependsHealthy {
+	switch cond {
+	case spec.DependsHealthy:
 		return "healthy"
+	case spec.DependsCompleted:
+		return "completed successfully"
 	}
 	return "running"
 }
@@ -138,7 +158,8 @@ func (d *Deployer) waitFor(ctx context.Context, needs []need, made []api.FleetCo
 // ready says whether the named replicas meet n's condition in inv: done;
 // not yet, and what they are stuck at; or never (an error): a replica
 // that exited with no restart policy to start it again, or, for healthy,
-// one that is unhealthy or has no healthcheck.
+// one that is unhealthy or has no healthcheck. For completed, exiting is
+// the point: never is an exit code other than 0, or one not reported.
 func ready(n need, names []string, inv fleet.Inventory) (done bool, why string, err error) {
 	never := func(format string, args ...any) (bool, string, error) {
 		return false, "", errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("service %s depends on %s being %s, but ", strings.Join(n.by, ", "), n.service, condWord(n.cond)) + fmt.Sprintf(format, args...))
@@ -146,10 +167,24 @@ func ready(n need, names []string, inv fleet.Inventory) (done bool, why string, 
 	var stuck []string
 	for _, name := range names {
 		c, node, ok := inv.Find(name)
+		exited := c.State == "exited" || c.State == "dead"
 		switch {
 		case !ok:
 			stuck = append(stuck, name+" is on no node that answers")
-		case c.State == "exited" || c.State == "dead":
+		case n.cond == spec.DependsCompleted:
+			switch {
+			case !exited && c.State == "running":
+				stuck = append(stuck, fmt.Sprintf("%s on %s is still running", name, node.Hostname))
+			case !exited:
+				stuck = append(stuck, fmt.Sprintf("%s on %s is %s", name, node.Hostname, c.State))
+			case c.ExitCode == nil:
+				// An agent older than FleetContainer.ExitCode: success
+				// cannot be told from failure.
+				return never("%s on %s %s, and the agent on %s does not report exit codes; upgrade the fleet with docker fleet init", name, node.Hostname, c.State, node.Hostname)
+			case *c.ExitCode != 0:
+				return never("%s on %s exited with code %d", name, node.Hostname, *c.ExitCode)
+			}
+		case exited:
 			if c.Restart == "" {
 				return never("%s on %s %s, and has no restart policy", name, node.Hostname, c.State)
 			}

@@ -30,6 +30,16 @@ func TestNeedsOf(t *testing.T) {
 		{service: "db", cond: spec.DependsHealthy, by: []string{"api", "web"}},
 	}, cmp.AllowUnexported(need{})))
 	assert.Check(t, is.Len(needsOf([]string{"db"}, svcs), 0))
+
+	// Completed outranks healthy and started: a wave cannot wait for a
+	// one-shot service to be both healthy and done, and done comes after.
+	seed := projectService("shop", "seed", "x")
+	seed.DependsOn = map[string]string{"db": spec.DependsCompleted}
+	svcs = append(svcs, seed)
+	assert.Check(t, is.DeepEqual(needsOf([]string{"api", "seed", "web"}, svcs), []need{
+		{service: "cache", cond: spec.DependsStarted, by: []string{"web"}},
+		{service: "db", cond: spec.DependsCompleted, by: []string{"api", "seed", "web"}},
+	}, cmp.AllowUnexported(need{})))
 }
 
 // onNodes is an inventory of h1 and h2 holding the containers.
@@ -52,6 +62,12 @@ func TestReady(t *testing.T) {
 	started := need{service: "db", cond: spec.DependsStarted, by: []string{"web"}}
 	db := func(n int, node, state, health, restart string) api.FleetContainer {
 		return api.FleetContainer{Name: "db." + string(rune('0'+n)), Service: "db", Node: node, State: state, Health: health, Restart: restart}
+	}
+	completed := need{service: "db", cond: spec.DependsCompleted, by: []string{"web"}}
+	// exit gives c the exit code its agent reports.
+	exit := func(c api.FleetContainer, code int) api.FleetContainer {
+		c.ExitCode = &code
+		return c
 	}
 	names := []string{"db.1", "db.2"}
 
@@ -76,6 +92,17 @@ func TestReady(t *testing.T) {
 			err: "service web depends on db being healthy, but db.1 on h1 is unhealthy", kindOK: errdefs.IsFailedPrecondition},
 		{n: healthy, inv: onNodes(db(1, "h1", "running", "", ""), db(2, "h2", "running", "healthy", "")),
 			err: "service web depends on db being healthy, but db.1 has no healthcheck (none in the file or its image)", kindOK: errdefs.IsFailedPrecondition},
+		// Completed: exiting with no restart policy is what is waited for.
+		{n: completed, inv: onNodes(exit(db(1, "h1", "exited", "", ""), 0), exit(db(2, "h2", "exited", "", "on-failure"), 0)), done: true},
+		{n: completed, inv: onNodes(exit(db(1, "h1", "exited", "", ""), 0), db(2, "h2", "running", "", "")), why: "db.2 on h2 is still running"},
+		{n: completed, inv: onNodes(exit(db(1, "h1", "exited", "", ""), 0), db(2, "h2", "restarting", "", "on-failure")), why: "db.2 on h2 is restarting"},
+		{n: completed, inv: onNodes(exit(db(1, "h1", "exited", "", ""), 0), db(2, "h2", "created", "", "")), why: "db.2 on h2 is created"},
+		{n: completed, inv: onNodes(exit(db(1, "h1", "exited", "", ""), 0)), why: "db.2 is on no node that answers"},
+		{n: completed, inv: onNodes(exit(db(1, "h1", "exited", "", ""), 0), exit(db(2, "h2", "exited", "", ""), 3)),
+			err: "service web depends on db being completed successfully, but db.2 on h2 exited with code 3", kindOK: errdefs.IsFailedPrecondition},
+		// An agent from before exit codes: success cannot be told.
+		{n: completed, inv: onNodes(db(1, "h1", "exited", "", ""), exit(db(2, "h2", "exited", "", ""), 0)),
+			err: "service web depends on db being completed successfully, but db.1 on h1 exited, and the agent on h1 does not report exit codes; upgrade the fleet with docker fleet init", kindOK: errdefs.IsFailedPrecondition},
 	} {
 		done, why, err := ready(c.n, names, c.inv)
 		if c.err != "" {

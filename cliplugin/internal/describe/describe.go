@@ -41,6 +41,10 @@ type ServiceView struct {
 	PerNode    map[string]int       `json:"perNode"`
 	Spec       spec.Service         `json:"spec"`
 	Containers []api.FleetContainer `json:"containers"`
+	// Update is where its newest update stands; Previous the definition
+	// before it (--rollback's).
+	Update   *swarmstore.Update `json:"update,omitempty"`
+	Previous *spec.Service      `json:"previous,omitempty"`
 }
 
 // ContainerView is a fleet container with its usage and where it has been.
@@ -190,7 +194,11 @@ func Service(ctx context.Context, f *fleet.Fleet, s spec.Service) (ServiceView, 
 	if err != nil {
 		return ServiceView{}, err
 	}
-	return service(s, inv), nil
+	v := service(s, inv)
+	if st, err := swarmstore.LoadServiceState(ctx, f.Manager, s.Name); err == nil {
+		v.Update, v.Previous = st.Update, st.Previous
+	}
+	return v, nil
 }
 
 func service(s spec.Service, inv fleet.Inventory) ServiceView {

@@ -178,6 +178,25 @@ func RenderService(out io.Writer, s ServiceView) error {
 	fmt.Fprintf(w, "Image:\t%s\n", s.Spec.Image)
 	fmt.Fprintf(w, "Replicas:\t%d desired, %d running\n", s.Desired, s.Running)
 	fmt.Fprintf(w, "Per replica:\t%s exclusive cores, %s memory\n", coresOf(s.Spec), bytesOrDash(s.Spec.Memory))
+	if p := placementOf(s.Spec); p != "" {
+		fmt.Fprintf(w, "Placement:\t%s\n", p)
+	}
+	if s.Spec.Revision != 0 || s.Update != nil {
+		fmt.Fprintf(w, "Revision:\t%d\n", s.Spec.Revision)
+	}
+	if u := s.Update; u != nil {
+		fmt.Fprintf(w, "Update:\t%s, revision %d to %d (started %s", u.State, u.From, u.To, u.StartedAt)
+		if u.EndedAt != "" {
+			fmt.Fprintf(w, ", ended %s", u.EndedAt)
+		}
+		fmt.Fprintln(w, ")")
+		if u.Reason != "" {
+			fmt.Fprintf(w, "  why:\t%s\n", u.Reason)
+		}
+	}
+	if p := s.Previous; p != nil {
+		fmt.Fprintf(w, "Previous:\trevision %d, image %s (docker fleet update --rollback %s)\n", p.Revision, p.Image, s.Name)
+	}
 	nodes := make([]string, 0, len(s.PerNode))
 	for n := range s.PerNode {
 		nodes = append(nodes, n)
@@ -187,9 +206,9 @@ func RenderService(out io.Writer, s ServiceView) error {
 		fmt.Fprintf(w, "  %s:\t%d running\n", n, s.PerNode[n])
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "CONTAINER\tNODE\tSTATE\tCPUSET\tMEMORY\tIP")
+	fmt.Fprintln(w, "CONTAINER\tNODE\tSTATE\tCPUSET\tMEMORY\tIP\tREVISION")
 	for _, c := range s.Containers {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.Node, c.State, orDash(c.Cpuset), bytesOrDash(c.Memory), orDash(c.IP))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", c.Name, c.Node, c.State, orDash(c.Cpuset), bytesOrDash(c.Memory), orDash(c.IP), c.Revision)
 	}
 	return w.Flush()
 }
@@ -232,6 +251,16 @@ func RenderContainer(out io.Writer, c ContainerView) error {
 		}
 	}
 	return w.Flush()
+}
+
+// placementOf is where the replicas may go, as constraints ("" for any
+// node): --node is node.hostname==, as a Compose file writes it.
+func placementOf(s spec.Service) string {
+	var out []string
+	if s.Node != "" {
+		out = append(out, spec.ConstraintHostname+"=="+s.Node)
+	}
+	return strings.Join(append(out, s.Constraints...), ", ")
 }
 
 func coresOf(s spec.Service) string {

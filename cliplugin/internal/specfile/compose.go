@@ -36,7 +36,8 @@ var (
 		"restart", "healthcheck", "expose", "cap_add", "cap_drop", "user", "hostname", "working_dir",
 		"stop_signal", "stop_grace_period", "stdin_open", "tty", "sysctls", "ulimits", "extra_hosts",
 		"init", "tmpfs", "read_only", "shm_size", "logging", "profiles", "platform",
-		"dns", "dns_search", "dns_opt", "pids_limit", "security_opt", "pull_policy", "links")
+		"dns", "dns_search", "dns_opt", "pids_limit", "security_opt", "pull_policy", "links",
+		"network_mode") // host only (options)
 	composeDeploy        = keys("replicas", "resources", "placement", "mode", "restart_policy")
 	composeResources     = keys("limits")
 	composeLimits        = keys("memory", "pids")
@@ -53,10 +54,11 @@ const (
 	hostDevices  = "host devices do not exist on every node and cannot be checkpointed"
 	noRollout    = "docker fleet does not update a service in place yet: remove it (docker fleet rm) and create it again"
 	noRestartLag = "docker fleet restarts through the engine's restart policy, which has no "
+	// network_mode is taken as a key and refused by its value (options).
+	hostNetworkOnly = "fleet containers live on the fleet's overlay network; only network_mode: host is taken: the replica then runs on its node's network and cannot migrate"
 )
 
 var refusedWhy = map[string]string{
-	"network_mode":                 "fleet containers live on the fleet's overlay network",
 	"pid":                          "a host's or another container's PID namespace cannot move with a migration",
 	"ipc":                          "a host's or another container's IPC namespace cannot move with a migration",
 	"uts":                          "the host's UTS namespace cannot move with a migration",
@@ -357,6 +359,10 @@ func fromCompose(c types.ServiceConfig, project *types.Project) (spec.Service, e
 	if c.ContainerName != "" {
 		s.Aliases = []string{c.ContainerName}
 	}
+	// Before depends_on: compose-go makes network_mode: service:X one.
+	if _, err := networkMode(c.NetworkMode); err != nil {
+		return s, err
+	}
 	deps, err := dependsOn(c, project)
 	if err != nil {
 		return s, err
@@ -429,13 +435,7 @@ func fromCompose(c types.ServiceConfig, project *types.Project) (spec.Service, e
 				return s, err
 			}
 		}
-		for _, con := range d.Placement.Constraints {
-			k, v, ok := strings.Cut(strings.ReplaceAll(con, " ", ""), "==")
-			if !ok || k != "node.hostname" {
-				return s, fmt.Errorf("deploy.placement.constraints: %q: only node.hostname==NAME is supported", con)
-			}
-			s.Node = v
-		}
+		s.SetConstraints(d.Placement.Constraints)
 	}
 	if x, ok := c.Extensions["x-fleet"]; ok {
 		m, ok := x.(map[string]any)
@@ -482,6 +482,14 @@ func checkpointEvery(v any) (spec.Duration, error) {
 	return d, nil
 }
 
+// networkMode maps network_mode: the fleet network, or host alone.
+func networkMode(v string) (string, error) {
+	if v != "" && v != spec.HostNetwork {
+		return "", fmt.Errorf("network_mode: %q: not supported by docker fleet: %s", v, hostNetworkOnly)
+	}
+	return v, nil
+}
+
 // options maps the plain container options of a service.
 func options(c types.ServiceConfig) (spec.Options, error) {
 	o := spec.Options{
@@ -503,13 +511,24 @@ func options(c types.ServiceConfig) (spec.Options, error) {
 	if d := c.Deploy; d != nil && d.Resources.Limits != nil && d.Resources.Limits.Pids != 0 {
 		o.PidsLimit = d.Resources.Limits.Pids
 	}
+	var err error
+	if o.NetworkMode, err = networkMode(c.NetworkMode); err != nil {
+		return o, err
+	}
 	for _, so := range c.SecurityOpt {
 		switch strings.ReplaceAll(so, "=", ":") {
 		case "no-new-privileges", "no-new-privileges:true":
 			o.NoNewPrivileges = true
 		case "no-new-privileges:false":
 		default:
-			return o, fmt.Errorf("security_opt: %q: not supported by docker fleet: seccomp and AppArmor profiles and SELinux labels are one host's policy, which another node may lack, and a restored process must keep the very same (no-new-privileges is taken)", so)
+			// Turning a host's policy off is the same on every host.
+			opt, ok := spec.UnconfinedOpt(so)
+			if !ok {
+				return o, fmt.Errorf("security_opt: %q: not supported by docker fleet: seccomp and AppArmor profiles and SELinux labels are one host's policy, which another node may lack, and a restored process must keep the very same (no-new-privileges, %s are taken)", so, strings.Join(spec.UnconfinedOpts, ", "))
+			}
+			if !slices.Contains(o.Unconfined, opt) {
+				o.Unconfined = append(o.Unconfined, opt)
+			}
 		}
 	}
 	switch c.PullPolicy {

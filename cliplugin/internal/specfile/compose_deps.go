@@ -31,11 +31,9 @@ func dependsOn(c types.ServiceConfig, project *types.Project) (map[string]string
 		switch cond {
 		case "":
 			cond = spec.DependsStarted
-		case spec.DependsStarted, spec.DependsHealthy:
-		case spec.DependsCompleted:
-			return nil, fmt.Errorf("%s.condition: %s is not supported by docker fleet: its agents do not report a container's exit code, so a success cannot be told from a failure", at, cond)
+		case spec.DependsStarted, spec.DependsHealthy, spec.DependsCompleted:
 		default:
-			return nil, fmt.Errorf("%s.condition: %q: use %s or %s", at, cond, spec.DependsStarted, spec.DependsHealthy)
+			return nil, fmt.Errorf("%s.condition: %q: use %s, %s or %s", at, cond, spec.DependsStarted, spec.DependsHealthy, spec.DependsCompleted)
 		}
 		target, runs := project.Services[dep]
 		switch {

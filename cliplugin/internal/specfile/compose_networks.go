@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"slices"
+	"strings"
 
 	"github.com/compose-spec/compose-go/v2/types"
 
@@ -89,8 +90,11 @@ func checkNetwork(name string, def map[string]any) error {
 	if name == "default" && len(def) > 0 {
 		return fmt.Errorf("%s: not supported by docker fleet: Compose's default network is the fleet network, made by init; give the file's own networks other names", at)
 	}
-	if d, ok := def["driver"]; ok && d != "overlay" {
-		return fmt.Errorf("%s.driver: %v: not supported by docker fleet: %s", at, d, overlayOnly)
+	// A bridge is what Compose makes by default, for an app on one host:
+	// on a fleet the same app spans hosts, so it gets an overlay as any
+	// other network (bridgeNotice says so).
+	if d, ok := def["driver"]; ok && d != "overlay" && d != "bridge" && d != "" && d != nil {
+		return fmt.Errorf("%s.driver: %v: not supported by docker fleet: %s (a bridge network is made an overlay)", at, d, overlayOnly)
 	}
 	if a, ok := def["attachable"]; ok && a != true {
 		return fmt.Errorf("%s.attachable: %v: not supported by docker fleet: fleet containers are plain containers, which join only attachable networks", at, a)
@@ -192,6 +196,9 @@ func (r *Result) networksOf(p *types.Project, c types.ServiceConfig) ([]spec.Net
 		}
 		if !slices.ContainsFunc(r.NetworkDefs, func(d spec.Network) bool { return d.Key == key }) {
 			r.NetworkDefs = append(r.NetworkDefs, n)
+			if note := bridgeNotice(key, def); note != "" {
+				r.Notices = append(r.Notices, note)
+			}
 		}
 		a := spec.NetworkAttachment{Name: n.Name}
 		if cfg != nil {
@@ -206,6 +213,15 @@ func (r *Result) networksOf(p *types.Project, c types.ServiceConfig) ([]spec.Net
 func network(key string, def types.NetworkConfig) (spec.Network, error) {
 	n := spec.Network{Key: key, Name: def.Name, External: bool(def.External), Internal: def.Internal,
 		Labels: def.Labels, DriverOpts: def.DriverOpts}
+	if dropped := bridgeOpts(def.DriverOpts); len(dropped) > 0 {
+		n.DriverOpts = maps.Clone(def.DriverOpts)
+		for _, k := range dropped {
+			delete(n.DriverOpts, k)
+		}
+		if len(n.DriverOpts) == 0 {
+			n.DriverOpts = nil
+		}
+	}
 	for i, pool := range def.Ipam.Config {
 		at := fmt.Sprintf("networks.%s.ipam.config[%d]", key, i)
 		var ip spec.IPAMPool
@@ -350,4 +366,39 @@ func readBounded(name string) ([]byte, error) {
 		return nil, fmt.Errorf("larger than the %dKiB a replica's secrets and configs may hold together", spec.MaxFilesBytes>>10)
 	}
 	return b, nil
+}
+
+// bridgeOptPrefix starts the options of the bridge driver, which mean
+// nothing to an overlay network.
+const bridgeOptPrefix = "com.docker.network.bridge."
+
+// bridgeOpts are the driver_opts meant for a bridge, sorted.
+func bridgeOpts(opts map[string]string) []string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(opts)) {
+		if strings.HasPrefix(k, bridgeOptPrefix) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// bridgeNotice is the one line create prints for a network of the file
+// asked as a bridge, or whose bridge driver_opts are dropped; "" if none.
+func bridgeNotice(key string, def types.NetworkConfig) string {
+	if def.External {
+		return ""
+	}
+	dropped := bridgeOpts(def.DriverOpts)
+	var note string
+	switch {
+	case def.Driver == "bridge":
+		note = fmt.Sprintf("networks.%s: driver bridge made an attachable overlay network, so its services reach each other across the fleet's nodes", key)
+		if len(dropped) > 0 {
+			note += "; driver_opts " + strings.Join(dropped, ", ") + " dropped"
+		}
+	case len(dropped) > 0:
+		note = fmt.Sprintf("networks.%s.driver_opts: %s dropped: the network is an overlay, not a bridge", key, strings.Join(dropped, ", "))
+	}
+	return note
 }

@@ -101,7 +101,9 @@ networks:
 func TestComposeNetworksRefused(t *testing.T) {
 	svc := "services:\n  web:\n    image: x\n    networks: [n]\n"
 	for doc, want := range map[string]string{
-		svc + "networks:\n  n: {driver: bridge}\n":                                                                "networks.n.driver: bridge: not supported by docker fleet: a fleet's replicas run on several hosts, and only an overlay network spans them",
+		svc + "networks:\n  n: {driver: host}\n":                                                                  "networks.n.driver: host: not supported by docker fleet: a fleet's replicas run on several hosts, and only an overlay network spans them (a bridge network is made an overlay)",
+		svc + "networks:\n  n: {driver: ipvlan}\n":                                                                "networks.n.driver: ipvlan: not supported by docker fleet",
+		svc + "networks:\n  n: {driver: none}\n":                                                                  "networks.n.driver: none: not supported by docker fleet",
 		svc + "networks:\n  n: {driver: macvlan}\n":                                                               "networks.n.driver: macvlan: not supported by docker fleet",
 		svc + "networks:\n  n: {attachable: false}\n":                                                             "networks.n.attachable: false: not supported by docker fleet: fleet containers are plain containers",
 		svc + "networks:\n  n: {enable_ipv6: true}\n":                                                             "networks.n.enable_ipv6: not supported by docker fleet: the fleet's networks are IPv4",
@@ -216,4 +218,44 @@ func TestComposeSecretsRefused(t *testing.T) {
 		_, err := parseShop(t, doc, files, nil)
 		assert.Check(t, is.ErrorContains(err, want), doc)
 	}
+}
+
+// TestComposeBridgeNetwork: a bridge network, Compose's default for one
+// host, is made an overlay as any other, its bridge options dropped, and
+// create says so once per network; other options stay.
+func TestComposeBridgeNetwork(t *testing.T) {
+	r, err := parseShop(t, `
+services:
+  web:
+    image: x
+    networks: [back, front]
+  api:
+    image: x
+    networks: [back, plain]
+networks:
+  back:
+    driver: bridge
+    driver_opts:
+      com.docker.network.bridge.name: br-shop
+      com.docker.network.bridge.enable_icc: "true"
+      com.docker.network.driver.mtu: "1400"
+  front:
+    driver_opts:
+      com.docker.network.bridge.host_binding_ipv4: 127.0.0.1
+  plain:
+    driver: overlay
+    driver_opts: {encrypted: ""}
+  unused:
+    driver: bridge
+`, nil, nil)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(r.NetworkDefs, []spec.Network{
+		{Key: "back", Name: "shop_back", DriverOpts: map[string]string{"com.docker.network.driver.mtu": "1400"}},
+		{Key: "plain", Name: "shop_plain", DriverOpts: map[string]string{"encrypted": ""}},
+		{Key: "front", Name: "shop_front"},
+	}))
+	assert.Check(t, is.DeepEqual(r.Notices, []string{
+		"networks.back: driver bridge made an attachable overlay network, so its services reach each other across the fleet's nodes; driver_opts com.docker.network.bridge.enable_icc, com.docker.network.bridge.name dropped",
+		"networks.front.driver_opts: com.docker.network.bridge.host_binding_ipv4 dropped: the network is an overlay, not a bridge",
+	}), "one line per network used, none for plain or unused")
 }

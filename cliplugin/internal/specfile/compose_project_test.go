@@ -54,10 +54,12 @@ services:
       db: {condition: service_healthy}
       cache: {condition: service_started}
       metrics: {condition: service_started, required: false}
+      migrate: {condition: service_completed_successfully}
   db:
     image: x
     healthcheck: {test: [CMD, pg_isready]}
   cache: {image: x}
+  migrate: {image: x, command: [migrate, up]}
 `)
 	assert.NilError(t, err)
 	deps := map[string]map[string]string{}
@@ -65,16 +67,16 @@ services:
 		deps[s.Name] = s.DependsOn
 	}
 	assert.Check(t, is.DeepEqual(deps, map[string]map[string]string{
-		"web":   {"cache": spec.DependsStarted},
-		"api":   {"db": spec.DependsHealthy, "cache": spec.DependsStarted}, // metrics is optional and absent
-		"db":    nil,
-		"cache": nil,
+		"web":     {"cache": spec.DependsStarted},
+		"api":     {"db": spec.DependsHealthy, "cache": spec.DependsStarted, "migrate": spec.DependsCompleted}, // metrics is optional and absent
+		"db":      nil,
+		"cache":   nil,
+		"migrate": nil,
 	}))
 
 	for doc, want := range map[string]string{
 		"  a: {image: x, depends_on: [b]}\n":                                                                              "services.a.depends_on: b: no such service in this file",
 		"  a: {image: x, depends_on: [b]}\n  b: {image: x, profiles: [debug]}\n":                                          "services.a.depends_on: b needs profile debug, and docker fleet enables no profile",
-		"  a: {image: x, depends_on: {b: {condition: service_completed_successfully}}}\n  b: {image: x}\n":                "services.a.depends_on.b.condition: service_completed_successfully is not supported by docker fleet: its agents do not report a container's exit code",
 		"  a: {image: x, depends_on: {b: {condition: service_started, restart: true}}}\n  b: {image: x}\n":                "services.a.depends_on.b.restart: true is not supported by docker fleet",
 		"  a: {image: x, depends_on: {b: {condition: service_healthy}}}\n  b: {image: x, healthcheck: {disable: true}}\n": "services.a.depends_on.b.condition: service_healthy, but b's healthcheck is disabled",
 		"  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [c]}\n  c: {image: x, depends_on: [a]}\n":          "f: services: depends_on makes a cycle: a → b → c → a",

@@ -41,6 +41,10 @@ type Result struct {
 	// Builds are the images a Compose file builds before its services
 	// run, by service name.
 	Builds []Build
+	// Notices are what create tells the user it made of the file
+	// differently than docker compose would (a bridge network made an
+	// overlay), one line each, on stderr.
+	Notices []string
 }
 
 // Option changes how Parse reads a file.

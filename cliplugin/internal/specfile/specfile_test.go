@@ -70,13 +70,13 @@ func TestCompose(t *testing.T) {
 
 func TestComposeRefusesWhatItWouldDrop(t *testing.T) {
 	for doc, want := range map[string]string{
-		"services:\n  a:\n    image: x\n    privileged: true\n":                                         "services.a.privileged: not supported",
-		"services:\n  a:\n    image: x\n    deploy: {resources: {limits: {cpus: '0.5'}}}\n":             "services.a.deploy.resources.limits.cpus: not supported",
-		"services:\n  a:\n    image: x\n    deploy: {placement: {constraints: [node.role==manager]}}\n": "only node.hostname==NAME",
-		"services:\n  a:\n    image: x\n    x-fleet: {cores: 2}\n":                                      "services.a.x-fleet.cores: not supported",
-		"services:\n  a:\n    image: x\nnetworks: {n: {driver: bridge}}\n":                              "networks.n.driver: bridge: not supported",
-		"services:\n  a:\n    command: x\n":                                                             "services.a.image: missing",
-		"services:\n  a:\n    image: x\n    x-fleet: {cpus: 1.5}\n":                                     "x-fleet.cpus: 1.5 is not a whole number",
+		"services:\n  a:\n    image: x\n    privileged: true\n":                                   "services.a.privileged: not supported",
+		"services:\n  a:\n    image: x\n    deploy: {resources: {limits: {cpus: '0.5'}}}\n":       "services.a.deploy.resources.limits.cpus: not supported",
+		"services:\n  a:\n    image: x\n    deploy: {placement: {constraints: [node.rack==1]}}\n": `services.a.deploy.placement.constraints: "node.rack==1": unknown key node.rack`,
+		"services:\n  a:\n    image: x\n    x-fleet: {cores: 2}\n":                                "services.a.x-fleet.cores: not supported",
+		"services:\n  a:\n    image: x\nnetworks: {n: {driver: macvlan}}\n":                       "networks.n.driver: macvlan: not supported",
+		"services:\n  a:\n    command: x\n":                                                       "services.a.image: missing",
+		"services:\n  a:\n    image: x\n    x-fleet: {cpus: 1.5}\n":                               "x-fleet.cpus: 1.5 is not a whole number",
 		"services: [\n": "malformed YAML",
 	} {
 		_, err := parse(t, doc)
@@ -313,13 +313,17 @@ services:
 func TestComposeRefusesWithReasons(t *testing.T) {
 	devices := "not supported by docker fleet: host devices do not exist on every node and cannot be checkpointed"
 	for key, want := range map[string]string{
-		"network_mode: host":                 "services.a.network_mode: not supported by docker fleet: fleet containers live on the fleet's overlay network",
+		"network_mode: bridge":               `services.a.network_mode: "bridge": not supported by docker fleet: fleet containers live on the fleet's overlay network; only network_mode: host is taken`,
+		"network_mode: none":                 `services.a.network_mode: "none": not supported by docker fleet: fleet containers live on the fleet's overlay network; only network_mode: host is taken`,
+		"network_mode: container:db":         `services.a.network_mode: "container:db": not supported by docker fleet: fleet containers live on the fleet's overlay network; only network_mode: host is taken`,
 		"pid: host":                          "services.a.pid: not supported by docker fleet: a host's or another container's PID namespace cannot move with a migration",
 		"ipc: host":                          "services.a.ipc: not supported by docker fleet: a host's or another container's IPC namespace cannot move with a migration",
 		"privileged: true":                   "services.a.privileged: " + devices,
 		"devices: [/dev/fuse]":               "services.a.devices: " + devices,
 		"runtime: runsc":                     "services.a.runtime: not supported by docker fleet: CRIU checkpoint/restore needs runc",
-		"security_opt: [seccomp=unconfined]": `services.a.security_opt: "seccomp=unconfined": not supported by docker fleet: seccomp and AppArmor profiles`,
+		"security_opt: [seccomp=/p.json]":    `services.a.security_opt: "seccomp=/p.json": not supported by docker fleet: seccomp and AppArmor profiles`,
+		"security_opt: [apparmor:docker-x]":  `services.a.security_opt: "apparmor:docker-x": not supported by docker fleet: seccomp and AppArmor profiles and SELinux labels are one host's policy, which another node may lack, and a restored process must keep the very same (no-new-privileges, apparmor=unconfined, label=disable, seccomp=unconfined are taken)`,
+		"security_opt: ['label=type:svirt']": `services.a.security_opt: "label=type:svirt": not supported by docker fleet`,
 		"pull_policy: always":                `services.a.pull_policy: "always": not supported by docker fleet: an image reaches a node from another node that has it`,
 		"userns_mode: host":                  "services.a.userns_mode: not supported by docker fleet: user namespace remapping is each engine's own setting",
 		"cgroup_parent: m":                   "services.a.cgroup_parent: not supported by docker fleet: a parent cgroup is one host's",
@@ -370,6 +374,39 @@ func TestComposeResolverLinksAndMore(t *testing.T) {
 
 	_, err = parse(t, "services:\n  a:\n    image: x\n    dns: [not-an-ip]\n")
 	assert.Check(t, is.ErrorContains(err, `services.a.dns: "not-an-ip" is not an IP address`))
+}
+
+// TestComposeHostNetworkAndUnconfined: network_mode: host and the
+// security_opt values that turn a host's policy off, in either form.
+func TestComposeHostNetworkAndUnconfined(t *testing.T) {
+	r, err := parse(t, `services:
+  a:
+    image: x
+    network_mode: host
+    expose: ["8080"]
+    deploy: {replicas: 2}
+    security_opt: ["seccomp:unconfined", "apparmor=unconfined", "label:disable", "seccomp=unconfined", no-new-privileges]
+`)
+	assert.NilError(t, err)
+	a := r.Services[0]
+	assert.Check(t, is.Equal(a.NetworkMode, spec.HostNetwork))
+	assert.Check(t, is.Equal(a.Replicas, 2))
+	assert.Check(t, is.DeepEqual(a.Unconfined, []string{"seccomp=unconfined", "apparmor=unconfined", "label=disable"}), "docker's form, once each")
+	assert.Check(t, a.NoNewPrivileges)
+	assert.Check(t, is.DeepEqual(a.Keys(), []string{"expose", "security_opt", "network_mode"}))
+
+	for key, want := range map[string]string{
+		"ports: ['8080:80']":                  "services.a.ports: with network_mode: host the container listens on its node's ports directly",
+		"hostname: web":                       "services.a.hostname: with network_mode: host the replica has its node's hostname",
+		"x-fleet: {checkpoint-every: 30s}":    "services.a.x-fleet.checkpoint-every: with network_mode: host a replica cannot be checkpointed for another node",
+		"sysctls: {net.core.somaxconn: 1024}": "services.a.sysctls: net.core.somaxconn: with network_mode: host the network namespace is the node's own",
+	} {
+		_, err := parse(t, "services:\n  a:\n    image: x\n    network_mode: host\n    "+key+"\n")
+		assert.Check(t, is.ErrorContains(err, want), key)
+	}
+	// Not as compose-go's implicit depends_on of service:X.
+	_, err = parse(t, "services:\n  a:\n    image: x\n    network_mode: service:b\n  b:\n    image: y\n")
+	assert.Check(t, is.ErrorContains(err, `services.a.network_mode: "service:b": not supported by docker fleet: fleet containers live on the fleet's overlay network; only network_mode: host is taken: the replica then runs on its node's network and cannot migrate`))
 }
 
 func TestComposeOptionErrorsNameTheKey(t *testing.T) {

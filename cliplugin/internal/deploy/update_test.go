@@ -1,0 +1,70 @@
+package deploy
+
+import (
+	"testing"
+
+	"github.com/containerd/errdefs"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/docker-fleet/fleet/shared/spec"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
+)
+
+func TestUpdateOptionDefaults(t *testing.T) {
+	var o UpdateOptions
+	assert.NilError(t, o.defaults())
+	assert.Check(t, is.Equal(o.Parallelism, 1))
+	assert.Check(t, is.Equal(o.Monitor, DefaultMonitor))
+	assert.Check(t, is.Equal(o.Order, OrderStopFirst))
+	assert.Check(t, is.Equal(o.FailureAction, ActionRollback))
+
+	for _, bad := range []UpdateOptions{{Order: "sideways"}, {FailureAction: "continue"}, {Parallelism: -1}} {
+		assert.Check(t, bad.defaults() != nil, "%+v", bad)
+	}
+	start := UpdateOptions{Order: OrderStartFirst}
+	assert.Check(t, errdefs.IsNotImplemented(start.defaults()))
+}
+
+func TestChangedBumpsTheRevision(t *testing.T) {
+	cur := spec.Service{Name: "web", Image: "a", Replicas: 3, Revision: 2, Strategy: spec.Spread}
+	st := swarmstore.ServiceState{Service: cur}
+	next, err := changed(st, func(s *spec.Service) error { s.Image = "b"; return nil })
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(next.Revision, 3))
+	assert.Check(t, is.Equal(next.Replicas, 3))
+	assert.Check(t, is.Equal(cur.Image, "a"), "the current definition was changed")
+
+	// After a rollback the previous definition may have the higher number:
+	// a new revision is above both.
+	prev := cur
+	prev.Revision = 5
+	st.Previous = &prev
+	next, err = changed(st, func(s *spec.Service) error { s.Image = "c"; return nil })
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(next.Revision, 6))
+
+	_, err = changed(st, func(s *spec.Service) error { s.Image = "a"; return nil })
+	assert.Check(t, errdefs.IsInvalidArgument(err))
+	assert.Check(t, is.ErrorContains(err, "nothing changes"))
+
+	_, err = changed(st, func(s *spec.Service) error { s.Memory = -1; return nil })
+	assert.Check(t, is.ErrorContains(err, "service web: "))
+}
+
+func TestNeedsContents(t *testing.T) {
+	s := spec.Service{Name: "web"}
+	assert.NilError(t, needsContents(s, UpdateOptions{}))
+	s.Copies = []spec.Copy{{Target: "/etc/x"}}
+	err := needsContents(s, UpdateOptions{})
+	assert.Check(t, errdefs.IsFailedPrecondition(err))
+	assert.Check(t, is.ErrorContains(err, "apply the file again"))
+}
+
+func TestChangedFieldsLeaveReplicasAndRevision(t *testing.T) {
+	a := spec.Service{Name: "web", Image: "x", Replicas: 1, Revision: 4}
+	b := spec.Service{Name: "web", Image: "x", Replicas: 3}
+	assert.Check(t, is.Len(changedFields(a, b), 0))
+	b.Env = []string{"A=1"}
+	assert.Check(t, is.DeepEqual(changedFields(a, b), []string{"env"}))
+}
