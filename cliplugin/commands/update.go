@@ -115,7 +115,25 @@ func runUpdate(cmd *cobra.Command, dockerCli command.Cli, opts updateOptions, se
 		return err
 	}
 	d := &deploy.Deployer{Fleet: f, Progress: dockerCli.Err()}
-	o := deploy.UpdateOptions{Parallelism: opts.parallelism, Delay: opts.delay, Monitor: opts.monitor, Order: opts.order, FailureAction: opts.failureAction}
+	// What is not given comes from the service's update_config, else
+	// docker's defaults.
+	var o deploy.UpdateOptions
+	changed := cmd.Flags().Changed
+	if changed("update-parallelism") {
+		o.Parallelism = opts.parallelism
+	}
+	if changed("update-delay") {
+		o.Delay = opts.delay
+	}
+	if changed("update-monitor") {
+		o.Monitor = opts.monitor
+	}
+	if changed("update-order") {
+		o.Order = opts.order
+	}
+	if changed("update-failure-action") {
+		o.FailureAction = opts.failureAction
+	}
 	var res deploy.UpdateResult
 	if opts.rollback {
 		res, err = d.Rollback(cmd.Context(), service, o)

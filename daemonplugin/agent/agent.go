@@ -180,27 +180,21 @@ func (a *Agent) Handler() http.Handler {
 			}
 			reply(w, struct{}{}, wl.Remove(r.Context(), r.PathValue("name")))
 		},
-		"POST " + api.PathContainer + "{name}" + api.ResizeSuffix: func(w http.ResponseWriter, r *http.Request) {
-			var req api.ResizeRequest
-			if err := decode(w, r, &req); err != nil {
-				return
-			}
-			v, err := wl.Resize(r.Context(), r.PathValue("name"), req)
-			reply(w, v, err)
-		},
-		"POST " + api.PathMigrate:    a.serveMigrate,
-		"POST " + api.PathFollow:     a.serveFollow,
-		"POST " + api.PathExpect:     postJSON(a.migrator.Expect),
-		"POST " + api.PathLeave:      postJSON(a.leave),
-		"POST " + api.PathDrain:      postJSON(a.drain),
-		"POST " + api.PathNodeCSR:    postJSON(a.nodeCSR),
-		"PUT " + api.PathNodeCert:    postJSON(a.installCert),
-		"PUT " + api.PathRevocations: postJSON(a.setRevocations),
-		"POST " + api.PathPrepare:    a.servePrepare,
-		"POST " + api.PathImageLoad:  a.serveImageLoad,
-		"POST " + api.PathReceive:    a.serveReceive,
-		"POST " + api.PathDecision:   a.serveDecision,
-		"POST " + api.PathOutcome:    a.serveOutcome,
+		"POST " + api.PathContainer + "{name}" + api.ResizeSuffix:  postNamedJSON(wl.Resize),
+		"POST " + api.PathContainer + "{name}" + api.PromoteSuffix: postNamedJSON(wl.Promote),
+		"POST " + api.PathMigrate:                                  a.serveMigrate,
+		"POST " + api.PathFollow:                                   a.serveFollow,
+		"POST " + api.PathExpect:                                   postJSON(a.migrator.Expect),
+		"POST " + api.PathLeave:                                    postJSON(a.leave),
+		"POST " + api.PathDrain:                                    postJSON(a.drain),
+		"POST " + api.PathNodeCSR:                                  postJSON(a.nodeCSR),
+		"PUT " + api.PathNodeCert:                                  postJSON(a.installCert),
+		"PUT " + api.PathRevocations:                               postJSON(a.setRevocations),
+		"POST " + api.PathPrepare:                                  a.servePrepare,
+		"POST " + api.PathImageLoad:                                a.serveImageLoad,
+		"POST " + api.PathReceive:                                  a.serveReceive,
+		"POST " + api.PathDecision:                                 a.serveDecision,
+		"POST " + api.PathOutcome:                                  a.serveOutcome,
 
 		// Warm relocation (the leader's calls, and checkpoints between
 		// nodes).
@@ -266,6 +260,18 @@ func postJSONUpTo[Req, Resp any](limit int64, fn func(context.Context, Req) (Res
 			return
 		}
 		v, err := fn(r.Context(), req)
+		reply(w, v, err)
+	}
+}
+
+// postNamedJSON is postJSON for a route on one container ({name}).
+func postNamedJSON[Req, Resp any](fn func(context.Context, string, Req) (Resp, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req Req
+		if err := decode(w, r, &req); err != nil {
+			return
+		}
+		v, err := fn(r.Context(), r.PathValue("name"), req)
 		reply(w, v, err)
 	}
 }

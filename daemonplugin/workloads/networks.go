@@ -11,6 +11,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/spec"
 )
 
 // A fleet container's extra networks (Compose's networks:) are attachable
@@ -97,9 +98,23 @@ func (m *Manager) checkJoinable(ctx context.Context, eps []api.Endpoint, fleetNe
 // serviceEndpoints are a new replica's extra endpoints: any address, the
 // service's name, the replica's and the aliases the service gives there.
 func serviceEndpoints(req api.CreateRequest) []api.Endpoint {
+	if req.Successor != "" {
+		// A successor answers to these names only once promoted.
+		var eps []api.Endpoint
+		for _, n := range req.Service.Networks {
+			eps = append(eps, api.Endpoint{Network: n.Name})
+		}
+		return eps
+	}
+	return namedEndpoints(req.Service, req.Name)
+}
+
+// namedEndpoints are the extra endpoints of the replica called name, with
+// the service's name, the replica's and the aliases the service gives.
+func namedEndpoints(svc spec.Service, name string) []api.Endpoint {
 	var eps []api.Endpoint
-	for _, n := range req.Service.Networks {
-		eps = append(eps, api.Endpoint{Network: n.Name, Aliases: append([]string{req.Service.Name, req.Name}, n.Aliases...)})
+	for _, n := range svc.Networks {
+		eps = append(eps, api.Endpoint{Network: n.Name, Aliases: append([]string{svc.Name, name}, n.Aliases...)})
 	}
 	return eps
 }

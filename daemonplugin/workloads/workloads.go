@@ -330,14 +330,27 @@ func createOptions(req api.CreateRequest, cores cpuset.Set) (client.ContainerCre
 		host.PortBindings = nil
 		return client.ContainerCreateOptions{Name: req.Name, Config: cfg, HostConfig: host}, nil
 	}
+	aliases := replicaAliases(svc, req.Name)
+	if req.Successor != "" {
+		if err := asSuccessor(req, cfg); err != nil {
+			return client.ContainerCreateOptions{}, err
+		}
+		aliases = nil
+	}
 	return client.ContainerCreateOptions{
 		Name:       req.Name,
 		Config:     cfg,
 		HostConfig: host,
 		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-			req.Network: {Aliases: append([]string{svc.Name, req.Name}, svc.Aliases...)},
+			req.Network: {Aliases: aliases},
 		}},
 	}, nil
+}
+
+// replicaAliases are a replica's names on the fleet network: its
+// service's, its own, and the service's container_name.
+func replicaAliases(svc spec.Service, name string) []string {
+	return append([]string{svc.Name, name}, svc.Aliases...)
 }
 
 // Remove removes a fleet container; its cores and memory are free again.

@@ -120,6 +120,12 @@ func (c *Client) Retire(ctx context.Context, name string) error {
 	return err
 }
 
+// Promote carries out one step of a successor's promotion (a start-first
+// update).
+func (c *Client) Promote(ctx context.Context, name string, req api.PromoteRequest) (api.FleetContainer, error) {
+	return call[api.FleetContainer](ctx, c, http.MethodPost, api.PathContainer+url.PathEscape(name)+api.PromoteSuffix, req)
+}
+
 // Resize changes a container's limits in place.
 func (c *Client) Resize(ctx context.Context, name string, req api.ResizeRequest) (api.FleetContainer, error) {
 	return call[api.FleetContainer](ctx, c, http.MethodPost, api.PathContainer+url.PathEscape(name)+api.ResizeSuffix, req)

@@ -15,6 +15,8 @@ const (
 	// QueryRetire=1 on a DELETE of PathContainer has the replica leave its
 	// networks and stop gracefully before it is removed (a rolling update).
 	QueryRetire = "retire"
+	// PromoteSuffix follows PathContainer + name: a successor's promotion.
+	PromoteSuffix = "/promote"
 	// ResizeSuffix follows PathContainer + name.
 	ResizeSuffix = "/resize"
 	// PathFence: a node that was declared dead and is back removes the
@@ -47,6 +49,26 @@ type CreateRequest struct {
 	// whose one top entry is its target's base name, made on the CLI's
 	// machine and copied into the container before it starts.
 	Copies []CopyContent `json:"copies,omitempty"`
+	// Successor, when set, makes this container the successor of that
+	// replica (a start-first update): made under Name, it answers to no
+	// name of the service until PromoteJoin, and takes the replica's name
+	// at PromoteName, once the replica is gone.
+	Successor string `json:"successor,omitempty"`
+}
+
+// Steps of a successor's promotion (PromoteSuffix).
+const (
+	// PromoteJoin gives the successor the service's and replica's names
+	// on its networks: it answers beside the replica it replaces.
+	PromoteJoin = "join"
+	// PromoteName renames it to the replica's name, which must be free on
+	// its node.
+	PromoteName = "name"
+)
+
+// PromoteRequest is one step of a successor's promotion.
+type PromoteRequest struct {
+	Step string `json:"step"`
 }
 
 // CopyContent is one spec.Copy's content.

@@ -75,6 +75,11 @@ const (
 	// which --rollback restores.
 	Update   = Prefix + ".update"
 	Previous = Prefix + ".previous"
+	// SuccessorOf, on a start-first update's new container, names the
+	// replica it replaces; Pending holds the endpoints (JSON, with the
+	// service's names) it joins at its promotion.
+	SuccessorOf = Prefix + ".successor-of"
+	Pending     = Prefix + ".pending-endpoints"
 )
 
 const (

@@ -80,6 +80,8 @@ type Service struct {
 	// replica carries the revision it was made from, so an interrupted
 	// update knows which replicas it has yet to replace.
 	Revision int `json:"revision,omitempty"`
+	// UpdateConfig is how its updates roll unless told otherwise.
+	UpdateConfig *UpdateConfig `json:"updateConfig,omitempty"`
 }
 
 // Checkpoint intervals the fleet takes: a checkpoint freezes the replica
@@ -238,6 +240,7 @@ func (s *Service) Validate() error {
 		bad("aliases", "only for a service of one replica, and it has %d: two replicas would answer to one name", s.Replicas)
 	}
 	errs = append(errs, s.Options.validate()...)
+	errs = append(errs, s.UpdateConfig.validate()...)
 	errs = append(errs, s.validateHostNetwork()...)
 	errs = append(errs, checkCopies(s.Copies, s.ReadOnly)...)
 	errs = append(errs, s.validateAttachments()...)

@@ -279,3 +279,37 @@ services:
 		assert.Check(t, c.started != back[name].started, "%s was not replaced", name)
 	}
 }
+
+// start-first: each replica's successor runs beside it and takes its name
+// only once it is up; the name keeps answering throughout.
+func TestUpdateStartFirst(t *testing.T) {
+	initFleet(t)
+	removeServices(t, "usf")
+	mustFleet(t, "create", "--name", "usf", "--image", workload, "--replicas", "2", "--cpus", "1", "--memory", "64m", "-e", "VERSION=1")
+	before := replicasOf(t, "usf")
+
+	stop := clientSummary[callsSummary](t, manager, "calls", "http://usf:8080/", "50")
+	time.Sleep(2 * time.Second)
+	out := mustFleet(t, "update", "--update-order", "start-first", "--env-add", "VERSION=2", "--update-monitor", "2s", "usf")
+	time.Sleep(2 * time.Second)
+	sum := stop()
+	t.Logf("update: %s\ncalls: %+v", out, sum)
+
+	after := replicasOf(t, "usf")
+	assert.Assert(t, is.Len(after, 2), "%v", after)
+	for name := range before {
+		a, ok := after[name]
+		assert.Assert(t, ok, "%s is gone: %v", name, after)
+		assert.Check(t, a.running, name)
+		assert.Check(t, is.Equal(a.version, "2"), name)
+		assert.Check(t, is.Equal(a.cores, 1), name)
+		// The successor answers as the replica: its hostname is the name.
+		var st struct{ Hostname, Version string }
+		assert.NilError(t, json.Unmarshal([]byte(mustDocker(t, manager, "run", "--rm", "--network", "fleet", workload, "get", "http://"+name+":8080/")), &st))
+		assert.Check(t, is.Equal(st.Hostname, name))
+		assert.Check(t, is.Equal(st.Version, "2"))
+	}
+	assertDisjointCores(t, engineContainers(t))
+	assert.Check(t, sum.Errors*100 <= sum.Calls, "more than 1%% of the calls failed: %+v", sum)
+	assert.Check(t, sum.Versions["2"] > 0, "%+v", sum)
+}

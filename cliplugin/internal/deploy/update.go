@@ -16,6 +16,7 @@ import (
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
 	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/scheduler"
 	"github.com/docker-fleet/fleet/shared/spec"
 	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
@@ -23,10 +24,10 @@ import (
 // Orders and failure actions of an update, as docker service update names
 // them.
 const (
-	OrderStopFirst  = "stop-first"
-	OrderStartFirst = "start-first"
-	ActionRollback  = "rollback"
-	ActionPause     = "pause"
+	OrderStopFirst  = spec.OrderStopFirst
+	OrderStartFirst = spec.OrderStartFirst
+	ActionRollback  = spec.ActionRollback
+	ActionPause     = spec.ActionPause
 )
 
 // DefaultMonitor is how long a replacement without a healthcheck must keep
@@ -47,6 +48,28 @@ type UpdateOptions struct {
 	Copies map[string][]api.CopyContent
 }
 
+// from takes what was not given from the service's update_config.
+func (o *UpdateOptions) from(c *spec.UpdateConfig) {
+	if c == nil {
+		return
+	}
+	if o.Parallelism == 0 {
+		o.Parallelism = c.Parallelism
+	}
+	if o.Delay == 0 {
+		o.Delay = time.Duration(c.Delay)
+	}
+	if o.Monitor == 0 {
+		o.Monitor = time.Duration(c.Monitor)
+	}
+	if o.Order == "" {
+		o.Order = c.Order
+	}
+	if o.FailureAction == "" {
+		o.FailureAction = c.FailureAction
+	}
+}
+
 func (o *UpdateOptions) defaults() error {
 	if o.Parallelism == 0 {
 		o.Parallelism = 1
@@ -61,7 +84,6 @@ func (o *UpdateOptions) defaults() error {
 	case "", OrderStopFirst:
 		o.Order = OrderStopFirst
 	case OrderStartFirst:
-		return errdefs.ErrNotImplemented.WithMessage("update-order start-first: not built yet: a replica's successor cannot take its name and address while it runs; use stop-first (the default), with replicas enough that the others answer meanwhile")
 	default:
 		return fmt.Errorf("update-order %q: use stop-first or start-first", o.Order)
 	}
@@ -92,9 +114,6 @@ type UpdateResult struct {
 // change nil, it finishes an update that did not end (a CLI interrupted,
 // a paused update).
 func (d *Deployer) Update(ctx context.Context, name string, change func(*spec.Service) error, o UpdateOptions) (UpdateResult, error) {
-	if err := o.defaults(); err != nil {
-		return UpdateResult{}, err
-	}
 	st, err := swarmstore.LoadServiceState(ctx, d.Fleet.Manager, name)
 	if err != nil {
 		return UpdateResult{}, err
@@ -113,17 +132,22 @@ func (d *Deployer) Update(ctx context.Context, name string, change func(*spec.Se
 	if err != nil {
 		return UpdateResult{}, err
 	}
+	o.from(next.UpdateConfig)
+	if err := o.defaults(); err != nil {
+		return UpdateResult{}, err
+	}
 	return d.start(ctx, st.Service, next, st.Previous, o, swarmstore.UpdateRolling)
 }
 
 // Rollback puts a service back on the definition before its newest update
 // (or resize), replica by replica as an update does.
 func (d *Deployer) Rollback(ctx context.Context, name string, o UpdateOptions) (UpdateResult, error) {
-	if err := o.defaults(); err != nil {
-		return UpdateResult{}, err
-	}
 	st, err := swarmstore.LoadServiceState(ctx, d.Fleet.Manager, name)
 	if err != nil {
+		return UpdateResult{}, err
+	}
+	o.from(st.Service.UpdateConfig)
+	if err := o.defaults(); err != nil {
 		return UpdateResult{}, err
 	}
 	if st.Previous == nil {
@@ -288,6 +312,9 @@ func (d *Deployer) slots(ctx context.Context, inv fleet.Inventory, name string) 
 	var out []slot
 	seen := map[string]bool{}
 	for _, c := range inv.Containers(name) {
+		if c.Name != replicaName(name, c.Replica) {
+			continue // a start-first update's successor (successors)
+		}
 		out = append(out, slot{name: c.Name, replica: c.Replica, node: c.Node, c: &c})
 		seen[c.Name] = true
 	}
@@ -321,6 +348,12 @@ func (d *Deployer) roll(ctx context.Context, s spec.Service, o UpdateOptions) ([
 	if err != nil {
 		return nil, err
 	}
+	if err := d.settleSuccessors(ctx, inv, s); err != nil {
+		return nil, err
+	}
+	if inv, err = d.Fleet.Inventory(ctx); err != nil {
+		return nil, err
+	}
 	all, err := d.slots(ctx, inv, s.Name)
 	if err != nil {
 		return nil, err
@@ -344,6 +377,11 @@ func (d *Deployer) roll(ctx context.Context, s spec.Service, o UpdateOptions) ([
 	if err := d.attach(ctx, todo, CreateOptions{Files: o.Files, Copies: o.Copies}); err != nil {
 		return nil, err
 	}
+	if o.Order == OrderStartFirst {
+		if err := roomForSuccessor(inv, s); err != nil {
+			return nil, err
+		}
+	}
 	// Every node has the image before the first replica stops.
 	if err := d.bringImages(ctx, inv, todo, nil); err != nil {
 		return nil, err
@@ -358,7 +396,7 @@ func (d *Deployer) roll(ctx context.Context, s spec.Service, o UpdateOptions) ([
 			}
 		}
 		batch := todo[start:min(start+o.Parallelism, len(todo))]
-		made, err := d.replaceBatch(ctx, inv, batch, o.Monitor)
+		made, err := d.replaceBatch(ctx, inv, batch, o)
 		replaced = append(replaced, made...)
 		if err != nil {
 			return replaced, err
@@ -379,7 +417,7 @@ func firstLive(inv fleet.Inventory) *fleet.NodeState {
 // replaceBatch replaces a batch of replicas at once: each leaves the
 // network's DNS and stops, then its successor is made under its name and
 // must come up.
-func (d *Deployer) replaceBatch(ctx context.Context, inv fleet.Inventory, batch []job, monitor time.Duration) ([]api.FleetContainer, error) {
+func (d *Deployer) replaceBatch(ctx context.Context, inv fleet.Inventory, batch []job, o UpdateOptions) ([]api.FleetContainer, error) {
 	var (
 		mu   sync.Mutex
 		made []api.FleetContainer
@@ -388,7 +426,11 @@ func (d *Deployer) replaceBatch(ctx context.Context, inv fleet.Inventory, batch 
 	)
 	for _, j := range batch {
 		wg.Go(func() {
-			c, err := d.replaceOne(ctx, inv, j, monitor)
+			replace := d.stopFirst
+			if o.Order == OrderStartFirst {
+				replace = d.startFirst
+			}
+			c, err := replace(ctx, inv, j, o.Monitor)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -403,7 +445,8 @@ func (d *Deployer) replaceBatch(ctx context.Context, inv fleet.Inventory, batch 
 	return made, errors.Join(errs...)
 }
 
-func (d *Deployer) replaceOne(ctx context.Context, inv fleet.Inventory, j job, monitor time.Duration) (api.FleetContainer, error) {
+// stopFirst retires the replica, then makes its successor under its name.
+func (d *Deployer) stopFirst(ctx context.Context, inv fleet.Inventory, j job, monitor time.Duration) (api.FleetContainer, error) {
 	if old, n, ok := inv.Find(j.req.Name); ok {
 		if err := n.Agent.Retire(ctx, old.Name); err != nil && !errdefs.IsNotFound(err) {
 			return api.FleetContainer{}, fmt.Errorf("stopping %s on %s: %w", old.Name, n.Hostname, err)
@@ -418,6 +461,99 @@ func (d *Deployer) replaceOne(ctx context.Context, inv fleet.Inventory, j job, m
 		return c, err
 	}
 	return c, nil
+}
+
+// startFirst makes the replica's successor beside it under a name of its
+// own, and once it is up gives it the service's names, retires the
+// replica and gives the successor the replica's name.
+func (d *Deployer) startFirst(ctx context.Context, inv fleet.Inventory, j job, monitor time.Duration) (api.FleetContainer, error) {
+	final := j.req.Name
+	j.req.Name, j.req.Successor = successorName(final, j.req.Service.Revision), final
+	c, err := d.createOne(ctx, j)
+	if err != nil {
+		return c, fmt.Errorf("the successor of %s: %w", final, err)
+	}
+	d.say("%s made on %s beside %s (revision %d), waiting for it to come up", c.Name, c.Node, final, j.req.Service.Revision)
+	if err := d.comesUp(ctx, c, j.req.Service.Healthcheck != nil, monitor); err != nil {
+		d.dropSuccessor(ctx, c)
+		return c, err
+	}
+	return d.promote(ctx, inv, c, final)
+}
+
+// promote gives an up successor the service's names, retires the replica
+// it replaces and gives it the replica's name.
+func (d *Deployer) promote(ctx context.Context, inv fleet.Inventory, c api.FleetContainer, final string) (api.FleetContainer, error) {
+	node := d.nodeOf(ctx, c.Node)
+	if node == nil {
+		return c, fmt.Errorf("%s: its node %s does not answer", c.Name, c.Node)
+	}
+	if _, err := node.Agent.Promote(ctx, c.Name, api.PromoteRequest{Step: api.PromoteJoin}); err != nil {
+		d.dropSuccessor(ctx, c)
+		return c, fmt.Errorf("%s joining the service's names: %w", c.Name, err)
+	}
+	if old, n, ok := inv.Find(final); ok {
+		if err := n.Agent.Retire(ctx, old.Name); err != nil && !errdefs.IsNotFound(err) {
+			return c, fmt.Errorf("stopping %s on %s: %w", old.Name, n.Hostname, err)
+		}
+	}
+	got, err := node.Agent.Promote(ctx, c.Name, api.PromoteRequest{Step: api.PromoteName})
+	if err != nil {
+		return c, fmt.Errorf("%s taking the name %s: %w", c.Name, final, err)
+	}
+	d.say("%s replaced by its successor on %s (revision %d)", final, got.Node, got.Revision)
+	return got, nil
+}
+
+// dropSuccessor removes a successor that will not take its replica's
+// place; the replica runs on untouched.
+func (d *Deployer) dropSuccessor(ctx context.Context, c api.FleetContainer) {
+	if node := d.nodeOf(ctx, c.Node); node != nil {
+		_ = node.Agent.Remove(context.WithoutCancel(ctx), c.Name)
+	}
+}
+
+func successorName(replica string, revision int) string {
+	return replica + "-r" + strconv.Itoa(revision)
+}
+
+// settleSuccessors finishes or drops the successors an interrupted
+// start-first update left: one of the revision being rolled to whose
+// replica is gone takes its name; any other is removed (its replica is
+// replaced anew).
+func (d *Deployer) settleSuccessors(ctx context.Context, inv fleet.Inventory, s spec.Service) error {
+	for _, c := range inv.Containers(s.Name) {
+		final := replicaName(s.Name, c.Replica)
+		if c.Name == final {
+			continue
+		}
+		if _, _, exists := inv.Find(final); !exists && c.Revision == s.Revision && c.State == "running" {
+			if _, err := d.promote(ctx, inv, c, final); err != nil {
+				return err
+			}
+			continue
+		}
+		d.dropSuccessor(ctx, c)
+	}
+	return nil
+}
+
+// roomForSuccessor refuses a start-first update that cannot make a
+// replica's successor beside it: a fixed host port the replica holds
+// until it stops, or no node with the cores and memory of one more.
+func roomForSuccessor(inv fleet.Inventory, s spec.Service) error {
+	for _, p := range s.Ports {
+		if p.Host != 0 {
+			return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("update-order start-first: %s publishes host port %d/%s, which each replica holds until it stops: use stop-first", s.Name, p.Host, p.Protocol))
+		}
+	}
+	if s.NetworkMode == spec.HostNetwork {
+		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("update-order start-first: %s runs on its nodes' network, where a successor would listen on the replica's ports: use stop-first", s.Name))
+	}
+	if _, err := scheduler.Place(schedulerNodes(inv), scheduler.RequestOf(s), 1); err != nil {
+		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("update-order start-first needs room for one more replica of %s beside the others: %v; use stop-first", s.Name, err))
+	}
+	return nil
 }
 
 // comesUp waits until a new replica is healthy (it has a healthcheck, its

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"testing"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"gotest.tools/v3/assert"
@@ -23,7 +24,29 @@ func TestUpdateOptionDefaults(t *testing.T) {
 		assert.Check(t, bad.defaults() != nil, "%+v", bad)
 	}
 	start := UpdateOptions{Order: OrderStartFirst}
-	assert.Check(t, errdefs.IsNotImplemented(start.defaults()))
+	assert.NilError(t, start.defaults())
+
+	// update_config fills what was not given.
+	o = UpdateOptions{Parallelism: 3}
+	o.from(&spec.UpdateConfig{Parallelism: 2, Monitor: spec.Duration(time.Second), Order: OrderStartFirst, FailureAction: ActionPause})
+	assert.Check(t, is.Equal(o.Parallelism, 3))
+	assert.Check(t, is.Equal(o.Monitor, time.Second))
+	assert.Check(t, is.Equal(o.Order, OrderStartFirst))
+	assert.Check(t, is.Equal(o.FailureAction, ActionPause))
+}
+
+// start-first is refused, naming why, where a successor cannot run beside
+// its replica.
+func TestRoomForSuccessor(t *testing.T) {
+	s := spec.Service{Name: "web", Image: "x", Ports: []spec.Port{{Host: 8080, Container: 80, Protocol: "tcp"}}}
+	err := roomForSuccessor(nil, s)
+	assert.Check(t, errdefs.IsFailedPrecondition(err))
+	assert.Check(t, is.ErrorContains(err, "web publishes host port 8080/tcp, which each replica holds until it stops: use stop-first"))
+	s.Ports = nil
+	s.NetworkMode = spec.HostNetwork
+	assert.Check(t, is.ErrorContains(roomForSuccessor(nil, s), "runs on its nodes' network"))
+	s.NetworkMode = ""
+	assert.Check(t, is.ErrorContains(roomForSuccessor(nil, s), "needs room for one more replica of web"))
 }
 
 func TestChangedBumpsTheRevision(t *testing.T) {

@@ -38,7 +38,8 @@ var (
 		"init", "tmpfs", "read_only", "shm_size", "logging", "profiles", "platform",
 		"dns", "dns_search", "dns_opt", "pids_limit", "security_opt", "pull_policy", "links",
 		"network_mode") // host only (options)
-	composeDeploy        = keys("replicas", "resources", "placement", "mode", "restart_policy")
+	composeDeploy        = keys("replicas", "resources", "placement", "mode", "restart_policy", "update_config")
+	composeUpdateConfig  = keys("parallelism", "delay", "monitor", "order", "failure_action", "max_failure_ratio")
 	composeResources     = keys("limits")
 	composeLimits        = keys("memory", "pids")
 	composePlacement     = keys("constraints")
@@ -52,7 +53,6 @@ var (
 // one the fleet has not built yet.
 const (
 	hostDevices  = "host devices do not exist on every node and cannot be checkpointed"
-	noRollout    = "docker fleet does not update a service in place yet: remove it (docker fleet rm) and create it again"
 	noRestartLag = "docker fleet restarts through the engine's restart policy, which has no "
 	// network_mode is taken as a key and refused by its value (options).
 	hostNetworkOnly = "fleet containers live on the fleet's overlay network; only network_mode: host is taken: the replica then runs on its node's network and cannot migrate"
@@ -70,8 +70,7 @@ var refusedWhy = map[string]string{
 	"runtime":                      "CRIU checkpoint/restore needs runc",
 	"userns_mode":                  "user namespace remapping is each engine's own setting, so file owners and IDs would not match on another node",
 	"cgroup_parent":                "a parent cgroup is one host's: it may not exist on the node a replica moves to, and its cpuset could conflict with the fleet's exclusive cores",
-	"deploy.update_config":         noRollout,
-	"deploy.rollback_config":       noRollout,
+	"deploy.rollback_config":       "a rollback rolls as the update did (deploy.update_config)",
 	"deploy.restart_policy.delay":  noRestartLag + "delay",
 	"deploy.restart_policy.window": noRestartLag + "window",
 	"build.ssh":                    needsBuildKit,
@@ -311,6 +310,11 @@ func checkService(name string, v any) error {
 				return err
 			}
 		}
+		if u, ok := d["update_config"].(map[string]any); ok {
+			if err := only(at, "deploy.update_config.", u, composeUpdateConfig); err != nil {
+				return err
+			}
+		}
 	}
 	if x, ok := svc["x-fleet"].(map[string]any); ok {
 		if err := only(at, "x-fleet.", x, fleetExtension); err != nil {
@@ -433,6 +437,15 @@ func fromCompose(c types.ServiceConfig, project *types.Project) (spec.Service, e
 		if p := d.RestartPolicy; p != nil {
 			if err := deployRestart(&s.Options, p); err != nil {
 				return s, err
+			}
+		}
+		if u := d.UpdateConfig; u != nil {
+			if u.MaxFailureRatio != 0 {
+				return s, fmt.Errorf("deploy.update_config.max_failure_ratio: not supported by docker fleet: one replica that does not come up stops the update")
+			}
+			s.UpdateConfig = &spec.UpdateConfig{Delay: spec.Duration(u.Delay), Monitor: spec.Duration(u.Monitor), Order: u.Order, FailureAction: u.FailureAction}
+			if u.Parallelism != nil {
+				s.UpdateConfig.Parallelism = int(*u.Parallelism)
 			}
 		}
 		s.SetConstraints(d.Placement.Constraints)

@@ -330,6 +330,9 @@ func TestComposeRefusesWithReasons(t *testing.T) {
 		"platform: linux/arm64":              `services.a.platform: "linux/arm64": not supported by docker fleet: replicas run their node engine's own platform (linux/amd64), and a checkpoint restores only on the architecture it was taken on`,
 		"deploy: {restart_policy: {condition: any, delay: 5s}}": "services.a.deploy.restart_policy.delay: not supported by docker fleet: docker fleet restarts through the engine's restart policy, which has no delay",
 		"deploy: {restart_policy: {window: 1m}}":                "services.a.deploy.restart_policy.window: not supported by docker fleet: docker fleet restarts through the engine's restart policy, which has no window",
+		"deploy: {update_config: {failure_action: continue}}":   "update_config.failure_action: continue: not supported by docker fleet",
+		"deploy: {update_config: {max_failure_ratio: 0.5}}":     "deploy.update_config.max_failure_ratio: not supported by docker fleet",
+		"deploy: {rollback_config: {parallelism: 2}}":           "services.a.deploy.rollback_config: not supported by docker fleet: a rollback rolls as the update did",
 		// Not built yet: the generic refusal.
 		"external_links: [b]": "services.a.external_links: not supported by docker fleet (supported here: ",
 		"links: [nosuch]":     "services.a.links: nosuch: no such service in this file",
@@ -498,4 +501,12 @@ func TestComposeReadsDotEnv(t *testing.T) {
 	r, err := Parse("f", []byte("services:\n  a:\n    image: ${IMG}:${TAG}\n"), dir, map[string]string{"TAG": "v1"})
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(r.Services[0].Image, "from-dotenv:v1"))
+}
+
+// deploy.update_config is how the service's updates roll.
+func TestComposeUpdateConfig(t *testing.T) {
+	r, err := parse(t, "services:\n  a:\n    image: x\n    deploy: {update_config: {parallelism: 2, delay: 10s, monitor: 3s, order: stop-first, failure_action: pause}}\n")
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(r.Services[0].UpdateConfig, &spec.UpdateConfig{Parallelism: 2, Delay: spec.Duration(10 * time.Second),
+		Monitor: spec.Duration(3 * time.Second), Order: "stop-first", FailureAction: "pause"}))
 }
