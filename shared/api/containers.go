@@ -51,25 +51,14 @@ type CreateRequest struct {
 	Copies []CopyContent `json:"copies,omitempty"`
 	// Successor, when set, makes this container the successor of that
 	// replica (a start-first update): made under Name, it answers to no
-	// name of the service until PromoteJoin, and takes the replica's name
-	// at PromoteName, once the replica is gone.
+	// name of the service until it is promoted (PromoteRequest), once the
+	// replica is gone.
 	Successor string `json:"successor,omitempty"`
 }
 
-// Steps of a successor's promotion (PromoteSuffix).
-const (
-	// PromoteJoin gives the successor the service's and replica's names
-	// on its networks: it answers beside the replica it replaces.
-	PromoteJoin = "join"
-	// PromoteName renames it to the replica's name, which must be free on
-	// its node.
-	PromoteName = "name"
-)
-
-// PromoteRequest is one step of a successor's promotion.
-type PromoteRequest struct {
-	Step string `json:"step"`
-}
+// PromoteRequest asks a successor to take its replica's name and the
+// service's names (PromoteSuffix), once the replica is gone from its node.
+type PromoteRequest struct{}
 
 // CopyContent is one spec.Copy's content.
 type CopyContent struct {

@@ -464,8 +464,7 @@ func (d *Deployer) stopFirst(ctx context.Context, inv fleet.Inventory, j job, mo
 }
 
 // startFirst makes the replica's successor beside it under a name of its
-// own, and once it is up gives it the service's names, retires the
-// replica and gives the successor the replica's name.
+// own, and once it is up retires the replica and promotes the successor.
 func (d *Deployer) startFirst(ctx context.Context, inv fleet.Inventory, j job, monitor time.Duration) (api.FleetContainer, error) {
 	final := j.req.Name
 	j.req.Name, j.req.Successor = successorName(final, j.req.Service.Revision), final
@@ -481,23 +480,21 @@ func (d *Deployer) startFirst(ctx context.Context, inv fleet.Inventory, j job, m
 	return d.promote(ctx, inv, c, final)
 }
 
-// promote gives an up successor the service's names, retires the replica
-// it replaces and gives it the replica's name.
+// promote retires the replica an up successor replaces, then has the
+// successor take its name and the service's names. Between the two only
+// the service's other replicas answer to its name.
 func (d *Deployer) promote(ctx context.Context, inv fleet.Inventory, c api.FleetContainer, final string) (api.FleetContainer, error) {
+	if old, n, ok := inv.Find(final); ok {
+		if err := n.Agent.Retire(ctx, old.Name); err != nil && !errdefs.IsNotFound(err) {
+			d.dropSuccessor(ctx, c)
+			return c, fmt.Errorf("stopping %s on %s: %w", old.Name, n.Hostname, err)
+		}
+	}
 	node := d.nodeOf(ctx, c.Node)
 	if node == nil {
 		return c, fmt.Errorf("%s: its node %s does not answer", c.Name, c.Node)
 	}
-	if _, err := node.Agent.Promote(ctx, c.Name, api.PromoteRequest{Step: api.PromoteJoin}); err != nil {
-		d.dropSuccessor(ctx, c)
-		return c, fmt.Errorf("%s joining the service's names: %w", c.Name, err)
-	}
-	if old, n, ok := inv.Find(final); ok {
-		if err := n.Agent.Retire(ctx, old.Name); err != nil && !errdefs.IsNotFound(err) {
-			return c, fmt.Errorf("stopping %s on %s: %w", old.Name, n.Hostname, err)
-		}
-	}
-	got, err := node.Agent.Promote(ctx, c.Name, api.PromoteRequest{Step: api.PromoteName})
+	got, err := node.Agent.Promote(ctx, c.Name, api.PromoteRequest{})
 	if err != nil {
 		return c, fmt.Errorf("%s taking the name %s: %w", c.Name, final, err)
 	}
