@@ -103,7 +103,7 @@ func TestUpdateRollsWithoutFailedCalls(t *testing.T) {
 	stop := clientSummary[callsSummary](t, manager, "calls", "http://upd:8080/", "50")
 	time.Sleep(2 * time.Second)
 	out := mustFleet(t, "update", "--image", "fleet-workload:v2", "--env-add", "VERSION=2", "--update-monitor", "2s", "upd")
-	time.Sleep(2 * time.Second)
+	time.Sleep(5 * time.Second)
 	sum := stop()
 	t.Logf("update: %s\ncalls: %+v", out, sum)
 
@@ -122,6 +122,8 @@ func TestUpdateRollsWithoutFailedCalls(t *testing.T) {
 	assertDisjointCores(t, engineContainers(t))
 	assert.Check(t, sum.Calls >= 100, "%+v", sum)
 	assert.Check(t, sum.Versions["1"] > 0 && sum.Versions["2"] > 0, "%+v", sum)
+	// A call in flight at the moment its replica leaves the network (so
+	// that no new call reaches it) is cut: at most one per replica, rarely.
 	assert.Check(t, sum.Errors*100 <= sum.Calls, "more than 1%% of the calls failed: %+v", sum)
 
 	v := describeUpdate(t, "upd")
@@ -291,7 +293,7 @@ func TestUpdateStartFirst(t *testing.T) {
 	stop := clientSummary[callsSummary](t, manager, "calls", "http://usf:8080/", "50")
 	time.Sleep(2 * time.Second)
 	out := mustFleet(t, "update", "--update-order", "start-first", "--env-add", "VERSION=2", "--update-monitor", "2s", "usf")
-	time.Sleep(2 * time.Second)
+	time.Sleep(5 * time.Second)
 	sum := stop()
 	t.Logf("update: %s\ncalls: %+v", out, sum)
 
@@ -310,6 +312,8 @@ func TestUpdateStartFirst(t *testing.T) {
 		assert.Check(t, is.Equal(st.Version, "2"))
 	}
 	assertDisjointCores(t, engineContainers(t))
+	// A call in flight when its replica leaves the network fails (see
+	// TestUpdateRollsWithoutFailedCalls).
 	assert.Check(t, sum.Errors*100 <= sum.Calls, "more than 1%% of the calls failed: %+v", sum)
 	assert.Check(t, sum.Versions["2"] > 0, "%+v", sum)
 }
