@@ -110,16 +110,23 @@ func AddReplicas(ctx context.Context, c client.APIClient, name string, n int) er
 	})
 }
 
-// ReplaceService stores a changed definition in place of the old one, in
-// one update of the config's labels (labels.Content): readers see the old
-// definition or the new one, never none.
-func ReplaceService(ctx context.Context, c client.APIClient, s spec.Service) error {
+// ReplaceService stores a changed definition in place of the old one, and
+// prev as its previous (what --rollback restores), in one update of the
+// config's labels (labels.Content): readers see the old definition or the
+// new one, never none.
+func ReplaceService(ctx context.Context, c client.APIClient, s, prev spec.Service) error {
 	data, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}
+	prevData, err := json.Marshal(prev)
+	if err != nil {
+		return err
+	}
 	// The replica count is scale's: a concurrent scale keeps its word.
-	return UpdateLabels(ctx, c, serviceConfig(s.Name), func(l map[string]string) { l[labels.Content] = string(data) })
+	return UpdateLabels(ctx, c, serviceConfig(s.Name), func(l map[string]string) {
+		l[labels.Content], l[labels.Previous] = string(data), string(prevData)
+	})
 }
 
 // UpdateLabels changes a config's labels with change, retrying when

@@ -169,6 +169,30 @@ func TestUpdateRollsBack(t *testing.T) {
 	v = describeUpdate(t, "urb")
 	assert.Check(t, is.Equal(v.Spec.Revision, 0))
 	assert.Check(t, slices.Contains(v.Spec.Env, "VERSION=1"), "%v", v.Spec.Env)
+
+	// Memory alone changes in place (as resize), and --rollback changes it
+	// back in place: the same processes throughout.
+	running := replicasOf(t, "urb")
+	mustFleet(t, "update", "--memory", "96m", "urb")
+	for name, c := range engineMemory(t, "urb") {
+		assert.Check(t, is.Equal(c, int64(96<<20)), name)
+	}
+	mustFleet(t, "update", "--rollback", "urb")
+	for name, c := range engineMemory(t, "urb") {
+		assert.Check(t, is.Equal(c, int64(64<<20)), name)
+	}
+	for name, c := range replicasOf(t, "urb") {
+		assert.Check(t, is.Equal(c.started, running[name].started), "%s was replaced, not resized", name)
+	}
+}
+
+func engineMemory(t *testing.T, svc string) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	for _, c := range ofService(engineContainers(t), svc) {
+		out[c.Name] = c.HostConfig.Memory
+	}
+	return out
 }
 
 // startUpdate runs an update in the background and kills the CLI (the

@@ -23,6 +23,9 @@ func (d *Deployer) Resize(ctx context.Context, target string, req api.ResizeRequ
 	isService := err == nil
 	switch {
 	case isService:
+		if err := refuseWhileUpdating(ctx, d, target, "resize"); err != nil {
+			return nil, err
+		}
 		if err := inv.Unreachable(); err != nil {
 			return nil, fmt.Errorf("cannot reach every replica of %s: %w", target, err)
 		}
@@ -47,6 +50,7 @@ func (d *Deployer) Resize(ctx context.Context, target string, req api.ResizeRequ
 		done = append(done, out)
 	}
 	if isService {
+		before := svc
 		if req.Cores != nil {
 			svc.Cores, svc.Cpuset = *req.Cores, ""
 		}
@@ -59,7 +63,7 @@ func (d *Deployer) Resize(ctx context.Context, target string, req api.ResizeRequ
 		if req.MemorySwap != nil {
 			svc.MemorySwap = *req.MemorySwap
 		}
-		if err := swarmstore.ReplaceService(ctx, d.Fleet.Manager, svc); err != nil {
+		if err := swarmstore.ReplaceService(ctx, d.Fleet.Manager, svc, before); err != nil {
 			return done, err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -136,6 +137,9 @@ func (d *Deployer) Update(ctx context.Context, name string, change func(*spec.Se
 	if err := o.defaults(); err != nil {
 		return UpdateResult{}, err
 	}
+	if req, ok := inPlace(st.Service, next); ok {
+		return d.resizeInPlace(ctx, st.Service, req)
+	}
 	return d.start(ctx, st.Service, next, st.Previous, o, swarmstore.UpdateRolling)
 }
 
@@ -155,6 +159,9 @@ func (d *Deployer) Rollback(ctx context.Context, name string, o UpdateOptions) (
 	}
 	if st.Update != nil && st.Update.State == swarmstore.UpdateRollingBack {
 		return d.resume(ctx, st, o)
+	}
+	if req, ok := inPlace(st.Service, *st.Previous); ok {
+		return d.resizeInPlace(ctx, st.Service, req)
 	}
 	return d.start(ctx, st.Service, *st.Previous, nil, o, swarmstore.UpdateRollingBack)
 }
@@ -282,6 +289,53 @@ func endState(running string) string {
 		return swarmstore.UpdateRolledBack
 	}
 	return swarmstore.UpdateCompleted
+}
+
+// limitFields are the definition's fields (JSON names) that resize
+// changes in place.
+var limitFields = []string{"cores", "cpuset", "memory", "memorySwap"}
+
+// inPlace is the resize that takes a service from cur to next without
+// replacing a replica, when only its cores and memory change and the
+// engine can change them in place (not to no exclusive cores, nor to no
+// memory limit).
+func inPlace(cur, next spec.Service) (api.ResizeRequest, bool) {
+	var req api.ResizeRequest
+	fields := changedFields(cur, next)
+	if len(fields) == 0 || slices.ContainsFunc(fields, func(f string) bool { return !slices.Contains(limitFields, f) }) {
+		return req, false
+	}
+	if next.Cores != cur.Cores || next.Cpuset != cur.Cpuset {
+		switch {
+		case next.Cpuset != "":
+			req.Cpuset = &next.Cpuset
+		case next.Cores > 0:
+			req.Cores = &next.Cores
+		default:
+			return req, false
+		}
+	}
+	if next.Memory != cur.Memory {
+		if next.Memory == 0 {
+			return req, false
+		}
+		req.Memory = &next.Memory
+	}
+	if next.MemorySwap != cur.MemorySwap {
+		req.MemorySwap = &next.MemorySwap
+	}
+	return req, true
+}
+
+// resizeInPlace changes a service's cores and memory as resize does: every
+// replica keeps running, and the definition before is kept for --rollback.
+func (d *Deployer) resizeInPlace(ctx context.Context, cur spec.Service, req api.ResizeRequest) (UpdateResult, error) {
+	d.say("only cores and memory change: resizing the replicas of %s in place", cur.Name)
+	done, err := d.Resize(ctx, cur.Name, req)
+	if err != nil {
+		return UpdateResult{}, err
+	}
+	return UpdateResult{Service: cur.Name, From: cur.Revision, To: cur.Revision, State: "resized in place", Replaced: done}, nil
 }
 
 // needsContents refuses to update a service whose replicas are given file

@@ -91,3 +91,26 @@ func TestChangedFieldsLeaveReplicasAndRevision(t *testing.T) {
 	b.Env = []string{"A=1"}
 	assert.Check(t, is.DeepEqual(changedFields(a, b), []string{"env"}))
 }
+
+// Cores and memory alone change in place, as resize does; anything else,
+// or a change resize cannot make, replaces the replicas.
+func TestInPlace(t *testing.T) {
+	cur := spec.Service{Name: "web", Image: "x", Cores: 1, Memory: 64 << 20}
+	next := cur
+	next.Cores, next.Memory = 2, 96<<20
+	req, ok := inPlace(cur, next)
+	assert.Assert(t, ok)
+	assert.Check(t, is.Equal(*req.Cores, 2))
+	assert.Check(t, is.Equal(*req.Memory, int64(96<<20)))
+	assert.Check(t, req.Cpuset == nil && req.MemorySwap == nil)
+
+	next.Image = "y"
+	_, ok = inPlace(cur, next)
+	assert.Check(t, !ok, "an image change was taken as a resize")
+	next = cur
+	next.Cores = 0
+	_, ok = inPlace(cur, next)
+	assert.Check(t, !ok, "no exclusive cores cannot be made in place")
+	_, ok = inPlace(cur, cur)
+	assert.Check(t, !ok, "nothing to change")
+}
