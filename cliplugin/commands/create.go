@@ -39,6 +39,7 @@ type createOptions struct {
 	dryRun     bool
 	orphans    bool
 	wait       time.Duration
+	health     healthOptions
 }
 
 func newCreateCommand(dockerCli command.Cli) *cobra.Command {
@@ -111,6 +112,7 @@ that exists what changes), changing nothing.`,
 	f.BoolVar(&opts.dryRun, "dry-run", false, "Check and place everything and print the plan, changing nothing")
 	f.BoolVar(&opts.orphans, "remove-orphans", false, "Applying a Compose file to its project: remove the project's services the file no longer has")
 	f.DurationVar(&opts.wait, "wait-timeout", deploy.DefaultWaitTimeout, "How long to wait for the services a service depends_on")
+	opts.health.addFlags(f)
 	return cmd
 }
 
@@ -184,6 +186,9 @@ func (opts createOptions) services(cmd *cobra.Command, stdin io.Reader, args []s
 		if len(args) > 0 {
 			return nil, errors.New("a command after -- comes with flags, not with -f")
 		}
+		if opts.health.set(cmd.Flags()) {
+			return nil, errors.New("--health-*: give the healthcheck in the file or in flags, not both")
+		}
 		return readFile(opts.file, stdin, opts.strategy, opts.project)
 	}
 	if opts.project != "" {
@@ -214,6 +219,9 @@ func (opts createOptions) services(cmd *cobra.Command, stdin io.Reader, args []s
 		if s.MemorySwap, err = spec.ParseMemorySwap("--memory-swap", opts.memorySwap); err != nil {
 			return nil, err
 		}
+	}
+	if s.Healthcheck, err = opts.health.apply(cmd.Flags(), nil); err != nil {
+		return nil, err
 	}
 	if opts.checkpoint != "" {
 		if s.CheckpointEvery, err = spec.ParseCheckpointEvery("--checkpoint-every", opts.checkpoint); err != nil {

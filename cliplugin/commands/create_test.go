@@ -34,6 +34,10 @@ func createServices(t *testing.T, args ...string) ([]spec.Service, error) {
 	opts.publish, _ = f.GetStringArray("publish")
 	opts.node, _ = f.GetString("node")
 	opts.constraint, _ = f.GetStringArray("constraint")
+	opts.health.cmd, _ = f.GetString("health-cmd")
+	opts.health.interval, _ = f.GetDuration("health-interval")
+	opts.health.retries, _ = f.GetInt("health-retries")
+	opts.health.none, _ = f.GetBool("no-healthcheck")
 	r, err := opts.services(cmd, strings.NewReader(""), nil)
 	if err != nil {
 		return nil, err
@@ -61,6 +65,20 @@ func TestCreateCheckpointEvery(t *testing.T) {
 
 	_, err = createServices(t, "-f", "compose.yaml", "--checkpoint-every", "30s")
 	assert.Check(t, is.ErrorContains(err, "--checkpoint-every: give the service in the file or in flags, not both"))
+}
+
+// docker run's health flags give the service its healthcheck.
+func TestCreateHealthFlags(t *testing.T) {
+	svcs, err := createServices(t, "--name", "api", "--image", "x", "--health-cmd", "curl -f localhost", "--health-interval", "5s", "--health-retries", "2")
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(svcs[0].Healthcheck, &spec.Healthcheck{Test: []string{"CMD-SHELL", "curl -f localhost"}, Interval: spec.Duration(5 * time.Second), Retries: 2}))
+	svcs, err = createServices(t, "--name", "api", "--image", "x", "--no-healthcheck")
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(svcs[0].Healthcheck.Test, []string{"NONE"}))
+	_, err = createServices(t, "--name", "api", "--image", "x", "--health-retries", "2")
+	assert.Check(t, is.ErrorContains(err, "give --health-cmd too"))
+	_, err = createServices(t, "-f", "compose.yaml", "--health-cmd", "true")
+	assert.Check(t, is.ErrorContains(err, "--health-*: give the healthcheck in the file or in flags"))
 }
 
 func TestCreateProjectName(t *testing.T) {

@@ -455,6 +455,7 @@ func (d *Deployer) roll(ctx context.Context, s spec.Service, o UpdateOptions) ([
 		if err != nil {
 			return replaced, err
 		}
+		d.say("overall progress: %d out of %d replicas of %s on revision %d", len(replaced), len(todo), s.Name, s.Revision)
 	}
 	return replaced, nil
 }
