@@ -31,11 +31,7 @@ type Update struct {
 	From int `json:"from"`
 	To   int `json:"to"`
 	// How it rolls (docker service update's --update-* flags).
-	Parallelism   int           `json:"parallelism"`
-	Delay         spec.Duration `json:"delay,omitempty"`
-	Monitor       spec.Duration `json:"monitor,omitempty"`
-	Order         string        `json:"order,omitempty"`
-	FailureAction string        `json:"failureAction,omitempty"`
+	spec.UpdateConfig
 	// Reason says why it paused or rolled back.
 	Reason string `json:"reason,omitempty"`
 	// Restore is the previous definition to keep if the update is rolled

@@ -89,6 +89,19 @@ func tagWorkload(t *testing.T, host, tag string) {
 	})
 }
 
+// updateUnderCalls updates svc while another container calls it by name
+// twenty times a second, and says how the calls went.
+func updateUnderCalls(t *testing.T, svc string, args ...string) callsSummary {
+	t.Helper()
+	stop := clientSummary[callsSummary](t, manager, "calls", "http://"+svc+":8080/", "50")
+	time.Sleep(2 * time.Second)
+	out := mustFleet(t, append(append([]string{"update"}, args...), svc)...)
+	time.Sleep(5 * time.Second)
+	sum := stop()
+	t.Logf("update: %s\ncalls: %+v", out, sum)
+	return sum
+}
+
 // A service of three replicas with exclusive cores, called by name twenty
 // times a second, is updated to a new image and environment: every
 // replica keeps its name, node and core count, and (almost) no call fails.
@@ -100,12 +113,7 @@ func TestUpdateRollsWithoutFailedCalls(t *testing.T) {
 	assert.Assert(t, is.Len(before, 3))
 	tagWorkload(t, manager, "fleet-workload:v2")
 
-	stop := clientSummary[callsSummary](t, manager, "calls", "http://upd:8080/", "50")
-	time.Sleep(2 * time.Second)
-	out := mustFleet(t, "update", "--image", "fleet-workload:v2", "--env-add", "VERSION=2", "--update-monitor", "2s", "upd")
-	time.Sleep(5 * time.Second)
-	sum := stop()
-	t.Logf("update: %s\ncalls: %+v", out, sum)
+	sum := updateUnderCalls(t, "upd", "--image", "fleet-workload:v2", "--env-add", "VERSION=2", "--update-monitor", "2s")
 
 	after := replicasOf(t, "upd")
 	assert.Assert(t, is.Len(after, 3))
@@ -314,12 +322,7 @@ func TestUpdateStartFirst(t *testing.T) {
 	mustFleet(t, "create", "--name", "usf", "--image", workload, "--replicas", "2", "--cpus", "1", "--memory", "64m", "-e", "VERSION=1")
 	before := replicasOf(t, "usf")
 
-	stop := clientSummary[callsSummary](t, manager, "calls", "http://usf:8080/", "50")
-	time.Sleep(2 * time.Second)
-	out := mustFleet(t, "update", "--update-order", "start-first", "--env-add", "VERSION=2", "--update-monitor", "2s", "usf")
-	time.Sleep(5 * time.Second)
-	sum := stop()
-	t.Logf("update: %s\ncalls: %+v", out, sum)
+	sum := updateUnderCalls(t, "usf", "--update-order", "start-first", "--env-add", "VERSION=2", "--update-monitor", "2s")
 
 	after := replicasOf(t, "usf")
 	assert.Assert(t, is.Len(after, 2), "%v", after)

@@ -224,18 +224,30 @@ func plan(sched []scheduler.Node, inv fleet.Inventory, s spec.Service, n int, ne
 // another command took its cores first gets the replica re-planned once on
 // a fresh reading of the fleet.
 func (d *Deployer) run(ctx context.Context, jobs []job) ([]api.FleetContainer, error) {
+	return eachJob(jobs, parallel, func(j job) (api.FleetContainer, error) {
+		c, err := d.createOne(ctx, j)
+		if err == nil {
+			d.say("%s created on %s", c.Name, c.Node)
+		}
+		return c, err
+	})
+}
+
+// eachJob runs do for every job, at most limit at once, and returns what
+// they made, sorted by name, and all their errors.
+func eachJob(jobs []job, limit int, do func(job) (api.FleetContainer, error)) ([]api.FleetContainer, error) {
 	var (
 		mu   sync.Mutex
 		made []api.FleetContainer
 		errs []error
 		wg   sync.WaitGroup
-		sem  = make(chan struct{}, parallel)
+		sem  = make(chan struct{}, limit)
 	)
 	for _, j := range jobs {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			c, err := d.createOne(ctx, j)
+			c, err := do(j)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -243,7 +255,6 @@ func (d *Deployer) run(ctx context.Context, jobs []job) ([]api.FleetContainer, e
 				return
 			}
 			made = append(made, c)
-			d.say("%s created on %s", c.Name, c.Node)
 		})
 	}
 	wg.Wait()

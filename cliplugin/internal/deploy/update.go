@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -69,6 +68,12 @@ func (o *UpdateOptions) from(c *spec.UpdateConfig) {
 	if o.FailureAction == "" {
 		o.FailureAction = c.FailureAction
 	}
+}
+
+// config is how the update rolls, as its record keeps it.
+func (o *UpdateOptions) config() spec.UpdateConfig {
+	return spec.UpdateConfig{Parallelism: o.Parallelism, Delay: spec.Duration(o.Delay), Monitor: spec.Duration(o.Monitor),
+		Order: o.Order, FailureAction: o.FailureAction}
 }
 
 func (o *UpdateOptions) defaults() error {
@@ -211,8 +216,7 @@ func (d *Deployer) start(ctx context.Context, cur, next spec.Service, restore *s
 	if err := needsContents(next, o); err != nil {
 		return UpdateResult{}, err
 	}
-	u := swarmstore.Update{State: state, From: cur.Revision, To: next.Revision, Parallelism: o.Parallelism,
-		Delay: spec.Duration(o.Delay), Monitor: spec.Duration(o.Monitor), Order: o.Order, FailureAction: o.FailureAction,
+	u := swarmstore.Update{State: state, From: cur.Revision, To: next.Revision, UpdateConfig: o.config(),
 		Restore: restore, StartedAt: time.Now().UTC().Format(time.RFC3339)}
 	if err := swarmstore.StartUpdate(ctx, d.Fleet.Manager, &cur, next, u); err != nil {
 		if errors.Is(err, swarmstore.ErrUpdateRunning) {
@@ -229,8 +233,8 @@ func (d *Deployer) resume(ctx context.Context, st swarmstore.ServiceState, o Upd
 	if u.State == swarmstore.UpdatePaused {
 		u.State, u.Reason = swarmstore.UpdateRolling, ""
 	}
-	o.Parallelism, o.Delay, o.Monitor = max(u.Parallelism, 1), time.Duration(u.Delay), time.Duration(u.Monitor)
-	o.Order, o.FailureAction = u.Order, u.FailureAction
+	o = UpdateOptions{Files: o.Files, Copies: o.Copies}
+	o.from(&u.UpdateConfig)
 	if err := o.defaults(); err != nil {
 		return UpdateResult{}, err
 	}
@@ -268,8 +272,8 @@ func (d *Deployer) drive(ctx context.Context, cur, next spec.Service, u swarmsto
 		return res, fmt.Errorf("the update of %s paused: %w; docker fleet update %s finishes it, docker fleet update --rollback %s undoes it", next.Name, err, next.Name, next.Name)
 	}
 	d.say("the update of %s failed: %v; rolling back to revision %d", next.Name, err, cur.Revision)
-	back := swarmstore.Update{State: swarmstore.UpdateRollingBack, From: next.Revision, To: cur.Revision, Parallelism: u.Parallelism,
-		Delay: u.Delay, Monitor: u.Monitor, Order: u.Order, FailureAction: u.FailureAction, Reason: u.Reason, StartedAt: u.StartedAt}
+	back := swarmstore.Update{State: swarmstore.UpdateRollingBack, From: next.Revision, To: cur.Revision, UpdateConfig: u.UpdateConfig,
+		Reason: u.Reason, StartedAt: u.StartedAt}
 	if serr := swarmstore.StartUpdate(ctx, d.Fleet.Manager, u.Restore, cur, back); serr != nil {
 		return res, fmt.Errorf("the update of %s failed: %w; recording its rollback failed too: %v", next.Name, err, serr)
 	}
@@ -473,31 +477,11 @@ func firstLive(inv fleet.Inventory) *fleet.NodeState {
 // network's DNS and stops, then its successor is made under its name and
 // must come up.
 func (d *Deployer) replaceBatch(ctx context.Context, inv fleet.Inventory, batch []job, o UpdateOptions) ([]api.FleetContainer, error) {
-	var (
-		mu   sync.Mutex
-		made []api.FleetContainer
-		errs []error
-		wg   sync.WaitGroup
-	)
-	for _, j := range batch {
-		wg.Go(func() {
-			replace := d.stopFirst
-			if o.Order == OrderStartFirst {
-				replace = d.startFirst
-			}
-			c, err := replace(ctx, inv, j, o.Monitor)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-				return
-			}
-			made = append(made, c)
-		})
+	replace := d.stopFirst
+	if o.Order == OrderStartFirst {
+		replace = d.startFirst
 	}
-	wg.Wait()
-	sort.Slice(made, func(i, j int) bool { return made[i].Name < made[j].Name })
-	return made, errors.Join(errs...)
+	return eachJob(batch, len(batch), func(j job) (api.FleetContainer, error) { return replace(ctx, inv, j, o.Monitor) })
 }
 
 // stopFirst retires the replica, then makes its successor under its name.
