@@ -113,6 +113,8 @@ that exists what changes), changing nothing.`,
 	f.BoolVar(&opts.orphans, "remove-orphans", false, "Applying a Compose file to its project: remove the project's services the file no longer has")
 	f.DurationVar(&opts.wait, "wait-timeout", deploy.DefaultWaitTimeout, "How long to wait for the services a service depends_on")
 	opts.health.addFlags(f)
+	_ = cmd.RegisterFlagCompletionFunc("node", completeNodes(dockerCli))
+	_ = cmd.RegisterFlagCompletionFunc("file", completeFiles())
 	return cmd
 }
 

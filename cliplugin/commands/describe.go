@@ -35,7 +35,8 @@ cpuset, memory use and limit, CPU %, network traffic and IP.`,
   docker fleet describe web.1
   docker fleet describe --format json
   docker fleet describe h2 --format '{{.Info.CRIU.Version}}'`,
-		Args: cli.RequiresMaxArgs(1),
+		Args:              cli.RequiresMaxArgs(1),
+		ValidArgsFunction: upTo(1, completeTargets(dockerCli)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				opts.target = args[0]

@@ -45,6 +45,8 @@ since the agents cannot remove volumes yet. External volumes stay.`,
 	f.StringVarP(&opts.project, "project-name", "p", "", "Project name")
 	f.BoolVarP(&opts.volumes, "volumes", "v", false, "Also remove the volumes the project's containers used")
 	f.StringVar(&opts.format, "format", "", formatHelp)
+	_ = cmd.RegisterFlagCompletionFunc("project-name", completeProjects(dockerCli))
+	_ = cmd.RegisterFlagCompletionFunc("file", completeFiles())
 	return cmd
 }
 

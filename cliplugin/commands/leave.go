@@ -15,6 +15,7 @@ import (
 type leaveOptions struct {
 	force  bool
 	format string
+	quiet  bool
 }
 
 func newLeaveCommand(dockerCli command.Cli) *cobra.Command {
@@ -25,15 +26,21 @@ func newLeaveCommand(dockerCli command.Cli) *cobra.Command {
 		Long: `Live-migrates every fleet container off NODE (the scheduler picks where each
 goes), then the node leaves the swarm, the manager forgets it, and its agent is
 removed from its engine. If a migration fails, the node stays in the fleet with
-the containers that could not move, unless --force.`,
+the containers that could not move, unless --force.
+
+Progress goes to stderr: on a terminal a line a container, updated in place
+with its phase and its transfer's bar; otherwise plain lines. -q shows none,
+only the result.`,
 		Example: `  docker fleet leave h3`,
 		Args:    cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runLeave(cmd, dockerCli, opts, args[0])
 		},
+		ValidArgsFunction: upTo(1, completeNodes(dockerCli)),
 	}
 	cmd.Flags().BoolVar(&opts.force, "force", false, "Leave even if some containers could not be migrated")
 	cmd.Flags().StringVar(&opts.format, "format", "", formatHelp)
+	cmd.Flags().BoolVarP(&opts.quiet, "quiet", "q", false, "Show no progress, only the result (and errors)")
 	return cmd
 }
 
@@ -44,9 +51,11 @@ func runLeave(cmd *cobra.Command, dockerCli command.Cli, opts leaveOptions, node
 		return err
 	}
 	d := &deploy.Deployer{Fleet: f, Progress: dockerCli.Err()}
+	migration, shown := progressView(dockerCli, d, opts.quiet)
 	res, err := d.Leave(ctx, node, opts.force, func(name string, ev api.MigrateEvent) {
-		progress(dockerCli.Err(), name+" ")(ev)
+		migration(name)(ev)
 	})
+	shown()
 	if err != nil {
 		return err
 	}

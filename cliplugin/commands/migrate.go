@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/deploy"
+	"github.com/docker-fleet/fleet/cliplugin/internal/progressview"
 	"github.com/docker-fleet/fleet/shared/api"
 )
 
@@ -23,6 +24,7 @@ type migrateOptions struct {
 	format string
 	check  bool
 	follow string
+	quiet  bool
 }
 
 func newMigrateCommand(dockerCli command.Cli) *cobra.Command {
@@ -44,7 +46,11 @@ outside, a bind mount of a host path, …) is refused before the freeze;
 reasons when not).
 
 Ctrl-C detaches the command, not the migration: it goes on and ends as it
-would have; --follow ID (the id is on the first line) shows how, and records it.`,
+would have; --follow ID (the id is on the first line) shows how, and records it.
+
+Progress goes to stderr: on a terminal a line a phase, updated in place, the
+transfer's with a bar, its bytes, rate and time left (as docker pull shows
+layers); otherwise plain lines. -q shows none, only the result.`,
 		Example: `  docker fleet migrate web.1 --to h3
   docker fleet migrate web.1                 # the scheduler picks the node
   docker fleet migrate web.1 --format json
@@ -62,11 +68,14 @@ would have; --follow ID (the id is on the first line) shows how, and records it.
 			}
 			return runMigrate(cmd, dockerCli, opts, args[0])
 		},
+		ValidArgsFunction: completeMigrate(dockerCli),
 	}
 	cmd.Flags().StringVar(&opts.to, "to", "", "Destination node (default: the scheduler picks)")
 	cmd.Flags().StringVar(&opts.format, "format", "", formatHelp)
 	cmd.Flags().BoolVar(&opts.check, "check", false, "Only check whether the container can migrate now; change nothing")
 	cmd.Flags().StringVar(&opts.follow, "follow", "", "Follow the migration with this id (from its first line) to its end")
+	cmd.Flags().BoolVarP(&opts.quiet, "quiet", "q", false, "Show no progress, only the result (and errors)")
+	_ = cmd.RegisterFlagCompletionFunc("to", completeNodes(dockerCli))
 	return cmd
 }
 
@@ -91,7 +100,9 @@ func runMigrate(cmd *cobra.Command, dockerCli command.Cli, opts migrateOptions, 
 	if opts.check {
 		return runMigrateCheck(cmd, dockerCli, d, opts, name)
 	}
-	res, err := d.Migrate(ctx, name, opts.to, progress(dockerCli.Err(), ""))
+	migration, shown := progressView(dockerCli, d, opts.quiet)
+	res, err := d.Migrate(ctx, name, opts.to, migration(""))
+	shown()
 	var detached *deploy.Detached
 	if errors.As(err, &detached) {
 		return cli.StatusError{StatusCode: 130, Status: detached.Error()}
@@ -108,7 +119,9 @@ func runMigrateFollow(cmd *cobra.Command, dockerCli command.Cli, opts migrateOpt
 		return err
 	}
 	defer stop()
-	res, err := d.Follow(ctx, opts.follow, progress(dockerCli.Err(), ""))
+	migration, shown := progressView(dockerCli, d, opts.quiet)
+	res, err := d.Follow(ctx, opts.follow, migration(""))
+	shown()
 	if err != nil {
 		return err
 	}
@@ -122,12 +135,21 @@ func writeMigrateResult(dockerCli command.Cli, opts migrateOptions, res *api.Mig
 	})
 }
 
-// progress prints a migration's events on stderr as they come.
-func progress(w io.Writer, prefix string) func(api.MigrateEvent) {
-	return func(ev api.MigrateEvent) {
-		if ev.Message != "" {
-			fmt.Fprintf(w, "%s%s: %s\n", prefix, ev.Phase, ev.Message)
-		}
+// progressView shows migrations' progress on stderr as docker pull shows
+// its own (progressview), the deployer's notices among it: migration(key)
+// is the onEvent of one migration (key "": the only one, a line a phase;
+// else a line for it), and shown must be called before the result is
+// printed. Quiet shows no progress; notices and errors still go to
+// stderr.
+func progressView(dockerCli command.Cli, d *deploy.Deployer, quiet bool) (migration func(key string) func(api.MigrateEvent), shown func()) {
+	if quiet {
+		return func(string) func(api.MigrateEvent) { return func(api.MigrateEvent) {} }, func() {}
+	}
+	v := progressview.New(dockerCli.Err())
+	d.Progress = v
+	return v.Migration, func() {
+		_ = v.Close()
+		d.Progress = dockerCli.Err()
 	}
 }
 

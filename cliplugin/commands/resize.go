@@ -36,7 +36,8 @@ uses now.`,
 		Example: `  docker fleet resize web.1 --memory 96m
   docker fleet resize web.1 --cpuset-cpus 1
   docker fleet resize web --cpus 2`,
-		Args: cli.ExactArgs(1),
+		Args:              cli.ExactArgs(1),
+		ValidArgsFunction: upTo(1, completeContainersOrServices(dockerCli)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runResize(cmd, dockerCli, opts, args[0])
 		},

@@ -20,7 +20,8 @@ containers (the service then wants one replica fewer). Their cores and memory
 are free again.`,
 		Example: `  docker fleet rm web
   docker fleet rm web.2`,
-		Args: cli.RequiresMinArgs(1),
+		Args:              cli.RequiresMinArgs(1),
+		ValidArgsFunction: completeContainersOrServices(dockerCli),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRm(cmd, dockerCli, args)
 		},

@@ -41,7 +41,9 @@ API alone, unless --direct.`,
 		newMigrateCommand(dockerCli),
 		newLeaveCommand(dockerCli),
 		newDescribeCommand(dockerCli),
+		newPsCommand(dockerCli),
 		newEventsCommand(dockerCli),
+		newLogsCommand(dockerCli),
 		newVersionCommand(dockerCli),
 	)
 	for _, sub := range cmd.Commands() {

@@ -29,7 +29,8 @@ fleet-wide before its container is made).`,
 		Example: `  docker fleet scale web=5
   docker fleet scale web=0 api=2
   docker fleet scale web=+2`,
-		Args: cli.RequiresMinArgs(1),
+		Args:              cli.RequiresMinArgs(1),
+		ValidArgsFunction: completeScale(dockerCli),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runScale(cmd, dockerCli, opts, args)
 		},

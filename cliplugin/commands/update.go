@@ -65,7 +65,8 @@ and migrate of its replicas are refused.`,
   docker fleet update --health-cmd "wget -qO- localhost:8080/health" --health-interval 5s api
   docker fleet update api            # finish an interrupted or paused update
   docker fleet update --rollback api`,
-		Args: cli.ExactArgs(1),
+		Args:              cli.ExactArgs(1),
+		ValidArgsFunction: upTo(1, completeServices(dockerCli)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runUpdate(cmd, dockerCli, opts, args[0])
 		},

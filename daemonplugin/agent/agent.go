@@ -24,6 +24,7 @@ import (
 	"github.com/docker-fleet/fleet/daemonplugin/journal"
 	"github.com/docker-fleet/fleet/daemonplugin/keyring"
 	"github.com/docker-fleet/fleet/daemonplugin/leader"
+	"github.com/docker-fleet/fleet/daemonplugin/logstore"
 	"github.com/docker-fleet/fleet/daemonplugin/metrics"
 	"github.com/docker-fleet/fleet/daemonplugin/migrate"
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
@@ -47,6 +48,7 @@ type Agent struct {
 	workloads *workloads.Manager
 	migrator  *migrate.Migrator
 	images    *images.Store
+	logs      *logstore.Store
 	runs      runs
 	// managers are the swarm's managers' addresses, whose agents'
 	// certificates count as pki.RoleManager (nil: none).
@@ -91,6 +93,8 @@ func New(cfg Config) (*Agent, error) {
 		migrator:  &migrate.Migrator{Node: cfg.Node, Engine: engine, Workloads: wl, Creds: keys, HostRoot: hostexec.HostRoot, Journal: jr},
 	}
 	a.managers = a.swarmManagers
+	a.logs = &logstore.Store{Dir: cfg.LogsDir, Node: cfg.Node}
+	a.migrator.Logs = a.logs
 	a.images = &images.Store{Node: cfg.Node, Engine: engine, MaxImage: migrate.MaxTransfer,
 		Push: func(ctx context.Context, node, addr, id string, body io.Reader) error {
 			peer, err := a.migrator.Peer(node, addr)
@@ -178,7 +182,7 @@ func (a *Agent) Handler() http.Handler {
 				reply(w, struct{}{}, wl.Retire(r.Context(), r.PathValue("name")))
 				return
 			}
-			reply(w, struct{}{}, wl.Remove(r.Context(), r.PathValue("name")))
+			reply(w, struct{}{}, a.remove(r.Context(), r.PathValue("name")))
 		},
 		"POST " + api.PathContainer + "{name}" + api.ResizeSuffix:  postNamedJSON(wl.Resize),
 		"POST " + api.PathContainer + "{name}" + api.PromoteSuffix: postNamedJSON(wl.Promote),
@@ -211,6 +215,12 @@ func (a *Agent) Handler() http.Handler {
 		"POST " + api.PathImageSend:   postJSON(a.images.Send),
 		"POST " + api.PathImagePush: func(w http.ResponseWriter, r *http.Request) {
 			reply(w, struct{}{}, a.images.Load(r.Context(), peer(r.Context()).Name, r.Header.Get(api.HeaderImageID), r.Body))
+		},
+
+		// A container's logs, kept across its migrations (logs.go).
+		"GET " + api.PathContainer + "{name}" + api.LogsSuffix: a.serveLogs,
+		"DELETE " + api.PathContainer + "{name}" + api.LogsSuffix: func(w http.ResponseWriter, r *http.Request) {
+			reply(w, struct{}{}, a.logs.Drop(r.PathValue("name")))
 		},
 
 		// migrate --check: looks at a container, changes nothing.

@@ -34,6 +34,9 @@ type Config struct {
 	// the engine's data root too, at DATA_ROOT/fleet/secrets, where the
 	// engine finds them to mount (workloads.Manager.FilesDir).
 	FilesDir string
+	// LogsDir keeps the logs of containers that migrated away from the
+	// node (logstore): in the engine's data root too, beside the journal.
+	LogsDir string
 	// EngineHost is the node engine's API, through the plugin's "sock" mount.
 	EngineHost string
 	// Proc is the host's procfs (the plugin shares the host's pid namespace).
@@ -55,6 +58,7 @@ func ConfigFromEnv() (Config, error) {
 		JournalDir:  "/host/data-root/fleet/migrations",
 		StandbyDir:  "/host/data-root/fleet/standby",
 		FilesDir:    "/host/data-root/fleet/secrets",
+		LogsDir:     "/host/data-root/fleet/logs",
 		EngineHost:  "unix:///run/host/docker.sock",
 		Proc:        "/proc",
 		CRIUPath:    "/bin/criu",

@@ -1,7 +1,9 @@
 package migrate
 
 import (
+	"context"
 	"io"
+	"log"
 	"os"
 	"path/filepath"
 	"slices"
@@ -80,4 +82,22 @@ func safeName(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// keepLogTimeout bounds keeping a migrated container's log: the rest of
+// the source's cleanup waits for it.
+const keepLogTimeout = 30 * time.Second
+
+// keepContainerLog keeps the log of the copy here of a container that now
+// runs elsewhere, before the copy is removed (docker fleet logs shows it
+// with the rest). A log not kept is told, not fatal: the container is.
+func (m *Migrator) keepContainerLog(ctx context.Context, id, name string) {
+	if m.Logs == nil || id == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, keepLogTimeout)
+	defer cancel()
+	if err := m.Logs.Keep(ctx, m.Engine, id, name); err != nil {
+		log.Printf("keeping the log of %s before its removal from %s: %v", name, m.Node, err)
+	}
 }

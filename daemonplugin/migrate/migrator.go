@@ -10,6 +10,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/docker-fleet/fleet/daemonplugin/journal"
+	"github.com/docker-fleet/fleet/daemonplugin/logstore"
 	"github.com/docker-fleet/fleet/daemonplugin/netqueue"
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
 	"github.com/docker-fleet/fleet/shared/agentclient"
@@ -39,6 +40,9 @@ type Migrator struct {
 	HostRoot string
 	// Journal keeps this node's migrations until they are finished.
 	Journal *journal.Journal
+	// Logs keeps the log of a container that migrated away, which its
+	// engine removes with it (nil: not kept).
+	Logs *logstore.Store
 	// ForeignLimits reports whether this node's CRIU can read the resource
 	// limits of another user's process (CAP_SYS_RESOURCE, or the fleet's
 	// CRIU build); nil means it can.

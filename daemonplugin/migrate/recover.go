@@ -204,7 +204,7 @@ func (m *Migrator) resolveSource(ctx context.Context, e journal.Entry) error {
 		if err != nil {
 			return fmt.Errorf("telling %s it is committed: %w", e.Peer, err)
 		}
-		if err := m.endSource(ctx, f, rec); err != nil {
+		if err := m.endSource(ctx, f, e.Container, rec); err != nil {
 			return err
 		}
 		log.Printf("migration %s of %s to %s: committed, copy here removed", e.ID, e.Container, e.Peer)

@@ -45,6 +45,10 @@ type outgoing struct {
 
 	// filesDir holds the container's secrets and configs here.
 	filesDir string
+	// files is what the writable layer and volumes take in the stream, as
+	// measured before the freeze: the transfer's expected total, with the
+	// CRIU images.
+	files int64
 }
 
 // since is the time from the freeze to now, in seconds.
@@ -196,10 +200,11 @@ func (m *Migrator) isActive(id string) bool {
 // it, and chooses how to checkpoint.
 func (m *Migrator) prepare(ctx context.Context, o *outgoing) error {
 	o.emit(api.MigrateEvent{Phase: api.PhasePrepare, Message: "asking " + o.req.To})
-	prepReq, err := m.prepareRequest(ctx, o.c, o.hdr, o.trees)
+	prepReq, files, err := m.prepareRequest(ctx, o.c, o.hdr, o.trees)
 	if err != nil {
 		return err
 	}
+	o.files = files
 	prepReq.InHolder = o.inHolder()
 	if o.prep, err = o.peer.Prepare(ctx, o.req.ID, prepReq); err != nil {
 		return fmt.Errorf("destination %s: %w", o.req.To, err)
@@ -377,7 +382,7 @@ func (m *Migrator) finish(ctx context.Context, o *outgoing, told bool) {
 	if err := m.fault(ctx, "source:cleanup"); err != nil {
 		return
 	}
-	if err := m.endSource(ctx, o.f, m.sourceRecord(o)); err != nil {
+	if err := m.endSource(ctx, o.f, o.hdr.Name, m.sourceRecord(o)); err != nil {
 		o.emit(api.MigrateEvent{Phase: api.PhaseDone, Message: err.Error()})
 		return
 	}
@@ -385,11 +390,12 @@ func (m *Migrator) finish(ctx context.Context, o *outgoing, told bool) {
 }
 
 // endSource ends a committed migration's copy here: the frozen container
-// killed, it and its holder removed, the volumes it took along removed
-// unless another container here uses them, its secrets and configs
-// removed.
-func (m *Migrator) endSource(ctx context.Context, f frozen, rec journal.SourceRecord) error {
+// killed, its log kept (the engine removes it with the container), it and
+// its holder removed, the volumes it took along removed unless another
+// container here uses them, its secrets and configs removed.
+func (m *Migrator) endSource(ctx context.Context, f frozen, name string, rec journal.SourceRecord) error {
 	f.end(ctx)
+	m.keepContainerLog(ctx, rec.ContainerID, name)
 	for _, id := range []string{rec.ContainerID, rec.CarrierID} {
 		if _, err := m.Engine.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("removing the stopped copy on %s failed: %w", m.Node, err)
@@ -521,24 +527,27 @@ func (m *Migrator) sendImage(ctx context.Context, peer *agentclient.Client, migr
 // before the freeze: the writable layer and volumes by a scan (which also
 // refuses what a stream cannot carry), the CRIU images from the memory in
 // use. The margins cover what the container writes until it is frozen.
-func (m *Migrator) prepareRequest(ctx context.Context, c container.InspectResponse, h api.ReceiveHeader, trees []tree) (api.PrepareRequest, error) {
+// It also returns what the trees take in the stream (an upper bound close
+// to it), for the transfer's progress.
+func (m *Migrator) prepareRequest(ctx context.Context, c container.InspectResponse, h api.ReceiveHeader, trees []tree) (api.PrepareRequest, int64, error) {
 	// No host ports here: an agent before API 4 refuses a field it does
 	// not know. The twin's creation, before the freeze, checks them.
 	req := api.PrepareRequest{Name: h.Name, Image: c.Config.Image, ImageID: c.Image, Cores: h.Cores, Memory: h.Memory}
 	for _, t := range trees {
 		st, err := scanTree(t.prefix, t.dir)
 		if err != nil {
-			return req, fmt.Errorf("%s cannot migrate: %w", h.Name, err)
+			return req, 0, fmt.Errorf("%s cannot migrate: %w", h.Name, err)
 		}
 		req.Files += st.Bytes
 	}
+	files := req.Files
 	req.Files += req.Files/10 + 16<<20
 	used, err := m.Workloads.MemoryUsage(ctx, c.ID)
 	if err != nil {
-		return req, err
+		return req, 0, err
 	}
 	req.Checkpoint = used + used/4 + 64<<20
-	return req, nil
+	return req, files, nil
 }
 
 // tree is one directory the stream carries, under its section's prefix.

@@ -113,8 +113,20 @@ func (s *stream) abandon() {
 // for the destination's answer: the bytes sent and the restored copy.
 func (s *stream) begin(cpDir string) (int64, api.ReceiveResult, error) {
 	s.once.Do(func() { s.start <- cpDir; close(s.start) })
-	s.watch()
+	s.watch(s.expected(cpDir))
 	return s.sent.Load(), s.got, s.err
+}
+
+// expected is what the stream should carry in all, for its progress: the
+// trees as measured before the freeze, the CRIU images in cpDir (a few
+// files, measured while the writer already streams) and the tar's end;
+// 0 if the images cannot be measured.
+func (s *stream) expected(cpDir string) int64 {
+	st, err := scanTree(api.SectionCheckpoint, cpDir)
+	if err != nil {
+		return 0
+	}
+	return s.o.files + st.Bytes + 2*blockSize
 }
 
 // write writes the container into the pipe once begin gives the images.
@@ -136,11 +148,12 @@ func (s *stream) write(ctx context.Context, m *Migrator) {
 	s.allSent.Store(err == nil)
 }
 
-// watch reports the transfer's progress until the destination answers,
-// and cuts the request when the stream stalls or the restore takes too
-// long.
-func (s *stream) watch() {
+// watch reports the transfer's progress (of total, expected) until the
+// destination answers, and cuts the request when the stream stalls or the
+// restore takes too long.
+func (s *stream) watch(total int64) {
 	last, lastAt, t0 := int64(0), time.Now(), time.Now()
+	restoring := false
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	cut := func(err error) {
@@ -155,6 +168,14 @@ func (s *stream) watch() {
 		}
 		n := s.sent.Load()
 		if s.allSent.Load() {
+			if !restoring {
+				// The last count (all of it: the total is known now),
+				// then the destination's turn.
+				restoring = true
+				s.o.emit(api.MigrateEvent{Phase: api.PhaseTransfer, Bytes: n, Total: n,
+					Message: fmt.Sprintf("%s sent", units.HumanSize(float64(n)))})
+				s.o.emit(api.MigrateEvent{Phase: api.PhaseRestore, Message: "restoring on " + s.o.req.To})
+			}
 			// No bytes flow while the destination restores: a slow
 			// restore is not a cut link.
 			if time.Since(lastAt) > restoreTimeout {
@@ -165,7 +186,7 @@ func (s *stream) watch() {
 		if n != last {
 			last, lastAt = n, time.Now()
 			rate := float64(n) / time.Since(t0).Seconds()
-			s.o.emit(api.MigrateEvent{Phase: api.PhaseTransfer, Bytes: n,
+			s.o.emit(api.MigrateEvent{Phase: api.PhaseTransfer, Bytes: n, Total: total,
 				Message: fmt.Sprintf("%s sent (%s/s)", units.HumanSize(float64(n)), units.HumanSize(rate))})
 		} else if time.Since(lastAt) > stallTimeout {
 			cut(fmt.Errorf("the transfer stalled for %s (is the link to the destination cut?)", stallTimeout))

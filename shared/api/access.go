@@ -49,6 +49,8 @@ var Access = map[string][]pki.Role{
 	"DELETE " + PathContainer + "{name}":               operator,
 	"POST " + PathContainer + "{name}" + ResizeSuffix:  operator,
 	"POST " + PathContainer + "{name}" + PromoteSuffix: operator,
+	"GET " + PathContainer + "{name}" + LogsSuffix:     operator,
+	"DELETE " + PathContainer + "{name}" + LogsSuffix:  operator,
 	"POST " + PathMigrate:                              operator,
 	"POST " + PathMigrateCheck:                         operator,
 	"POST " + PathFollow:                               operator,

@@ -151,11 +151,15 @@ const (
 // MigrateEvent is one line of a migration's progress. The last one has
 // Result or Error.
 type MigrateEvent struct {
-	Phase   string         `json:"phase"`
-	Message string         `json:"message,omitempty"`
-	Bytes   int64          `json:"bytes,omitempty"`
-	Result  *MigrateResult `json:"result,omitempty"`
-	Error   string         `json:"error,omitempty"`
+	Phase   string `json:"phase"`
+	Message string `json:"message,omitempty"`
+	Bytes   int64  `json:"bytes,omitempty"`
+	// Total, with Bytes on a transfer's progress, is what the stream is
+	// expected to carry in all: an estimate from the files measured before
+	// the freeze and the CRIU images. 0 when not known (agents before it).
+	Total  int64          `json:"total,omitempty"`
+	Result *MigrateResult `json:"result,omitempty"`
+	Error  string         `json:"error,omitempty"`
 }
 
 // MigrateResult is a finished migration's figures.

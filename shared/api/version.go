@@ -21,7 +21,9 @@ import "strconv"
 //     between nodes (PathImages…); Compose projects: spec.Service.Project
 //     (a container label), Aliases (container_name) and DependsOn, with
 //     FleetContainer.ExitCode for service_completed_successfully.
-const latestAPI = 4
+//   - 5: a container's logs kept across its migrations: GET and DELETE
+//     of PathContainer + name + LogsSuffix.
+const latestAPI = 5
 
 // APIVersion is the protocol version this build speaks: latestAPI, unless
 // the build was stamped to speak an older one (apiStamp).

@@ -21,7 +21,7 @@ func TestInfoAPI(t *testing.T) {
 
 	b, err := json.Marshal(Info{Node: "h1", APIVersion: APIVersion})
 	assert.NilError(t, err)
-	assert.Check(t, is.Contains(string(b), `"apiVersion":4`))
+	assert.Check(t, is.Contains(string(b), `"apiVersion":5`))
 	var back Info
 	assert.NilError(t, json.Unmarshal(b, &back))
 	assert.Check(t, is.Equal(back.API(), APIVersion))

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the simulator needs when it is missing: a Docker engine,
-# iproute2/iptables/util-linux, sshd (for the ssh context test), and a CRIU
-# that works on this kernel (>= 4.2, built from Debian's sid source package:
-# bookworm's 3.17 fails on the vDSO, 4.1 on any TCP socket; patched, see
-# packaging/criu). Safe to run again; does nothing and says nothing when all
-# is there.
+# iproute2/iptables/util-linux, sshd (for the ssh context test), tmux (for
+# the terminal progress test), and a CRIU that works on this kernel (>= 4.2,
+# built from Debian's sid source package: bookworm's 3.17 fails on the vDSO,
+# 4.1 on any TCP socket; patched, see packaging/criu). Safe to run again;
+# does nothing and says nothing when all is there.
 set -euo pipefail
 
 CRIU_MIN="4.2"
@@ -34,6 +34,8 @@ command -v xz >/dev/null || need+=(xz-utils)
 command -v curl >/dev/null || need+=(curl ca-certificates)
 # sshd, for the end-to-end test of a docker context over ssh.
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+# tmux, for the end-to-end test of the progress on a terminal (tty_test.go).
+command -v tmux >/dev/null || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
 	log "installing ${need[*]}"
 	apt_install "${need[@]}"

@@ -6,7 +6,9 @@
 // Settings (environment): BALLAST_MB (default 16), PORT (8080), BIRTH_FILE
 // (/var/lib/workload/birth), MPTCP=1 to listen with multipath TCP (which CRIU
 // cannot checkpoint), EXTRAS to hold what servers hold (see extras.go), in
-// the directory of BIRTH_FILE.
+// the directory of BIRTH_FILE, LOG_EVERY (a Go duration) to also write
+// "tick N" to stdout at that interval, N counting from 1 (what a test of
+// docker fleet logs reads across migrations).
 //
 // The same binary is the tests' client: "workload get URL" prints one answer;
 // "workload poll URL INTERVAL_MS" polls over one kept-alive connection until
@@ -111,6 +113,13 @@ func main() {
 		log.Fatal(err)
 	}
 	log.Printf("workload: %d MB ballast, listening on :%d", mb, port)
+	if every := os.Getenv("LOG_EVERY"); every != "" {
+		d, err := time.ParseDuration(every)
+		if err != nil || d <= 0 {
+			log.Fatalf("LOG_EVERY=%q: not a positive duration", every)
+		}
+		go logTicks(d)
+	}
 	srv := &http.Server{Handler: mux}
 	// docker stop ends it gracefully: what it serves is answered first (as
 	// a real server does, and a rolling update counts on).
@@ -124,6 +133,16 @@ func main() {
 	}()
 	if err := srv.Serve(ln); err != http.ErrServerClosed {
 		log.Fatal(err)
+	}
+}
+
+// logTicks writes a numbered line to stdout every d (the startup line
+// above goes to stderr, as the log package's do).
+func logTicks(d time.Duration) {
+	out := log.New(os.Stdout, "", log.LstdFlags|log.Lmicroseconds)
+	for i := 1; ; i++ {
+		time.Sleep(d)
+		out.Printf("tick %d", i)
 	}
 }
 

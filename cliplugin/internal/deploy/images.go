@@ -9,8 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/containerd/errdefs"
+	units "github.com/docker/go-units"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
 	"github.com/docker-fleet/fleet/shared/api"
@@ -118,7 +120,13 @@ func (d *Deployer) askImages(ctx context.Context, inv fleet.Inventory, images []
 // returns the image's ID.
 func (d *Deployer) bringImage(ctx context.Context, inv fleet.Inventory, have map[string]map[string]string, target *fleet.NodeState, image, want string) (string, error) {
 	if h, id := imageSource(inv, have, target.Hostname, image, want); h != "" {
-		d.say("image %s: sending it from %s to %s", image, h, target.Hostname)
+		size := d.imageSize(ctx, id)
+		if size == "" {
+			d.say("image %s: sending it from %s to %s", image, h, target.Hostname)
+		} else {
+			d.say("image %s: sending it from %s to %s (%s)", image, h, target.Hostname, size)
+		}
+		t0 := time.Now()
 		if err := target.Agent.ExpectImage(ctx, api.ImageTransfer{Image: image, ID: id, Node: h}); err != nil {
 			return "", fmt.Errorf("image %s: %s: %w", image, target.Hostname, err)
 		}
@@ -126,6 +134,11 @@ func (d *Deployer) bringImage(ctx context.Context, inv fleet.Inventory, have map
 			Addr: net.JoinHostPort(target.Addr, strconv.Itoa(target.AgentPort))})
 		if err != nil {
 			return "", fmt.Errorf("image %s: from %s to %s: %w", image, h, target.Hostname, err)
+		}
+		if size == "" {
+			d.say("image %s: sent to %s in %.1fs", image, target.Hostname, time.Since(t0).Seconds())
+		} else {
+			d.say("image %s: sent %s to %s in %.1fs", image, size, target.Hostname, time.Since(t0).Seconds())
 		}
 		return id, nil
 	}
@@ -135,15 +148,33 @@ func (d *Deployer) bringImage(ctx context.Context, inv fleet.Inventory, have map
 		return "", errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("image %s: built on the manager, but no node that answers has it (asked %s)", image, strings.Join(holders, ", ")))
 	}
 	d.say("image %s: no node has it; pulling it on %s", image, target.Hostname)
+	t0 := time.Now()
 	res, err := target.Agent.Images(ctx, api.ImagesRequest{Images: []string{image}, Pull: true, PullSeconds: pullSeconds})
 	if err != nil {
 		return "", fmt.Errorf("image %s: %s: %w", image, target.Hostname, err)
 	}
 	if id := res.Have[image]; id != "" {
+		d.say("image %s: pulled on %s in %.1fs", image, target.Hostname, time.Since(t0).Seconds())
 		return id, nil
 	}
 	return "", errdefs.ErrNotFound.WithMessage(fmt.Sprintf("image %s: no node has it (looked on %s) and %s could not pull it: %s",
 		image, strings.Join(holders, ", "), target.Hostname, res.PullErrors[image]))
+}
+
+// imageSize is the size of the image of that ID where the CLI's engine
+// has it (most often the source: the leader goes first), else "": the
+// agents' push reports no bytes. It asks only briefly.
+func (d *Deployer) imageSize(ctx context.Context, id string) string {
+	if d.Fleet == nil || d.Fleet.Manager == nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	img, err := d.Fleet.Manager.ImageInspect(ctx, id)
+	if err != nil || img.ID != id || img.Size <= 0 {
+		return ""
+	}
+	return units.HumanSize(float64(img.Size))
 }
 
 func boolRank(b bool) int {

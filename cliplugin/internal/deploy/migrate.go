@@ -242,6 +242,9 @@ func (d *Deployer) Leave(ctx context.Context, name string, force bool, onEvent f
 		return nil, fmt.Errorf("the agent of %s does not answer, so its containers cannot be moved: %w (--force removes the node anyway)", n.Hostname, node.Err)
 	}
 	res := &LeaveResult{Node: n.Hostname, Failed: map[string]string{}}
+	if k := len(node.Ledger.Containers); k > 0 {
+		d.say("%s: moving its %d fleet container(s) off, one at a time", n.Hostname, k)
+	}
 	for _, c := range node.Ledger.Containers {
 		r, err := d.Migrate(ctx, c.Name, "", func(ev api.MigrateEvent) { onEvent(c.Name, ev) })
 		if err != nil {
@@ -255,10 +258,12 @@ func (d *Deployer) Leave(ctx context.Context, name string, force bool, onEvent f
 			len(res.Failed), len(node.Ledger.Containers), n.Hostname, res.Failed)
 	}
 	if node.Agent != nil && node.Err == nil {
+		d.say("%s: leaving the swarm, its agent removing itself", n.Hostname)
 		if err := node.Agent.Leave(ctx, api.LeaveRequest{Force: force}); err != nil {
 			return res, fmt.Errorf("%s: %w", n.Hostname, err)
 		}
 	}
+	d.say("%s: waiting for the manager to see it down (up to 30s), then removing it", n.Hostname)
 	if err := d.forget(ctx, n); err != nil {
 		return res, err
 	}

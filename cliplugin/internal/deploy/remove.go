@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
 	"github.com/docker-fleet/fleet/shared/spec"
@@ -43,7 +45,7 @@ func (d *Deployer) Remove(ctx context.Context, names []string) ([]string, error)
 	for _, t := range targets {
 		if t.service == nil {
 			c, n, _ := inv.Find(t.name)
-			if err := d.removeContainer(ctx, n, c.Name); err != nil {
+			if err := d.removeContainer(ctx, inv, n, c.Name); err != nil {
 				return removed, err
 			}
 			removed = append(removed, c.Name)
@@ -59,7 +61,7 @@ func (d *Deployer) Remove(ctx context.Context, names []string) ([]string, error)
 			return removed, fmt.Errorf("cannot remove every replica of %s: %w", t.name, err)
 		}
 		for _, c := range inv.Containers(t.name) {
-			if err := d.removeContainer(ctx, inv.ByName(c.Node), c.Name); err != nil {
+			if err := d.removeContainer(ctx, inv, inv.ByName(c.Node), c.Name); err != nil {
 				return removed, err
 			}
 			removed = append(removed, c.Name)
@@ -75,13 +77,33 @@ func (d *Deployer) Remove(ctx context.Context, names []string) ([]string, error)
 	return removed, nil
 }
 
-// removeContainer removes a fleet container and forgets its history.
-func (d *Deployer) removeContainer(ctx context.Context, n *fleet.NodeState, name string) error {
+// removeContainer removes a fleet container and forgets its history, and
+// the parts of its log that nodes kept (its node's went with it).
+func (d *Deployer) removeContainer(ctx context.Context, inv fleet.Inventory, n *fleet.NodeState, name string) error {
 	if err := n.Agent.Remove(ctx, name); err != nil {
 		return err
 	}
+	dropKeptLogs(ctx, inv, n.Hostname, name)
 	if err := swarmstore.ReleaseReplica(ctx, d.Fleet.Manager, name); err != nil {
 		return err
 	}
 	return fleet.ForgetHistory(ctx, d.Fleet.Manager, name)
+}
+
+// dropKeptLogs has every other node that answers drop what it kept of the
+// log of a container that is gone: a new container of that name must not
+// show it. A node that does not answer keeps its parts, until the name is
+// removed again; an older agent has none.
+func dropKeptLogs(ctx context.Context, inv fleet.Inventory, except, name string) {
+	// Not worth holding up rm for a node that is slow to answer.
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, n := range inv {
+		if n.Hostname == except || n.Agent == nil || n.Err != nil {
+			continue
+		}
+		wg.Go(func() { _ = n.Agent.DropLogs(ctx, name) })
+	}
+	wg.Wait()
 }

@@ -101,7 +101,7 @@ func (d *Deployer) scaleOne(ctx context.Context, t ScaleTarget) (ScaleResult, er
 			reps = append(reps, scheduler.Replica{Name: c.Name, Node: c.Node, Index: c.Replica})
 		}
 		for _, r := range scheduler.Remove(schedulerNodes(inv), reps, len(current)-t.Replicas) {
-			if err := d.removeContainer(ctx, inv.ByName(r.Node), r.Name); err != nil {
+			if err := d.removeContainer(ctx, inv, inv.ByName(r.Node), r.Name); err != nil {
 				return res, err
 			}
 			res.Removed = append(res.Removed, r.Name)

@@ -93,19 +93,48 @@ func appendMigration(past []api.Migration, m api.Migration) ([]byte, error) {
 
 // AllMigrations returns every recorded migration, oldest first.
 func AllMigrations(ctx context.Context, c client.APIClient) ([]api.Migration, error) {
-	res, err := c.ConfigList(ctx, client.ConfigListOptions{Filters: make(client.Filters).Add("label", labels.History)})
+	byContainer, err := Histories(ctx, c)
 	if err != nil {
 		return nil, err
 	}
 	var out []api.Migration
-	for _, cfg := range res.Items {
-		h, err := History(ctx, c, cfg.Spec.Labels[labels.History])
-		if err != nil {
-			return nil, err
-		}
+	for _, h := range byContainer {
 		out = append(out, h...)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Time < out[j].Time })
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time < out[j].Time })
+	return out, nil
+}
+
+// Histories returns every container's migrations (oldest first), by
+// container name, from one listing of the history configs: a history that
+// has moved more than once is whole in its labels, which the listing
+// carries; only one whose data the listing left out (some engines do) is
+// inspected.
+func Histories(ctx context.Context, c client.APIClient) (map[string][]api.Migration, error) {
+	res, err := c.ConfigList(ctx, client.ConfigListOptions{Filters: make(client.Filters).Add("label", labels.History)})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]api.Migration, len(res.Items))
+	for _, cfg := range res.Items {
+		name := cfg.Spec.Labels[labels.History]
+		content := swarmstore.Content(cfg)
+		if len(content) == 0 {
+			full, err := c.ConfigInspect(ctx, cfg.ID, client.ConfigInspectOptions{})
+			if errdefs.IsNotFound(err) {
+				continue // forgotten since the listing
+			}
+			if err != nil {
+				return nil, err
+			}
+			content = swarmstore.Content(full.Config)
+		}
+		var h []api.Migration
+		if err := json.Unmarshal(content, &h); err != nil {
+			return nil, fmt.Errorf("swarm config %s: %w", cfg.Spec.Name, err)
+		}
+		out[name] = append(out[name], h...)
+	}
 	return out, nil
 }
 
