@@ -2,6 +2,8 @@
 package main
 
 import (
+	"os"
+
 	"github.com/docker/cli/cli-plugins/metadata"
 	"github.com/docker/cli/cli-plugins/plugin"
 	"github.com/docker/cli/cli/command"
@@ -12,6 +14,7 @@ import (
 )
 
 func main() {
+	os.Args = completionArgs(os.Args)
 	plugin.Run(func(dockerCli command.Cli) *cobra.Command {
 		return commands.NewRootCommand(dockerCli)
 	}, metadata.Metadata{
@@ -21,4 +24,18 @@ func main() {
 		ShortDescription: "Pin, resize, scale and live-migrate containers across a swarm",
 		URL:              "https://github.com/docker-fleet/fleet",
 	})
+}
+
+// completionArgs puts the plugin's own name back into a completion request
+// that lacks it: docker's bash completion script of engines before 23
+// (Debian's docker.io) runs "docker-fleet __completeNoDesc migrate …",
+// where newer CLIs ask "docker-fleet __complete fleet migrate …".
+func completionArgs(args []string) []string {
+	if len(args) < 2 || (args[1] != cobra.ShellCompRequestCmd && args[1] != cobra.ShellCompNoDescRequestCmd) {
+		return args
+	}
+	if len(args) > 2 && args[2] == "fleet" {
+		return args
+	}
+	return append([]string{args[0], args[1], "fleet"}, args[2:]...)
 }

@@ -233,14 +233,14 @@ func (opts createOptions) services(cmd *cobra.Command, stdin io.Reader, args []s
 	for _, p := range opts.publish {
 		port, err := spec.ParsePort(p)
 		if err != nil {
-			return nil, fmt.Errorf("--publish %s", strings.TrimPrefix(err.Error(), "ports: "))
+			return nil, asFlag("--publish ", err)
 		}
 		s.Ports = append(s.Ports, port)
 	}
 	for _, v := range opts.volumes {
 		vol, err := spec.ParseVolume(v)
 		if err != nil {
-			return nil, fmt.Errorf("--volume %s", strings.TrimPrefix(err.Error(), "volumes: "))
+			return nil, asFlag("--volume ", err)
 		}
 		s.Volumes = append(s.Volumes, vol)
 	}
@@ -258,17 +258,28 @@ var flagOf = map[string]string{
 	"checkpoint-every": "--checkpoint-every", spec.ConstraintsField: "--constraint",
 }
 
-// flagErrors turns the definition's field names into the flags that set them.
+// flagErrors names the flag that sets each field at fault (Validate's
+// spec.FieldErrors), in place of the field.
 func flagErrors(err error) error {
-	var lines []string
-	for _, l := range strings.Split(err.Error(), "\n") {
-		field, rest, ok := strings.Cut(l, ":")
-		if flag, known := flagOf[field]; ok && known {
-			l = flag + ":" + rest
+	var out []error
+	for _, e := range spec.Errors(err) {
+		var fe *spec.FieldError
+		if errors.As(e, &fe) && flagOf[fe.Field] != "" {
+			e = &spec.FieldError{Field: flagOf[fe.Field], Err: fe.Err}
 		}
-		lines = append(lines, l)
+		out = append(out, e)
 	}
-	return errors.New(strings.Join(lines, "\n"))
+	return errors.Join(out...)
+}
+
+// asFlag names the flag (with what follows it: "--publish ") in place of
+// the field that a parse of its value names.
+func asFlag(flag string, err error) error {
+	var fe *spec.FieldError
+	if errors.As(err, &fe) {
+		err = fe.Err
+	}
+	return fmt.Errorf("%s%w", flag, err)
 }
 
 // readFile reads a service file; project names a Compose file's project.

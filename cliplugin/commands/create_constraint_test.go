@@ -2,12 +2,14 @@ package commands
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/deploy"
+	"github.com/docker-fleet/fleet/shared/spec"
 )
 
 func TestCreateConstraint(t *testing.T) {
@@ -51,4 +53,19 @@ db       h2        does not match node.labels.disk==ssd (no such label)
 
 (dry run: nothing was built, sent, stored or created)
 `))
+}
+
+// flagErrors names flags from each fault's field, keeping the message and
+// the faults it does not know.
+func TestFlagErrors(t *testing.T) {
+	s := spec.Service{Name: "web", Image: "img", Replicas: 1, Memory: 1024, Strategy: "pack", UpdateConfig: &spec.UpdateConfig{Parallelism: -1}}
+	err := flagErrors(s.Validate())
+	assert.Check(t, is.Error(err, "--memory: 1KiB is below the engine's minimum of 6MiB\n"+
+		"--strategy: \"pack\": use spread or binpack\n"+
+		"update_config.parallelism: -1: at least 1, or 0 for the default (1)"))
+	var fe *spec.FieldError
+	assert.Check(t, errors.As(err, &fe) && fe.Field == "--memory", "still a FieldError, of the flag")
+
+	_, err = createServices(t, "--name", "db", "--image", "postgres:15", "--publish", "80:x")
+	assert.Check(t, is.Error(err, `--publish "80:x": "x" is not a port number`))
 }

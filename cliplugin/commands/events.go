@@ -53,7 +53,7 @@ func runEvents(cmd *cobra.Command, dockerCli command.Cli, opts eventsOptions) er
 	if err != nil {
 		return dial.EngineError(dockerCli.CurrentContext(), err)
 	}
-	return events.Watch(cmd.Context(), f.Manager, events.Options{Since: opts.since, Until: opts.until}, emit)
+	return events.Watch(cmd.Context(), f, events.Options{Since: opts.since, Until: opts.until}, emit)
 }
 
 // eventWriter prints one event a line in the asked format.

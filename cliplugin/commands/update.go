@@ -179,7 +179,7 @@ func (opts updateOptions) change(cmd *cobra.Command) (func(*spec.Service) error,
 	for _, p := range opts.publishAdd {
 		port, err := spec.ParsePort(p)
 		if err != nil {
-			return nil, fmt.Errorf("--publish-add %s", strings.TrimPrefix(err.Error(), "ports: "))
+			return nil, asFlag("--publish-add ", err)
 		}
 		steps = append(steps, func(s *spec.Service) error {
 			s.Ports = append(slices.DeleteFunc(s.Ports, func(q spec.Port) bool { return q.Container == port.Container && q.Protocol == port.Protocol }), port)
@@ -206,7 +206,7 @@ func (opts updateOptions) change(cmd *cobra.Command) (func(*spec.Service) error,
 	for _, v := range opts.mountAdd {
 		vol, err := spec.ParseVolume(v)
 		if err != nil {
-			return nil, fmt.Errorf("--mount-add %s", strings.TrimPrefix(err.Error(), "volumes: "))
+			return nil, asFlag("--mount-add ", err)
 		}
 		steps = append(steps, func(s *spec.Service) error {
 			s.Volumes = append(slices.DeleteFunc(s.Volumes, func(w spec.Volume) bool { return w.Target == vol.Target }), vol)

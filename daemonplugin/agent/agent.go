@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
-	"github.com/containerd/errdefs/pkg/errhttp"
 	"github.com/docker/go-plugins-helpers/authorization"
 	"github.com/moby/moby/client"
 
@@ -300,12 +299,12 @@ func decodeUpTo(w http.ResponseWriter, r *http.Request, v any, limit int64) erro
 	return err
 }
 
-// reply writes v, or err with the HTTP status of its kind: the one place
-// where the agent maps errors to statuses (agentclient maps them back).
+// reply writes v, or err with the HTTP status of its kind (status). Every
+// route answers through it; a stream's first line commits a 200.
 func reply(w http.ResponseWriter, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
-		w.WriteHeader(errhttp.ToHTTP(err))
+		w.WriteHeader(status(err))
 		_ = json.NewEncoder(w).Encode(api.Error{Message: err.Error()})
 		return
 	}

@@ -330,10 +330,10 @@ func (m *Migrator) snapshot(ctx context.Context, name string) (snap, error) {
 	}
 	err = withCRIULock(m.HostRoot, nil, func() error { return m.runcCheckpoint(ctx, rt, c.ID, imgDir) })
 	if err != nil {
-		reason := m.failure(err, "dump", name)
+		err = m.explain(err, name)
 		unlockCRIU(context.WithoutCancel(ctx), c.State.Pid)
 		thaw()
-		return failed(fmt.Errorf("dump: %s", reason))
+		return failed(fmt.Errorf("dump: %w", err))
 	}
 	err = writeFilesTar(s.files, trees)
 	thaw()

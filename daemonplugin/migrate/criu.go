@@ -79,43 +79,67 @@ func withCRIULock(hostRoot string, extra []string, fn func() error) error {
 	return fn()
 }
 
-// logPath finds the CRIU log an engine error points at.
-var logPath = regexp.MustCompile(`path= ?(\S+\.log)`)
-
-// criuLogPath is where CRIU's log of a failed checkpoint or restore is on
-// the host: named by runcCheckpoint's error, or in the engine's message.
-func criuLogPath(err error) string {
-	var d *dumpFailed
-	if errors.As(err, &d) {
-		return d.log
-	}
-	if m := logPath.FindStringSubmatch(err.Error()); m != nil {
-		return m[1]
-	}
-	return ""
+// CRIUError is a checkpoint or restore that CRIU failed, run by runc or by
+// the engine, with where CRIU's log of it is on the host.
+type CRIUError struct {
+	Op string // "dump" or "restore"
+	// Log is CRIU's log (a host path; "" if unknown), Kept the copy of it
+	// the node keeps (keepLog; "" until kept, or if it could not be).
+	Log, Kept string
+	// Reason is why, from CRIU's log, in words a user can act on ("" until
+	// explain has read it).
+	Reason string
+	Err    error // the failure as runc or the engine told it
 }
 
-// failure turns a failed checkpoint or restore (kind "dump" or "restore")
-// into the reason CRIU wrote in its log, in words a user can act on, and
-// keeps that log on the node (the reason names the copy).
-func (m *Migrator) failure(err error, kind, container string) string {
-	log := criuLogPath(err)
-	shown := m.keepLog(log, kind, container)
-	if shown == "" {
-		shown = log
+// Error is the reason once explained: what users read.
+func (e *CRIUError) Error() string {
+	if e.Reason != "" {
+		return e.Reason
 	}
-	return criuReason(m.HostRoot, err, log, shown)
+	return e.Err.Error()
+}
+
+func (e *CRIUError) Unwrap() error { return e.Err }
+
+// logPath finds the CRIU log in an engine's error.
+var logPath = regexp.MustCompile(`path= ?(\S+\.log)`)
+
+// engineCRIUError is a checkpoint or restore the engine failed: the engine
+// chose CRIU's work directory, and names the log only in its message.
+func engineCRIUError(op string, err error) *CRIUError {
+	e := &CRIUError{Op: op, Err: err}
+	if m := logPath.FindStringSubmatch(err.Error()); m != nil {
+		e.Log = m[1]
+	}
+	return e
+}
+
+// explain gives a failed checkpoint or restore (a CRIUError in err) the
+// reason CRIU wrote in its log, and keeps that log on the node (the reason
+// names the copy). Other errors are returned as they are.
+func (m *Migrator) explain(err error, container string) error {
+	var e *CRIUError
+	if !errors.As(err, &e) {
+		return err
+	}
+	e.Kept = m.keepLog(e, container)
+	shown := e.Kept
+	if shown == "" {
+		shown = e.Log
+	}
+	e.Reason = criuReason(m.HostRoot, e, shown)
+	return err
 }
 
 // criuReason turns an engine's "criu failed: type NOTIFY errno 0" into the
-// reason CRIU wrote in its log at log (a host path), naming the log as
-// shown.
-func criuReason(hostRoot string, err error, log, shown string) string {
-	msg := err.Error()
-	if log == "" {
+// reason CRIU wrote in its log, naming the log as shown.
+func criuReason(hostRoot string, e *CRIUError, shown string) string {
+	msg := e.Err.Error()
+	if e.Log == "" {
 		return msg
 	}
-	f, ferr := os.Open(filepath.Join(hostRoot, log))
+	f, ferr := os.Open(filepath.Join(hostRoot, e.Log))
 	if ferr != nil {
 		return msg
 	}

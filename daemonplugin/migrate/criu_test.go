@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,25 +22,27 @@ func TestCRIUReason(t *testing.T) {
 	assert.NilError(t, os.MkdirAll(filepath.Join(root, "run/x"), 0o755))
 	assert.NilError(t, os.WriteFile(filepath.Join(root, "run/x/criu-dump.log"), []byte(dumpLog), 0o644))
 	err := errors.New("Cannot checkpoint container mp: runc did not terminate successfully: exit status 1: criu failed: type NOTIFY errno 0 path= /run/x/criu-dump.log: unknown")
-	log := criuLogPath(err)
-	assert.Check(t, is.Equal(log, "/run/x/criu-dump.log"))
-	r := criuReason(root, err, log, log)
+	e := engineCRIUError("dump", err)
+	log := e.Log
+	assert.Check(t, is.Equal(log, "/run/x/criu-dump.log"), "parsed once, from the engine's message")
+	r := criuReason(root, e, log)
 	assert.Check(t, is.Contains(r, "multipath TCP (MPTCP)"))
 	assert.Check(t, is.Contains(r, "GODEBUG=multipathtcp=0"))
 	assert.Check(t, is.Contains(r, "CRIU: inet: Unsupported proto 262"), "CRIU's line follows as detail")
 
 	assert.NilError(t, os.WriteFile(filepath.Join(root, "run/x/criu-dump.log"), []byte(
 		"(0.1) Error (criu/util.c:1): rlimit: Can't setup RLIMIT_NOFILE\n(0.2) Error (criu/files.c:9): Can't open /x\n"), 0o644))
-	assert.Check(t, is.Equal(criuReason(root, err, log, "/kept.log"), "CRIU: Can't open /x (log: /kept.log)"))
+	assert.Check(t, is.Equal(criuReason(root, e, "/kept.log"), "CRIU: Can't open /x (log: /kept.log)"))
 
 	assert.NilError(t, os.WriteFile(filepath.Join(root, "run/x/criu-dump.log"), []byte(
 		"(0.2) Error (criu/files-reg.c:9): Can't dump ghost file /tmp/x of 2097152 size, increase limit\n"), 0o644))
-	r = criuReason(root, err, log, log)
+	r = criuReason(root, e, log)
 	assert.Check(t, is.Contains(r, "deleted file"))
 	assert.Check(t, is.Contains(r, "(CRIU: Can't dump ghost file /tmp/x of 2097152 size, increase limit; log: /run/x/criu-dump.log)"))
 
-	plain := errors.New("plain")
-	assert.Check(t, is.Equal(criuReason(root, plain, criuLogPath(plain), ""), "plain"))
+	plain := engineCRIUError("restore", errors.New("plain"))
+	assert.Check(t, is.Equal(plain.Log, ""))
+	assert.Check(t, is.Equal(criuReason(root, plain, ""), "plain"))
 }
 
 // A failed dump leaves its log, and no more than keptLogs of them.
@@ -49,11 +52,15 @@ func TestFailureKeepsBoundedLogs(t *testing.T) {
 	work := "/dev/shm/fleet-migration-x-work"
 	assert.NilError(t, os.MkdirAll(filepath.Join(root, work), 0o700))
 	assert.NilError(t, os.WriteFile(filepath.Join(root, work, "dump.log"), []byte(dumpLog), 0o600))
-	err := &dumpFailed{msg: "runc: criu failed", log: filepath.Join(work, "dump.log")}
-
 	var reasons []string
 	for i := 0; i < keptLogs+3; i++ {
-		reasons = append(reasons, m.failure(err, "dump", "web.1"))
+		err := fmt.Errorf("checkpoint: %w", &CRIUError{Op: "dump", Log: filepath.Join(work, "dump.log"), Err: errors.New("runc: criu failed")})
+		var e *CRIUError
+		assert.Assert(t, errors.As(m.explain(err, "web.1"), &e))
+		assert.Check(t, is.Equal(e.Log, filepath.Join(work, "dump.log")))
+		assert.Check(t, strings.HasPrefix(e.Kept, keptLogDir+"/criu-dump-"), e.Kept)
+		assert.Check(t, is.Equal(e.Error(), e.Reason), "the reason is what users read")
+		reasons = append(reasons, e.Reason)
 	}
 	kept, _ := filepath.Glob(filepath.Join(root, keptLogDir, "criu-dump-*.log"))
 	assert.Check(t, is.Len(kept, keptLogs))

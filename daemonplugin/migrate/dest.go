@@ -325,7 +325,7 @@ func (m *Migrator) fill(ctx context.Context, e expected, h api.ReceiveHeader, tw
 	// Read to the end so the trailer arrives: past the archive there is
 	// only its padding.
 	if n, err := io.Copy(sum, io.LimitReader(body, maxPadding+1)); err != nil || n > maxPadding {
-		return "", fmt.Errorf("receiving %s: %d bytes after the end of the archive (%v)", h.Name, n, err)
+		return "", workloads.Refuse(errdefs.ErrInvalidArgument, "receiving %s: %d bytes after the end of the archive (%v)", h.Name, n, err)
 	}
 	if got, want := hex.EncodeToString(sum.Sum(nil)), trailer(); got != want {
 		return "", workloads.Refuse(errdefs.ErrInvalidArgument,

@@ -12,8 +12,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 
+	"github.com/docker-fleet/fleet/daemonplugin/workloads"
 	"github.com/docker-fleet/fleet/shared/api"
 )
 
@@ -142,7 +144,7 @@ func (x *extractor) entry(tr io.Reader, hdr *tar.Header) error {
 // within fails if n more bytes would take the stream past its limit.
 func (x *extractor) within(n int64) error {
 	if x.read > x.limit || n > x.limit-x.read {
-		return fmt.Errorf("the stream carries more than the %d bytes its source announced", x.limit)
+		return workloads.Refuse(errdefs.ErrInvalidArgument, "the stream carries more than the %d bytes its source announced", x.limit)
 	}
 	return nil
 }

@@ -139,12 +139,12 @@ func (r runcCheckpointer) freeze(ctx context.Context, m *Migrator, o *outgoing) 
 	}
 	err := withCRIULock(m.HostRoot, extra, func() error { return m.runcCheckpoint(ctx, r.t, o.c.ID, o.imgDir) })
 	if err != nil {
-		reason := m.failure(err, "dump", name)
+		err = m.explain(err, name)
 		unlockCRIU(ctx, f.pid)
 		if rerr := f.resume(ctx); rerr != nil {
-			return nil, fmt.Errorf("checkpoint of %s failed (%s), and resuming it on %s failed too: %v", name, reason, m.Node, rerr)
+			return nil, fmt.Errorf("checkpoint of %s failed (%w), and resuming it on %s failed too: %v", name, err, m.Node, rerr)
 		}
-		return nil, fmt.Errorf("checkpoint of %s failed, it keeps running on %s: %s", name, m.Node, reason)
+		return nil, fmt.Errorf("checkpoint of %s failed, it keeps running on %s: %w", name, m.Node, err)
 	}
 	return f, nil
 }
@@ -184,11 +184,13 @@ type engineFrozen struct {
 func (engineCheckpointer) freeze(ctx context.Context, m *Migrator, o *outgoing) (frozen, error) {
 	c, name := o.c, o.hdr.Name
 	err := withCRIULock(m.HostRoot, nil, func() error {
-		_, err := m.Engine.CheckpointCreate(ctx, c.ID, client.CheckpointCreateOptions{CheckpointID: checkpointName, Exit: true})
-		return err
+		if _, err := m.Engine.CheckpointCreate(ctx, c.ID, client.CheckpointCreateOptions{CheckpointID: checkpointName, Exit: true}); err != nil {
+			return engineCRIUError("dump", err)
+		}
+		return nil
 	})
 	if err != nil {
-		reason := m.failure(err, "dump", name)
+		err = m.explain(err, name)
 		if now, ierr := m.Engine.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{}); ierr == nil && !now.Container.State.Running {
 			// CRIU resumes what it failed to dump; should it not have, the
 			// container is brought back from what it was.
@@ -196,7 +198,7 @@ func (engineCheckpointer) freeze(ctx context.Context, m *Migrator, o *outgoing) 
 		} else if ierr == nil {
 			unlockCRIU(ctx, now.Container.State.Pid)
 		}
-		return nil, fmt.Errorf("checkpoint of %s failed, it keeps running on %s: %s", name, m.Node, reason)
+		return nil, fmt.Errorf("checkpoint of %s failed, it keeps running on %s: %w", name, m.Node, err)
 	}
 	f := &engineFrozen{m: m, id: c.ID, name: name}
 	if f.images, err = m.checkpointDir(ctx, c.ID); err != nil {

@@ -19,14 +19,14 @@ const (
 	keptLogs   = 5
 )
 
-// keepLog copies CRIU's log at src (a host path) into keptLogDir as the
-// newest log of kind ("dump", "restore") for the container, removes the
+// keepLog copies the log of a failed checkpoint or restore into keptLogDir
+// as the newest log of its kind (e.Op) for the container, removes the
 // oldest beyond keptLogs, and returns the copy's host path ("" if none).
-func (m *Migrator) keepLog(src, kind, container string) string {
-	if src == "" {
+func (m *Migrator) keepLog(e *CRIUError, container string) string {
+	if e.Log == "" {
 		return ""
 	}
-	in, err := os.Open(m.host(src))
+	in, err := os.Open(m.host(e.Log))
 	if err != nil {
 		return ""
 	}
@@ -35,7 +35,7 @@ func (m *Migrator) keepLog(src, kind, container string) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return ""
 	}
-	prefix := "criu-" + kind + "-"
+	prefix := "criu-" + e.Op + "-"
 	name := prefix + time.Now().UTC().Format("20060102T150405.000000Z") + "-" + m.Node + "-" + safeName(container) + ".log"
 	out, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {

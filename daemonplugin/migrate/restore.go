@@ -39,7 +39,7 @@ func (m *Migrator) restore(ctx context.Context, id, name string, fast bool, imgD
 		// An extra network has no anchor to keep it set up on this node.
 		err := workloads.Start(ctx, m.Engine, id, client.ContainerStartOptions{CheckpointID: checkpointName})
 		if err != nil {
-			return fmt.Errorf("restore: %s", m.failure(err, "restore", name))
+			return fmt.Errorf("restore: %w", m.explain(engineCRIUError("restore", err), name))
 		}
 		return nil
 	})

@@ -106,16 +106,12 @@ func (m *Migrator) runcCheckpoint(ctx context.Context, t *runcTarget, id, imgDir
 		"--image-path", imgDir, "--work-path", work, "--tcp-established", id)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return &dumpFailed{msg: fmt.Sprintf("%s (%s)", strings.TrimSpace(string(out)), err), log: filepath.Join(work, "dump.log")}
+		// CRIU writes its log into the work path given it.
+		return &CRIUError{Op: "dump", Log: filepath.Join(work, "dump.log"),
+			Err: fmt.Errorf("%s (%w)", strings.TrimSpace(string(out)), err)}
 	}
 	return nil
 }
-
-// dumpFailed is a failed runc checkpoint and where CRIU's log of it is
-// (a host path).
-type dumpFailed struct{ msg, log string }
-
-func (e *dumpFailed) Error() string { return e.msg }
 
 // lockChain holds the agent's own network lock, apart from CRIU's chain:
 // CRIU locks and unlocks its own during a dump, and keeps its lock method

@@ -5,10 +5,11 @@
 package migrate
 
 import (
-	"errors"
 	"hash"
 	"hash/crc32"
 	"strings"
+
+	"github.com/containerd/errdefs"
 )
 
 // newStreamSum is the stream's end-to-end checksum, which the trailer
@@ -23,8 +24,9 @@ func newStreamSum() hash.Hash { return crc32.New(crc32.MakeTable(crc32.Castagnol
 // destination (extractor). This file holds what both sides agree on.
 
 // errUnsafe marks a stream that is hostile or corrupt: an entry that would
-// land outside its directory, or that the sender never makes.
-var errUnsafe = errors.New("unsafe entry in the stream")
+// land outside its directory, or that the sender never makes. The sender's
+// fault: invalid argument.
+var errUnsafe = errdefs.ErrInvalidArgument.WithMessage("unsafe entry in the stream")
 
 // overlayOpaque marks a directory of an overlay upper layer that hides the
 // lower layers' contents; it must travel with the writable layer.

@@ -63,7 +63,7 @@ type Request struct {
 func Place(nodes []Node, req Request, n int) ([]string, error) {
 	cons, err := spec.ParseConstraints(req.Constraints)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", spec.ConstraintsField, err)
+		return nil, &spec.FieldError{Field: spec.ConstraintsField, Err: err}
 	}
 	out := make([]string, 0, n)
 	for range n {

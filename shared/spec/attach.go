@@ -143,7 +143,7 @@ func numericID(s string) bool {
 func (s *Service) validateAttachments() []error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+		errs = append(errs, fieldErr(field, format, args...))
 	}
 	seen := map[string]bool{}
 	for _, n := range s.Networks {

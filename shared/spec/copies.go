@@ -1,9 +1,6 @@
 package spec
 
-import (
-	"fmt"
-	"path"
-)
+import "path"
 
 // Copy is a file or folder beside a Compose file that a service bind-mounts
 // (`./nginx.conf:/etc/nginx/nginx.conf`): its content is copied from the
@@ -27,14 +24,14 @@ const (
 func checkCopies(cs []Copy, readOnly bool) []error {
 	var errs []error
 	if len(cs) > 0 && readOnly {
-		errs = append(errs, fmt.Errorf("volumes: %s: a file beside the Compose file is copied into the container's own filesystem, which read_only forbids: use a named volume, or drop read_only", cs[0].Source))
+		errs = append(errs, fieldErr("volumes", "%s: a file beside the Compose file is copied into the container's own filesystem, which read_only forbids: use a named volume, or drop read_only", cs[0].Source))
 	}
 	if len(cs) > MaxCopies {
-		errs = append(errs, fmt.Errorf("volumes: %d files or folders beside the Compose file: at most %d", len(cs), MaxCopies))
+		errs = append(errs, fieldErr("volumes", "%d files or folders beside the Compose file: at most %d", len(cs), MaxCopies))
 	}
 	for _, c := range cs {
 		if !path.IsAbs(c.Target) || path.Clean(c.Target) != c.Target || c.Target == "/" {
-			errs = append(errs, fmt.Errorf("volumes: %s:%s: the target must be an absolute, clean path other than /", c.Source, c.Target))
+			errs = append(errs, fieldErr("volumes", "%s:%s: the target must be an absolute, clean path other than /", c.Source, c.Target))
 		}
 	}
 	return errs

@@ -25,11 +25,11 @@ func (s *Service) validateDependsOn() []error {
 	for _, dep := range slices.Sorted(maps.Keys(s.DependsOn)) {
 		switch cond := s.DependsOn[dep]; {
 		case !serviceName.MatchString(dep):
-			errs = append(errs, fmt.Errorf("depends_on: %q is not a service name", dep))
+			errs = append(errs, fieldErr("depends_on", "%q is not a service name", dep))
 		case dep == s.Name:
-			errs = append(errs, fmt.Errorf("depends_on: %s depends on itself", dep))
+			errs = append(errs, fieldErr("depends_on", "%s depends on itself", dep))
 		case cond != DependsStarted && cond != DependsHealthy && cond != DependsCompleted:
-			errs = append(errs, fmt.Errorf("depends_on: %s: condition %q: use %s, %s or %s", dep, cond, DependsStarted, DependsHealthy, DependsCompleted))
+			errs = append(errs, fieldErr("depends_on", "%s: condition %q: use %s, %s or %s", dep, cond, DependsStarted, DependsHealthy, DependsCompleted))
 		}
 	}
 	return errs

@@ -138,7 +138,7 @@ var (
 func (o *Options) validate() []error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+		errs = append(errs, fieldErr(field, format, args...))
 	}
 	if _, _, err := RestartPolicy(o.Restart); err != nil {
 		bad("restart", "%v", err)

@@ -117,7 +117,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 func ParseCheckpointEvery(field, v string) (Duration, error) {
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %q is not a duration (examples: 30s, 2m)", field, v)
+		return 0, fieldErr(field, "%q is not a duration (examples: 30s, 2m)", v)
 	}
 	return Duration(d), nil
 }
@@ -170,12 +170,12 @@ var (
 	aliasName   = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 )
 
-// Validate checks the definition; its errors name the field at fault with
-// the prefix given (a flag such as "--memory", or a path in a file).
+// Validate checks the definition: its error joins a FieldError for each
+// fault, whose text starts with the field ("memory: …").
 func (s *Service) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+		errs = append(errs, fieldErr(field, format, args...))
 	}
 	if !serviceName.MatchString(s.Name) {
 		bad("name", "%q is not a valid service name (letters, digits, '_' and '-', starting and ending with a letter or digit, at most 38 characters)", s.Name)
@@ -261,7 +261,7 @@ func (s *Service) validateHostNetwork() []error {
 	}
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+		errs = append(errs, fieldErr(field, format, args...))
 	}
 	const host = "with network_mode: host"
 	if len(s.Ports) > 0 {
@@ -313,7 +313,7 @@ func ParseMemorySwap(field, v string) (int64, error) {
 func ParseMemory(field, v string) (int64, error) {
 	n, err := units.RAMInBytes(v)
 	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%s: %q is not a size (examples: 64m, 1g)", field, v)
+		return 0, fieldErr(field, "%q is not a size (examples: 64m, 1g)", v)
 	}
 	return n, nil
 }
@@ -325,7 +325,7 @@ func ParsePort(v string) (Port, error) {
 	rest, proto, hasProto := strings.Cut(v, "/")
 	if hasProto {
 		if proto != "tcp" && proto != "udp" {
-			return p, fmt.Errorf("ports: %q: protocol must be tcp or udp", v)
+			return p, fieldErr("ports", "%q: protocol must be tcp or udp", v)
 		}
 		p.Protocol = proto
 	}
@@ -335,12 +335,12 @@ func ParsePort(v string) (Port, error) {
 	}
 	c, err := portNumber(ctr)
 	if err != nil {
-		return p, fmt.Errorf("ports: %q: %w", v, err)
+		return p, fieldErr("ports", "%q: %w", v, err)
 	}
 	p.Container = c
 	if hasHost {
 		if p.Host, err = portNumber(host); err != nil {
-			return p, fmt.Errorf("ports: %q: %w", v, err)
+			return p, fieldErr("ports", "%q: %w", v, err)
 		}
 	}
 	return p, nil
@@ -363,11 +363,11 @@ func ParseVolume(v string) (Volume, error) {
 	case len(parts) == 3 && (parts[2] == "ro" || parts[2] == "rw"):
 		vol.ReadOnly = parts[2] == "ro"
 	default:
-		return vol, fmt.Errorf("volumes: %q: use SOURCE:/path[:ro]", v)
+		return vol, fieldErr("volumes", "%q: use SOURCE:/path[:ro]", v)
 	}
 	vol.Source, vol.Target = parts[0], parts[1]
 	if err := vol.validate(); err != nil {
-		return vol, fmt.Errorf("volumes: %w", err)
+		return vol, &FieldError{Field: "volumes", Err: err}
 	}
 	return vol, nil
 }

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -155,4 +156,28 @@ func TestUnconfined(t *testing.T) {
 	assert.Check(t, is.ErrorContains(s.Validate(), `security_opt: "apparmor=docker-default": only no-new-privileges, apparmor=unconfined, label=disable, seccomp=unconfined are taken: a seccomp or AppArmor profile`))
 	s.Unconfined = []string{"seccomp:unconfined"}
 	assert.Check(t, is.ErrorContains(s.Validate(), "security_opt: \"seccomp:unconfined\""), "stored in docker's form only")
+}
+
+// Every fault Validate finds is a FieldError: callers name the field their
+// way from Field, and its text is "field: message".
+func TestValidateFieldErrors(t *testing.T) {
+	s := Service{Name: "web", Image: "", Replicas: 2, Memory: 1024, Aliases: []string{"db"},
+		Constraints: []string{"node.labels.disk=ssd"}, UpdateConfig: &UpdateConfig{Order: "x"},
+		DependsOn: map[string]string{"web": DependsStarted}}
+	errs := Errors(s.Validate())
+	var fields []string
+	for _, err := range errs {
+		var fe *FieldError
+		assert.Assert(t, errors.As(err, &fe), "%v", err)
+		assert.Check(t, is.Equal(err.Error(), fe.Field+": "+fe.Err.Error()))
+		fields = append(fields, fe.Field)
+	}
+	assert.Check(t, is.DeepEqual(fields, []string{"image", "memory", ConstraintsField, "depends_on", "aliases", "update_config.order"}))
+	assert.Check(t, is.Len(Errors(nil), 0))
+
+	_, err := ParsePort("80:x")
+	var fe *FieldError
+	assert.Assert(t, errors.As(err, &fe))
+	assert.Check(t, is.Equal(fe.Field, "ports"))
+	assert.Check(t, is.Equal(fe.Err.Error(), `"80:x": "x" is not a port number`))
 }

@@ -1,7 +1,5 @@
 package spec
 
-import "fmt"
-
 // Orders and failure actions of an update (docker service update's
 // --update-order and --update-failure-action).
 const (
@@ -28,22 +26,22 @@ func (u *UpdateConfig) validate() []error {
 	}
 	var errs []error
 	if u.Parallelism < 0 {
-		errs = append(errs, fmt.Errorf("update_config.parallelism: %d: at least 1, or 0 for the default (1)", u.Parallelism))
+		errs = append(errs, fieldErr("update_config.parallelism", "%d: at least 1, or 0 for the default (1)", u.Parallelism))
 	}
 	if u.Delay < 0 || u.Monitor < 0 {
-		errs = append(errs, fmt.Errorf("update_config: delay and monitor are not negative"))
+		errs = append(errs, fieldErr("update_config", "delay and monitor are not negative"))
 	}
 	switch u.Order {
 	case "", OrderStopFirst, OrderStartFirst:
 	default:
-		errs = append(errs, fmt.Errorf("update_config.order: %q: use %s or %s", u.Order, OrderStopFirst, OrderStartFirst))
+		errs = append(errs, fieldErr("update_config.order", "%q: use %s or %s", u.Order, OrderStopFirst, OrderStartFirst))
 	}
 	switch u.FailureAction {
 	case "", ActionRollback, ActionPause:
 	case "continue":
-		errs = append(errs, fmt.Errorf("update_config.failure_action: continue: not supported by docker fleet: it would leave replicas on two definitions with one not running; use %s or %s", ActionRollback, ActionPause))
+		errs = append(errs, fieldErr("update_config.failure_action", "continue: not supported by docker fleet: it would leave replicas on two definitions with one not running; use %s or %s", ActionRollback, ActionPause))
 	default:
-		errs = append(errs, fmt.Errorf("update_config.failure_action: %q: use %s or %s", u.FailureAction, ActionRollback, ActionPause))
+		errs = append(errs, fieldErr("update_config.failure_action", "%q: use %s or %s", u.FailureAction, ActionRollback, ActionPause))
 	}
 	return errs
 }

@@ -97,7 +97,8 @@ func LoadServiceState(ctx context.Context, c client.APIClient, name string) (Ser
 // StartUpdate stores next as the service's definition, prev as its
 // previous (nil: none), and u as its update record, in one versioned change:
 // refused (ErrUpdateRunning) if another update began meanwhile and has
-// not ended, unless it is the one being resumed (same To).
+// not ended, unless it is the one being resumed (same To) or paused (a new
+// update supersedes it).
 func StartUpdate(ctx context.Context, c client.APIClient, prev *spec.Service, next spec.Service, u Update) error {
 	var prevData []byte
 	if prev != nil {
@@ -117,7 +118,7 @@ func StartUpdate(ctx context.Context, c client.APIClient, prev *spec.Service, ne
 	return updateLabelsIf(ctx, c, serviceConfig(next.Name), func(l map[string]string) error {
 		if v := l[labels.Update]; v != "" {
 			var cur Update
-			if json.Unmarshal([]byte(v), &cur) == nil && cur.Running() && cur.To != u.To && cur.To != u.From {
+			if json.Unmarshal([]byte(v), &cur) == nil && cur.Running() && cur.State != UpdatePaused && cur.To != u.To && cur.To != u.From {
 				return fmt.Errorf("service %s: %w (%s to revision %d)", next.Name, ErrUpdateRunning, cur.State, cur.To)
 			}
 		}

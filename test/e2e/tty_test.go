@@ -87,3 +87,41 @@ func TestMigrateProgress(t *testing.T) {
 	assert.Check(t, is.Equal(r.Stderr, ""))
 	assert.Check(t, strings.HasPrefix(r.Stdout, "migrated tty.1 from h2 to h3: downtime "), r.Stdout)
 }
+
+// TestCompletionListsContainers: in bash with docker's completion script
+// (a tmux pane), TAB after "docker fleet migrate" lists the fleet's
+// containers, as the plugin answers docker's __complete.
+func TestCompletionListsContainers(t *testing.T) {
+	_, err := exec.LookPath("tmux")
+	assert.NilError(t, err, "tmux is missing (test/sim/install-deps.sh installs it)")
+	const bashCompletion, dockerCompletion = "/usr/share/bash-completion/bash_completion", "/usr/share/bash-completion/completions/docker"
+	for _, f := range []string{bashCompletion, dockerCompletion} {
+		_, err := os.Stat(f)
+		assert.NilError(t, err, "test/sim/install-deps.sh installs bash-completion; docker.io brings docker's script")
+	}
+	initFleet(t)
+	removeServices(t, "cmpl")
+	mustFleet(t, "create", "--name", "cmpl", "--image", workload, "--replicas", "2", "--memory", "32m")
+
+	sock := "fleet-e2e-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	tmux := func(args ...string) result {
+		t.Helper()
+		return run(t, "tmux", append([]string{"-L", sock}, args...)...)
+	}
+	t.Cleanup(func() { tmux("kill-server") })
+	r := tmux("new-session", "-d", "-s", "cmpl", "-x", "160", "-y", "30", "env", "DOCKER_CONTEXT="+manager, "bash", "--norc", "--noprofile")
+	assert.Assert(t, r.Code == 0, "tmux new-session\n%s", r)
+	tmux("send-keys", "-t", "cmpl", ". "+bashCompletion+"; . "+dockerCompletion+"; clear", "Enter")
+	time.Sleep(time.Second)
+	tmux("send-keys", "-t", "cmpl", "docker fleet migrate cmpl", "Tab", "Tab")
+	var screen string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+		screen = tmux("capture-pane", "-p", "-t", "cmpl").Stdout
+		if strings.Contains(screen, "cmpl.1") && strings.Contains(screen, "cmpl.2") {
+			break
+		}
+	}
+	t.Logf("the terminal:\n%s", screen)
+	assert.Check(t, is.Contains(screen, "cmpl.1"))
+	assert.Check(t, is.Contains(screen, "cmpl.2"))
+}

@@ -227,7 +227,7 @@ func TestResizeInPlace(t *testing.T) {
 	// Below what it uses: refused with the figures, nothing changes.
 	r := fleetCmd(t, "resize", "rsz.1", "--memory", "7m")
 	assert.Check(t, is.Equal(r.Code, 1), r.String())
-	assert.Check(t, is.Contains(r.Stderr, "--memory 7MiB is below what rsz.1 uses now ("))
+	assert.Check(t, is.Contains(r.Stderr, "memory 7MiB is below what rsz.1 uses now ("))
 	assert.Check(t, is.Equal(ofService(engineContainers(t), "rsz")[0].HostConfig.Memory, int64(96<<20)))
 }
 

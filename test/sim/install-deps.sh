@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the simulator needs when it is missing: a Docker engine,
-# iproute2/iptables/util-linux, sshd (for the ssh context test), tmux (for
-# the terminal progress test), and a CRIU that works on this kernel (>= 4.2,
+# iproute2/iptables/util-linux, sshd (for the ssh context test), tmux and bash-completion (for
+# the terminal tests: progress and completion), and a CRIU that works on this kernel (>= 4.2,
 # built from Debian's sid source package: bookworm's 3.17 fails on the vDSO,
 # 4.1 on any TCP socket; patched, see packaging/criu). Safe to run again;
 # does nothing and says nothing when all is there.
@@ -36,6 +36,9 @@ command -v curl >/dev/null || need+=(curl ca-certificates)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 # tmux, for the end-to-end test of the progress on a terminal (tty_test.go).
 command -v tmux >/dev/null || need+=(tmux)
+# bash-completion, for the end-to-end test of the shell completion
+# (tty_test.go), which loads docker's completion script into bash.
+[ -e /usr/share/bash-completion/bash_completion ] || need+=(bash-completion)
 if [ ${#need[@]} -gt 0 ]; then
 	log "installing ${need[*]}"
 	apt_install "${need[@]}"

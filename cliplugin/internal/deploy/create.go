@@ -117,7 +117,7 @@ func (d *Deployer) prepare(ctx context.Context, svcs []spec.Service, intoProject
 	if err := checkNew(svcs, stored, intoProject); err != nil {
 		return nil, err
 	}
-	inv, err := d.Fleet.Inventory(ctx)
+	inv, err := d.inventory(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +271,7 @@ func (d *Deployer) createOne(ctx context.Context, j job) (api.FleetContainer, er
 		}
 		// Another command took the node's cores or memory first: look at
 		// the fleet again and place the replica anew.
-		inv, ierr := d.Fleet.Inventory(ctx)
+		inv, ierr := d.inventory(ctx)
 		if ierr != nil {
 			return c, err
 		}
@@ -290,7 +290,7 @@ const raceRetries = 5
 // undo removes what a failed create made: its containers and definitions.
 func (d *Deployer) undo(ctx context.Context, svcs []spec.Service, made []api.FleetContainer) {
 	ctx = context.WithoutCancel(ctx)
-	inv, err := d.Fleet.Inventory(ctx)
+	inv, err := d.inventory(ctx)
 	if err == nil {
 		for _, c := range made {
 			if n := inv.ByName(c.Node); n != nil && n.Agent != nil {

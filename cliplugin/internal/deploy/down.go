@@ -108,7 +108,7 @@ const leftWhy = "the agents cannot remove volumes yet: remove it there with dock
 // anonymous, under the name the engine gave it there); elsewhere, the
 // named volumes of the definitions, which are left (Why says so).
 func (d *Deployer) usedVolumes(ctx context.Context, svcs []spec.Service) ([]VolumeResult, error) {
-	inv, err := d.Fleet.Inventory(ctx)
+	inv, err := d.inventory(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@
 package deploy
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -15,6 +16,16 @@ import (
 type Deployer struct {
 	Fleet    *fleet.Fleet
 	Progress io.Writer
+	// Inventory reads the fleet's nodes and ledgers (nil: Fleet.Inventory,
+	// through the nodes' agents); tests give fake agents (fleettest).
+	Inventory func(context.Context) (fleet.Inventory, error)
+}
+
+func (d *Deployer) inventory(ctx context.Context) (fleet.Inventory, error) {
+	if d.Inventory != nil {
+		return d.Inventory(ctx)
+	}
+	return d.Fleet.Inventory(ctx)
 }
 
 // schedulerNodes is the inventory as the scheduler sees it, with the

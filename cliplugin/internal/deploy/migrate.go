@@ -116,7 +116,7 @@ func (e *Detached) Error() string {
 // Follow follows a migration from its source agent, wherever that is, to
 // its end, and records it.
 func (d *Deployer) Follow(ctx context.Context, id string, onEvent func(api.MigrateEvent)) (*api.MigrateResult, error) {
-	inv, err := d.Fleet.Inventory(ctx)
+	inv, err := d.inventory(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -142,14 +142,14 @@ func (d *Deployer) Follow(ctx context.Context, id string, onEvent func(api.Migra
 
 // record adds a finished migration to its container's history.
 func (d *Deployer) record(ctx context.Context, res api.MigrateResult) {
-	if err := fleet.RecordMigration(context.WithoutCancel(ctx), d.Fleet.Manager, res); err != nil {
+	if err := d.Fleet.RecordMigration(context.WithoutCancel(ctx), res); err != nil {
 		d.say("warning: %s moved, but its migration was not recorded: %v", res.Container, err)
 	}
 }
 
 // locate finds a fleet container and its node in the fleet as it is now.
 func (d *Deployer) locate(ctx context.Context, name string) (fleet.Inventory, api.FleetContainer, *fleet.NodeState, error) {
-	inv, err := d.Fleet.Inventory(ctx)
+	inv, err := d.inventory(ctx)
 	if err != nil {
 		return nil, api.FleetContainer{}, nil, err
 	}
@@ -221,7 +221,7 @@ type LeaveResult struct {
 // Leave drains a node by live migration, then takes it out of the swarm and
 // removes its agent. If a migration fails, the node stays (unless force).
 func (d *Deployer) Leave(ctx context.Context, name string, force bool, onEvent func(string, api.MigrateEvent)) (*LeaveResult, error) {
-	inv, err := d.Fleet.Inventory(ctx)
+	inv, err := d.inventory(ctx)
 	if err != nil {
 		return nil, err
 	}

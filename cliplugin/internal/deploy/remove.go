@@ -15,7 +15,7 @@ import (
 // Remove removes services (their containers and stored definitions) and
 // single containers. Every name is looked up before anything is removed.
 func (d *Deployer) Remove(ctx context.Context, names []string) ([]string, error) {
-	inv, err := d.Fleet.Inventory(ctx)
+	inv, err := d.inventory(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +87,7 @@ func (d *Deployer) removeContainer(ctx context.Context, inv fleet.Inventory, n *
 	if err := swarmstore.ReleaseReplica(ctx, d.Fleet.Manager, name); err != nil {
 		return err
 	}
-	return fleet.ForgetHistory(ctx, d.Fleet.Manager, name)
+	return d.Fleet.ForgetHistory(ctx, name)
 }
 
 // dropKeptLogs has every other node that answers drop what it kept of the

@@ -14,7 +14,7 @@ import (
 // of a service (and its stored definition, so that new replicas match), in
 // place. If one replica is refused, those already changed are changed back.
 func (d *Deployer) Resize(ctx context.Context, target string, req api.ResizeRequest) ([]api.FleetContainer, error) {
-	inv, err := d.Fleet.Inventory(ctx)
+	inv, err := d.inventory(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -55,7 +55,7 @@ func (d *Deployer) scaleOne(ctx context.Context, t ScaleTarget) (ScaleResult, er
 	if err != nil {
 		return ScaleResult{}, err
 	}
-	inv, err := d.Fleet.Inventory(ctx)
+	inv, err := d.inventory(ctx)
 	if err != nil {
 		return ScaleResult{}, err
 	}

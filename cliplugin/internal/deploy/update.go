@@ -124,7 +124,9 @@ func (d *Deployer) Update(ctx context.Context, name string, change func(*spec.Se
 	if err != nil {
 		return UpdateResult{}, err
 	}
-	if st.Update.Running() {
+	// A paused update waits for its operator: a change starts a new update
+	// from the stored definition, which replaces every replica.
+	if st.Update.Running() && (change == nil || st.Update.State != swarmstore.UpdatePaused) {
 		if change != nil {
 			return UpdateResult{}, errdefs.ErrConflict.WithMessage(fmt.Sprintf("service %s: %s (%s); run docker fleet update %s to finish it first, or docker fleet update --rollback %s to undo it",
 				name, swarmstore.ErrUpdateRunning, describeUpdate(st.Update), name, name))
@@ -263,9 +265,12 @@ func (d *Deployer) drive(ctx context.Context, cur, next spec.Service, u swarmsto
 		res.State = u.State
 		return res, swarmstore.SetUpdate(context.WithoutCancel(ctx), d.Fleet.Manager, next.Name, u)
 	}
+	// Read before it is dropped: an interrupted update pauses, and is
+	// not rolled back past the operator's ^C.
+	interrupted := ctx.Err() != nil
 	ctx = context.WithoutCancel(ctx)
 	u.Reason = err.Error()
-	if ctx.Err() != nil || o.FailureAction == ActionPause || u.State == swarmstore.UpdateRollingBack {
+	if interrupted || o.FailureAction == ActionPause || u.State == swarmstore.UpdateRollingBack {
 		u.State = swarmstore.UpdatePaused
 		res.State, res.Reason = u.State, u.Reason
 		_ = swarmstore.SetUpdate(ctx, d.Fleet.Manager, next.Name, u)
@@ -395,7 +400,7 @@ func (d *Deployer) slots(ctx context.Context, inv fleet.Inventory, name string) 
 // roll replaces every replica of s not on its revision, o.Parallelism at
 // a time, waiting o.Delay between batches.
 func (d *Deployer) roll(ctx context.Context, s spec.Service, o UpdateOptions) ([]api.FleetContainer, error) {
-	inv, err := d.Fleet.Inventory(ctx)
+	inv, err := d.inventory(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -409,7 +414,7 @@ func (d *Deployer) roll(ctx context.Context, s spec.Service, o UpdateOptions) ([
 	if err := d.settleSuccessors(ctx, inv, s); err != nil {
 		return nil, err
 	}
-	if inv, err = d.Fleet.Inventory(ctx); err != nil {
+	if inv, err = d.inventory(ctx); err != nil {
 		return nil, err
 	}
 	all, err := d.slots(ctx, inv, s.Name)
@@ -630,7 +635,7 @@ func (d *Deployer) comesUp(ctx context.Context, c api.FleetContainer, wantHealth
 }
 
 func (d *Deployer) nodeOf(ctx context.Context, name string) *fleet.NodeState {
-	inv, err := d.Fleet.Inventory(ctx)
+	inv, err := d.inventory(ctx)
 	if err != nil {
 		return nil
 	}

@@ -127,7 +127,7 @@ func (d *Deployer) waitFor(ctx context.Context, needs []need, made []api.FleetCo
 	}
 	deadline := time.Now().Add(timeout)
 	for {
-		inv, err := d.Fleet.Inventory(ctx)
+		inv, err := d.inventory(ctx)
 		if err != nil {
 			return err
 		}

@@ -89,7 +89,7 @@ func Fleet(ctx context.Context, f *fleet.Fleet) (*FleetView, error) {
 	if err != nil {
 		return nil, err
 	}
-	migrations, err := fleet.AllMigrations(ctx, f.Manager)
+	migrations, err := f.AllMigrations(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +230,7 @@ func Container(ctx context.Context, f *fleet.Fleet, name string) (ContainerView,
 	if err != nil {
 		return ContainerView{}, true, err
 	}
-	history, err := fleet.History(ctx, f.Manager, name)
+	history, err := f.History(ctx, name)
 	if err != nil {
 		return ContainerView{}, true, err
 	}

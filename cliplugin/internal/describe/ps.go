@@ -142,7 +142,7 @@ func PS(ctx context.Context, f *fleet.Fleet, opts PSOptions) (*PSView, error) {
 	defer cancelAll()
 	wg.Go(func() { inv, ierr = f.Inventory(agentCtx) })
 	wg.Go(func() { svcs, serr = swarmstore.ListServices(ctx, f.Manager) })
-	wg.Go(func() { hist, herr = fleet.Histories(ctx, f.Manager) })
+	wg.Go(func() { hist, herr = f.Histories(ctx) })
 	wg.Wait()
 	if err := firstErr(ierr, serr, herr); err != nil {
 		return nil, err

@@ -45,9 +45,9 @@ type Options struct {
 	Since, Until string
 }
 
-// Watch streams the fleet's events to emit.
-func Watch(ctx context.Context, c client.APIClient, opts Options, emit func(Event) error) error {
-	res := c.Events(ctx, client.EventsListOptions{Since: opts.Since, Until: opts.Until,
+// Watch streams the fleet's events to emit, from its manager's.
+func Watch(ctx context.Context, f *fleet.Fleet, opts Options, emit func(Event) error) error {
+	res := f.Manager.Events(ctx, client.EventsListOptions{Since: opts.Since, Until: opts.Until,
 		Filters: make(client.Filters).Add("type", string(events.ConfigEventType))})
 	for {
 		select {
@@ -59,7 +59,7 @@ func Watch(ctx context.Context, c client.APIClient, opts Options, emit func(Even
 			}
 			return err
 		case m := <-res.Messages:
-			ev, ok := translate(ctx, c, m)
+			ev, ok := translate(ctx, f, m)
 			if !ok {
 				continue
 			}
@@ -71,7 +71,7 @@ func Watch(ctx context.Context, c client.APIClient, opts Options, emit func(Even
 }
 
 // translate makes a fleet event of a config's event, when it is one.
-func translate(ctx context.Context, c client.APIClient, m events.Message) (Event, bool) {
+func translate(ctx context.Context, f *fleet.Fleet, m events.Message) (Event, bool) {
 	name := m.Actor.Attributes["name"]
 	ev := Event{Time: time.Unix(0, m.TimeNano).UTC()}
 	switch {
@@ -80,7 +80,7 @@ func translate(ctx context.Context, c client.APIClient, m events.Message) (Event
 		switch m.Action {
 		case events.ActionCreate:
 			ev.Action = "down"
-			if d, err := swarmstore.LoadDown(ctx, c, ev.Node); err == nil {
+			if d, err := swarmstore.LoadDown(ctx, f.Manager, ev.Node); err == nil {
 				ev.Containers = len(d.Containers)
 			}
 		case events.ActionRemove:
@@ -91,13 +91,13 @@ func translate(ctx context.Context, c client.APIClient, m events.Message) (Event
 	case strings.HasPrefix(name, labels.RelocationConfigPrefix) && m.Action == events.ActionUpdate:
 		// The record as it is now, maybe later than this update: the
 		// update that fenced it is no relocation.
-		r, err := swarmstore.LoadRelocation(ctx, c, strings.TrimPrefix(name, labels.RelocationConfigPrefix))
+		r, err := swarmstore.LoadRelocation(ctx, f.Manager, strings.TrimPrefix(name, labels.RelocationConfigPrefix))
 		if err != nil || !r.Done || !r.FencedAt.IsZero() && ev.Time.After(r.FencedAt) {
 			return ev, false
 		}
 		ev.Type, ev.Action, ev.Container, ev.From, ev.To = "relocation", r.Kind, r.Replica, r.From, r.To
 	case strings.HasPrefix(name, labels.HistoryConfigPrefix) && (m.Action == events.ActionCreate || m.Action == events.ActionUpdate):
-		past, err := fleet.History(ctx, c, strings.TrimPrefix(name, labels.HistoryConfigPrefix))
+		past, err := f.History(ctx, strings.TrimPrefix(name, labels.HistoryConfigPrefix))
 		if err != nil || len(past) == 0 {
 			return ev, false
 		}

@@ -42,7 +42,9 @@ func Open(ctx context.Context, manager client.APIClient) (*Fleet, error) {
 	return &Fleet{Manager: manager, CA: ca, Created: created}, nil
 }
 
-// Agent returns a client for the node's agent.
+// Agent returns a new client for the node's agent, with connections of
+// its own: the concrete client, for callers that need more than the Agent
+// calls (init waits on it, logs reads each stream on one).
 func (f *Fleet) Agent(n swarmstore.Node) (*agentclient.Client, error) {
 	if n.AgentPort == 0 {
 		return nil, fmt.Errorf("node %s has no fleet agent: run `docker fleet init` again", n.Hostname)

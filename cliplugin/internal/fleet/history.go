@@ -23,8 +23,8 @@ import (
 func historyConfig(name string) string { return labels.HistoryConfigPrefix + name }
 
 // History returns a container's migrations, oldest first.
-func History(ctx context.Context, c client.APIClient, container string) ([]api.Migration, error) {
-	res, err := c.ConfigInspect(ctx, historyConfig(container), client.ConfigInspectOptions{})
+func (f *Fleet) History(ctx context.Context, container string) ([]api.Migration, error) {
+	res, err := f.Manager.ConfigInspect(ctx, historyConfig(container), client.ConfigInspectOptions{})
 	if errdefs.IsNotFound(err) {
 		return []api.Migration{}, nil
 	}
@@ -39,9 +39,9 @@ func History(ctx context.Context, c client.APIClient, container string) ([]api.M
 const maxHistory = 100
 
 // RecordMigration appends a migration to its container's history.
-func RecordMigration(ctx context.Context, c client.APIClient, m api.Migration) error {
+func (f *Fleet) RecordMigration(ctx context.Context, m api.Migration) error {
 	for attempt := 0; attempt < 3; attempt++ {
-		past, err := History(ctx, c, m.Container)
+		past, err := f.History(ctx, m.Container)
 		if err != nil {
 			return err
 		}
@@ -49,7 +49,7 @@ func RecordMigration(ctx context.Context, c client.APIClient, m api.Migration) e
 			// Appended to the version the update replaces, read anew at
 			// each of its attempts.
 			var ferr error
-			err := swarmstore.UpdateLabels(ctx, c, historyConfig(m.Container), func(l map[string]string) {
+			err := swarmstore.UpdateLabels(ctx, f.Manager, historyConfig(m.Container), func(l map[string]string) {
 				var now []api.Migration
 				if v, ok := l[labels.Content]; ok {
 					ferr = json.Unmarshal([]byte(v), &now)
@@ -69,7 +69,7 @@ func RecordMigration(ctx context.Context, c client.APIClient, m api.Migration) e
 		if err != nil {
 			return err
 		}
-		_, err = c.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: swarm.ConfigSpec{
+		_, err = f.Manager.ConfigCreate(ctx, client.ConfigCreateOptions{Spec: swarm.ConfigSpec{
 			Annotations: swarm.Annotations{Name: historyConfig(m.Container), Labels: map[string]string{labels.History: m.Container}},
 			Data:        data,
 		}})
@@ -92,8 +92,8 @@ func appendMigration(past []api.Migration, m api.Migration) ([]byte, error) {
 }
 
 // AllMigrations returns every recorded migration, oldest first.
-func AllMigrations(ctx context.Context, c client.APIClient) ([]api.Migration, error) {
-	byContainer, err := Histories(ctx, c)
+func (f *Fleet) AllMigrations(ctx context.Context) ([]api.Migration, error) {
+	byContainer, err := f.Histories(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -110,8 +110,8 @@ func AllMigrations(ctx context.Context, c client.APIClient) ([]api.Migration, er
 // has moved more than once is whole in its labels, which the listing
 // carries; only one whose data the listing left out (some engines do) is
 // inspected.
-func Histories(ctx context.Context, c client.APIClient) (map[string][]api.Migration, error) {
-	res, err := c.ConfigList(ctx, client.ConfigListOptions{Filters: make(client.Filters).Add("label", labels.History)})
+func (f *Fleet) Histories(ctx context.Context) (map[string][]api.Migration, error) {
+	res, err := f.Manager.ConfigList(ctx, client.ConfigListOptions{Filters: make(client.Filters).Add("label", labels.History)})
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +120,7 @@ func Histories(ctx context.Context, c client.APIClient) (map[string][]api.Migrat
 		name := cfg.Spec.Labels[labels.History]
 		content := swarmstore.Content(cfg)
 		if len(content) == 0 {
-			full, err := c.ConfigInspect(ctx, cfg.ID, client.ConfigInspectOptions{})
+			full, err := f.Manager.ConfigInspect(ctx, cfg.ID, client.ConfigInspectOptions{})
 			if errdefs.IsNotFound(err) {
 				continue // forgotten since the listing
 			}
@@ -139,8 +139,8 @@ func Histories(ctx context.Context, c client.APIClient) (map[string][]api.Migrat
 }
 
 // ForgetHistory removes a container's history, when the container goes.
-func ForgetHistory(ctx context.Context, c client.APIClient, container string) error {
-	_, err := c.ConfigRemove(ctx, historyConfig(container), client.ConfigRemoveOptions{})
+func (f *Fleet) ForgetHistory(ctx context.Context, container string) error {
+	_, err := f.Manager.ConfigRemove(ctx, historyConfig(container), client.ConfigRemoveOptions{})
 	if err != nil && !errdefs.IsNotFound(err) {
 		return err
 	}

@@ -69,13 +69,14 @@ func TestHistoriesReadsTheListing(t *testing.T) {
 		historyOf(t, "b", "db.1", []api.Migration{once}, nil),
 	}}
 
-	got, err := Histories(context.Background(), s)
+	f := &Fleet{Manager: s}
+	got, err := f.Histories(context.Background())
 	assert.NilError(t, err)
 	assert.Check(t, is.DeepEqual(got, map[string][]api.Migration{"web.1": {first, second}, "db.1": {once}}))
 	// Only db.1, whose one migration is in the data the listing left out.
 	assert.Check(t, is.Equal(s.inspects, 1))
 
-	all, err := AllMigrations(context.Background(), s)
+	all, err := f.AllMigrations(context.Background())
 	assert.NilError(t, err)
 	assert.Check(t, is.DeepEqual(all, []api.Migration{first, once, second}))
 }

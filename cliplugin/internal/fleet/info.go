@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync"
 
-	"github.com/docker-fleet/fleet/shared/agentclient"
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
@@ -23,13 +22,19 @@ func (f *Fleet) Infos(ctx context.Context) ([]NodeInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return infos(ctx, nodes, func(i int) (*agentclient.Client, error) { return f.Agent(nodes[i]) }), nil
+	return infos(ctx, nodes, func(i int) (Agent, error) {
+		c, err := f.Agent(nodes[i])
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}), nil
 }
 
 // Infos asks the inventory's agents for their Info, all at once; a node
 // whose agent did not answer for its ledger keeps that error.
 func (inv Inventory) Infos(ctx context.Context) []NodeInfo {
-	return infos(ctx, inv.Nodes(), func(i int) (*agentclient.Client, error) {
+	return infos(ctx, inv.Nodes(), func(i int) (Agent, error) {
 		if inv[i].Err != nil {
 			return nil, inv[i].Err
 		}
@@ -37,7 +42,7 @@ func (inv Inventory) Infos(ctx context.Context) []NodeInfo {
 	})
 }
 
-func infos(ctx context.Context, nodes []swarmstore.Node, agent func(int) (*agentclient.Client, error)) []NodeInfo {
+func infos(ctx context.Context, nodes []swarmstore.Node, agent func(int) (Agent, error)) []NodeInfo {
 	out := make([]NodeInfo, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {

@@ -7,7 +7,6 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/docker-fleet/fleet/shared/agentclient"
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
@@ -15,7 +14,8 @@ import (
 // NodeState is a node with its agent and what its ledger said.
 type NodeState struct {
 	swarmstore.Node
-	Agent  *agentclient.Client
+	// Agent is nil when no client could be made for it (Err says why).
+	Agent  Agent
 	Ledger api.Ledger
 	// Err says why the agent could not be asked.
 	Err error
@@ -31,19 +31,31 @@ func (f *Fleet) Inventory(ctx context.Context) (Inventory, error) {
 	if err != nil {
 		return nil, err
 	}
+	return NewInventory(ctx, nodes, func(n swarmstore.Node) (Agent, error) {
+		c, err := f.Agent(n)
+		if err != nil {
+			return nil, err // not a nil *Client in a non-nil Agent
+		}
+		return c, nil
+	}), nil
+}
+
+// NewInventory reads the ledgers of nodes, all at once, from the agents
+// agent gives them: the fleet's clients, or fakes in tests.
+func NewInventory(ctx context.Context, nodes []swarmstore.Node, agent func(swarmstore.Node) (Agent, error)) Inventory {
 	inv := make(Inventory, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {
 		inv[i] = &NodeState{Node: n}
 		wg.Go(func() {
 			nd := inv[i]
-			if nd.Agent, nd.Err = f.Agent(n); nd.Err == nil {
+			if nd.Agent, nd.Err = agent(n); nd.Err == nil {
 				nd.Ledger, nd.Err = nd.Agent.Ledger(ctx)
 			}
 		})
 	}
 	wg.Wait()
-	return inv, nil
+	return inv
 }
 
 // Nodes are the inventory's swarm nodes.

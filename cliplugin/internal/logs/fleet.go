@@ -31,10 +31,10 @@ func (s *Fleet) Locate(ctx context.Context, name string) ([]Copy, error, error) 
 		return nil, nil, err
 	}
 	for _, n := range inv {
-		if n.Agent != nil {
+		if c, ok := n.Agent.(fleet.IdleCloser); ok {
 			// Only the nodes are kept: logs are read on clients of their
 			// own (Live).
-			n.Agent.CloseIdleConnections()
+			c.CloseIdleConnections()
 		}
 	}
 	s.mu.Lock()

@@ -249,27 +249,29 @@ var composeKey = map[string]string{
 }
 
 // composeErrors names the Compose key path of each error of
-// Service.Validate ("services.web.healthcheck.interval: …").
+// Service.Validate ("services.web.healthcheck.interval: …"), from the
+// field of its spec.FieldError.
 func composeErrors(c types.ServiceConfig, err error) error {
 	at := "services." + c.Name
-	var lines []string
-	for _, l := range strings.Split(err.Error(), "\n") {
-		field, rest, ok := strings.Cut(l, ":")
-		switch {
-		case !ok:
-			l = at + ": " + l
-		case field == "name":
-			l = at + ":" + rest
-		case field == "memory" && c.MemLimit == 0:
-			l = at + ".deploy.resources.limits.memory:" + rest
-		case composeKey[field] != "":
-			l = at + "." + composeKey[field] + ":" + rest
-		default:
-			l = at + "." + l
+	var out []error
+	for _, e := range spec.Errors(err) {
+		var fe *spec.FieldError
+		if !errors.As(e, &fe) {
+			out = append(out, &spec.FieldError{Field: at, Err: e})
+			continue
 		}
-		lines = append(lines, l)
+		key := at + "." + fe.Field
+		switch {
+		case fe.Field == "name":
+			key = at
+		case fe.Field == "memory" && c.MemLimit == 0:
+			key = at + ".deploy.resources.limits.memory"
+		case composeKey[fe.Field] != "":
+			key = at + "." + composeKey[fe.Field]
+		}
+		out = append(out, &spec.FieldError{Field: key, Err: fe.Err})
 	}
-	return errors.New(strings.Join(lines, "\n"))
+	return errors.Join(out...)
 }
 
 // checkService refuses keys of a service in the raw file that the fleet
