@@ -113,9 +113,12 @@ func TestCompletionListsContainers(t *testing.T) {
 	assert.Assert(t, r.Code == 0, "tmux new-session\n%s", r)
 	tmux("send-keys", "-t", "cmpl", ". "+bashCompletion+"; . "+dockerCompletion+"; clear", "Enter")
 	time.Sleep(time.Second)
-	tmux("send-keys", "-t", "cmpl", "docker fleet migrate cmpl", "Tab", "Tab")
+	// Two names share "cmpl.": a first TAB rings, a second lists them
+	// (each asks the plugin, which asks the agents: a moment each).
+	tmux("send-keys", "-t", "cmpl", "docker fleet migrate cmpl.", "Tab")
 	var screen string
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Second) {
+		tmux("send-keys", "-t", "cmpl", "Tab")
 		screen = tmux("capture-pane", "-p", "-t", "cmpl").Stdout
 		if strings.Contains(screen, "cmpl.1") && strings.Contains(screen, "cmpl.2") {
 			break
