@@ -34,13 +34,15 @@ build: bin/docker-fleet bin/workload
 install: build
 	install -D -m 0755 bin/docker-fleet $(PLUGIN_DIR)/docker-fleet
 
-## lint: gofmt and go vet
+## lint: gofmt, go vet and golangci-lint (.golangci.yml: the layering, a cap on
+## function complexity); golangci-lint is pinned in tools/go.mod and built by go tool
 lint:
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/...
 	$(GO) vet -tags servers ./test/...
 	$(GO) vet -tags e2e,faults ./test/... ./daemonplugin/...
+	$(GO) tool -modfile=tools/go.mod golangci-lint run ./...
 
 ## unit: unit tests
 unit:

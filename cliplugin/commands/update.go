@@ -160,6 +160,62 @@ func (opts updateOptions) change(cmd *cobra.Command) (func(*spec.Service) error,
 		}
 		steps = append(steps, func(s *spec.Service) error { s.Image = opts.image; return nil })
 	}
+	lists, err := opts.listSteps()
+	if err != nil {
+		return nil, err
+	}
+	steps = append(steps, lists...)
+	if fl.Changed("args") {
+		words, err := shellwords.Parse(opts.args)
+		if err != nil {
+			return nil, fmt.Errorf("--args: %w", err)
+		}
+		steps = append(steps, func(s *spec.Service) error { s.Command = words; return nil })
+	}
+	if fl.Changed("entrypoint") {
+		words, err := shellwords.Parse(opts.entrypoint)
+		if err != nil {
+			return nil, fmt.Errorf("--entrypoint: %w", err)
+		}
+		steps = append(steps, func(s *spec.Service) error { s.Entrypoint = words; return nil })
+	}
+	if fl.Changed("cpus") {
+		if opts.cpus < 0 {
+			return nil, fmt.Errorf("--cpus %d: a number of cores", opts.cpus)
+		}
+		steps = append(steps, func(s *spec.Service) error { s.Cores, s.Cpuset = opts.cpus, ""; return nil })
+	}
+	if fl.Changed("memory") {
+		m, err := spec.ParseMemory("--memory", opts.memory)
+		if err != nil {
+			return nil, err
+		}
+		steps = append(steps, func(s *spec.Service) error { s.Memory = m; return nil })
+	}
+	if opts.health.set(fl) {
+		steps = append(steps, func(s *spec.Service) error {
+			h, err := opts.health.apply(fl, s.Healthcheck)
+			s.Healthcheck = h
+			return err
+		})
+	}
+	if len(steps) == 0 {
+		return nil, nil
+	}
+	return func(s *spec.Service) error {
+		for _, step := range steps {
+			if err := step(s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil
+}
+
+// listSteps is change's phase for the flags that add to or remove from the
+// definition's lists: environment, published ports and mounts, in that order.
+func (opts updateOptions) listSteps() ([]func(*spec.Service) error, error) {
+	var steps []func(*spec.Service) error
 	for _, kv := range opts.envAdd {
 		k, _, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
@@ -223,51 +279,7 @@ func (opts updateOptions) change(cmd *cobra.Command) (func(*spec.Service) error,
 			return nil
 		})
 	}
-	if fl.Changed("args") {
-		words, err := shellwords.Parse(opts.args)
-		if err != nil {
-			return nil, fmt.Errorf("--args: %w", err)
-		}
-		steps = append(steps, func(s *spec.Service) error { s.Command = words; return nil })
-	}
-	if fl.Changed("entrypoint") {
-		words, err := shellwords.Parse(opts.entrypoint)
-		if err != nil {
-			return nil, fmt.Errorf("--entrypoint: %w", err)
-		}
-		steps = append(steps, func(s *spec.Service) error { s.Entrypoint = words; return nil })
-	}
-	if fl.Changed("cpus") {
-		if opts.cpus < 0 {
-			return nil, fmt.Errorf("--cpus %d: a number of cores", opts.cpus)
-		}
-		steps = append(steps, func(s *spec.Service) error { s.Cores, s.Cpuset = opts.cpus, ""; return nil })
-	}
-	if fl.Changed("memory") {
-		m, err := spec.ParseMemory("--memory", opts.memory)
-		if err != nil {
-			return nil, err
-		}
-		steps = append(steps, func(s *spec.Service) error { s.Memory = m; return nil })
-	}
-	if opts.health.set(fl) {
-		steps = append(steps, func(s *spec.Service) error {
-			h, err := opts.health.apply(fl, s.Healthcheck)
-			s.Healthcheck = h
-			return err
-		})
-	}
-	if len(steps) == 0 {
-		return nil, nil
-	}
-	return func(s *spec.Service) error {
-		for _, step := range steps {
-			if err := step(s); err != nil {
-				return err
-			}
-		}
-		return nil
-	}, nil
+	return steps, nil
 }
 
 func envKey(kv string) string {

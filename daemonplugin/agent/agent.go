@@ -67,7 +67,7 @@ type Agent struct {
 
 // New connects the agent to its engine and loads the node's identity.
 func New(cfg Config) (*Agent, error) {
-	engine, err := client.New(client.WithHost(cfg.EngineHost), client.WithAPIVersionNegotiation())
+	engine, err := client.New(client.WithHost(cfg.EngineHost))
 	if err != nil {
 		return nil, fmt.Errorf("engine client: %w", err)
 	}

@@ -165,7 +165,7 @@ func (j *Journal) Put(e Entry) error {
 		return fmt.Errorf("migration journal: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err == nil {
+	if _, err = tmp.Write(b); err == nil {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {

@@ -71,11 +71,11 @@ func withCRIULock(hostRoot string, extra []string, fn func() error) error {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
 		return err
 	}
-	defer unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	defer func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN) }()
 	if err := editCRIUConfig(hostRoot, append(slices.Clone(criuOptions), extra...), nil); err != nil {
 		return fmt.Errorf("CRIU configuration: %w", err)
 	}
-	defer editCRIUConfig(hostRoot, nil, func(l string) bool { return slices.Contains(extra, l) })
+	defer func() { _ = editCRIUConfig(hostRoot, nil, func(l string) bool { return slices.Contains(extra, l) }) }()
 	return fn()
 }
 

@@ -76,7 +76,7 @@ func (q *Queue) request(msg []byte) error {
 		return err
 	}
 	_ = q.f.SetReadDeadline(time.Now().Add(2 * time.Second))
-	defer q.f.SetReadDeadline(time.Time{})
+	defer func() { _ = q.f.SetReadDeadline(time.Time{}) }()
 	buf := make([]byte, 4096)
 	for {
 		n, err := q.f.Read(buf)

@@ -140,6 +140,17 @@ func (o *Options) validate() []error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fieldErr(field, format, args...))
 	}
+	o.validatePrivileges(bad)
+	o.validateNamesAndLimits(bad)
+	if o.Healthcheck != nil {
+		validateHealthcheck(o.Healthcheck, bad)
+	}
+	return errs
+}
+
+// validatePrivileges is validate's first phase: the restart policy,
+// capabilities, kernel parameters, limits and tmpfs mounts.
+func (o *Options) validatePrivileges(bad func(field, format string, args ...any)) {
 	if _, _, err := RestartPolicy(o.Restart); err != nil {
 		bad("restart", "%v", err)
 	}
@@ -167,6 +178,12 @@ func (o *Options) validate() []error {
 			bad("tmpfs", "%q: an absolute, clean path in the container", p)
 		}
 	}
+}
+
+// validateNamesAndLimits is validate's second phase: hosts, ports, the stop
+// signal and grace period, DNS servers, security options, the network mode
+// and the pids and shm limits.
+func (o *Options) validateNamesAndLimits(bad func(field, format string, args ...any)) {
 	for _, h := range o.ExtraHosts {
 		if name, ip, ok := strings.Cut(h, ":"); !ok || name == "" || ip == "" {
 			if name, ip, ok = strings.Cut(h, "="); !ok || name == "" || ip == "" {
@@ -205,31 +222,32 @@ func (o *Options) validate() []error {
 	if o.ShmSize < 0 {
 		bad("shm_size", "%d is negative", o.ShmSize)
 	}
-	if h := o.Healthcheck; h != nil {
-		if len(h.Test) > 0 {
-			switch h.Test[0] {
-			case "NONE":
-			case "CMD", "CMD-SHELL":
-				if len(h.Test) < 2 {
-					bad("healthcheck.test", "%s needs a command", h.Test[0])
-				}
-			default:
-				bad("healthcheck.test", "%q: start with CMD, CMD-SHELL or NONE", h.Test[0])
+}
+
+// validateHealthcheck is validate's last phase, for a healthcheck that is set.
+func validateHealthcheck(h *Healthcheck, bad func(field, format string, args ...any)) {
+	if len(h.Test) > 0 {
+		switch h.Test[0] {
+		case "NONE":
+		case "CMD", "CMD-SHELL":
+			if len(h.Test) < 2 {
+				bad("healthcheck.test", "%s needs a command", h.Test[0])
 			}
-		}
-		for _, f := range []struct {
-			key string
-			d   Duration
-		}{{"interval", h.Interval}, {"timeout", h.Timeout}, {"start_period", h.StartPeriod}, {"start_interval", h.StartInterval}} {
-			if f.d < 0 || (f.d > 0 && time.Duration(f.d) < time.Millisecond) {
-				bad("healthcheck."+f.key, "%s: at least 1ms, or 0 for the default", f.d)
-			}
-		}
-		if h.Retries < 0 {
-			bad("healthcheck.retries", "%d is negative", h.Retries)
+		default:
+			bad("healthcheck.test", "%q: start with CMD, CMD-SHELL or NONE", h.Test[0])
 		}
 	}
-	return errs
+	for _, f := range []struct {
+		key string
+		d   Duration
+	}{{"interval", h.Interval}, {"timeout", h.Timeout}, {"start_period", h.StartPeriod}, {"start_interval", h.StartInterval}} {
+		if f.d < 0 || (f.d > 0 && time.Duration(f.d) < time.Millisecond) {
+			bad("healthcheck."+f.key, "%s: at least 1ms, or 0 for the default", f.d)
+		}
+	}
+	if h.Retries < 0 {
+		bad("healthcheck.retries", "%d is negative", h.Retries)
+	}
 }
 
 // Keys names the options that are set, by their Compose keys, for messages

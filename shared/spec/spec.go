@@ -183,35 +183,7 @@ func (s *Service) Validate() error {
 	if strings.TrimSpace(s.Image) == "" {
 		bad("image", "missing")
 	}
-	if s.Replicas < 0 || s.Replicas > 1000 {
-		bad("replicas", "%d is out of range (0 to 1000)", s.Replicas)
-	}
-	if s.Cores < 0 || s.Cores > cpuset.MaxCPU {
-		bad("cpus", "%d is not a number of cores", s.Cores)
-	}
-	if s.Cpuset != "" {
-		if s.Cores != 0 {
-			bad("cpus", "give either a number of cores or a cpuset, not both")
-		}
-		if set, err := cpuset.Parse(s.Cpuset); err != nil {
-			bad("cpuset-cpus", "%v", err)
-		} else if len(set) == 0 {
-			bad("cpuset-cpus", "empty")
-		}
-	}
-	if s.Memory != 0 && s.Memory < MinMemory {
-		bad("memory", "%s is below the engine's minimum of 6MiB", units.BytesSize(float64(s.Memory)))
-	}
-	if s.MemorySwap != 0 && s.MemorySwap != -1 {
-		if s.Memory == 0 {
-			bad("memory-swap", "needs a memory limit")
-		} else if s.MemorySwap < s.Memory {
-			bad("memory-swap", "must be at least the memory limit (or -1 for unlimited)")
-		}
-	}
-	if d := time.Duration(s.CheckpointEvery); d != 0 && (d < MinCheckpointEvery || d > MaxCheckpointEvery) {
-		bad("checkpoint-every", "%s is out of range (%s to %s, or none)", d, MinCheckpointEvery, MaxCheckpointEvery)
-	}
+	s.validateResources(bad)
 	for _, c := range s.Constraints {
 		if _, err := ParseConstraint(c); err != nil {
 			bad(ConstraintsField, "%v", err)
@@ -250,6 +222,40 @@ func (s *Service) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateResources is Validate's phase for the service's size: replicas,
+// cores or cpuset, memory and swap, and the checkpoint period.
+func (s *Service) validateResources(bad func(field, format string, args ...any)) {
+	if s.Replicas < 0 || s.Replicas > 1000 {
+		bad("replicas", "%d is out of range (0 to 1000)", s.Replicas)
+	}
+	if s.Cores < 0 || s.Cores > cpuset.MaxCPU {
+		bad("cpus", "%d is not a number of cores", s.Cores)
+	}
+	if s.Cpuset != "" {
+		if s.Cores != 0 {
+			bad("cpus", "give either a number of cores or a cpuset, not both")
+		}
+		if set, err := cpuset.Parse(s.Cpuset); err != nil {
+			bad("cpuset-cpus", "%v", err)
+		} else if len(set) == 0 {
+			bad("cpuset-cpus", "empty")
+		}
+	}
+	if s.Memory != 0 && s.Memory < MinMemory {
+		bad("memory", "%s is below the engine's minimum of 6MiB", units.BytesSize(float64(s.Memory)))
+	}
+	if s.MemorySwap != 0 && s.MemorySwap != -1 {
+		if s.Memory == 0 {
+			bad("memory-swap", "needs a memory limit")
+		} else if s.MemorySwap < s.Memory {
+			bad("memory-swap", "must be at least the memory limit (or -1 for unlimited)")
+		}
+	}
+	if d := time.Duration(s.CheckpointEvery); d != 0 && (d < MinCheckpointEvery || d > MaxCheckpointEvery) {
+		bad("checkpoint-every", "%s is out of range (%s to %s, or none)", d, MinCheckpointEvery, MaxCheckpointEvery)
+	}
 }
 
 // validateHostNetwork refuses what a replica on its node's own network

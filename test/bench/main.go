@@ -110,7 +110,7 @@ func fleetRun(mb int) measure {
 	_, _ = dockerErr(client, "fleet", "rm", name)
 	mustDocker(client, "fleet", "create", "--name", name, "--image", image, "--node", src, "--cpus", "1",
 		"--memory", fmt.Sprintf("%dm", mb+256), "-e", fmt.Sprintf("BALLAST_MB=%d", mb))
-	defer dockerErr(client, "fleet", "rm", name)
+	defer func() { _, _ = dockerErr(client, "fleet", "rm", name) }()
 	ip := strings.TrimSpace(mustDocker(client, "fleet", "describe", name+".1", "--format", "{{.IP}}"))
 	stop := poll(ip)
 	t0 := time.Now()
@@ -142,7 +142,7 @@ func nativeRun(mb int) measure {
 	// the checkpoint leaves the namespace out, the holder takes the IP.
 	holder := needsHolder(dst)
 	if holder {
-		defer dockerErr(dst, "rm", "-f", name+".netns")
+		defer func() { _, _ = dockerErr(dst, "rm", "-f", name+".netns") }()
 		_, _ = dockerErr(dst, "rm", "-f", name+".netns")
 	}
 	pid := strings.TrimSpace(mustDocker(src, "inspect", "-f", "{{.State.Pid}}", name))

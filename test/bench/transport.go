@@ -14,7 +14,7 @@ import (
 // prints the medians side by side.
 func transportBench(runs int) {
 	restore := rememberedTransport()
-	defer dockerErr(client, "fleet", restore, "describe")
+	defer func() { _, _ = dockerErr(client, "fleet", restore, "describe") }()
 	relay, direct := []string{"fleet", "--direct=false"}, []string{"fleet", "--direct"}
 	_, _ = dockerErr(client, "fleet", "rm", "tbench")
 

@@ -47,19 +47,6 @@ func waitHeld(t *testing.T, node, point string) {
 	t.Fatalf("the agent of %s never reached %s", node, point)
 }
 
-// killAgent kills node h's agent process (the engine restarts its plugin,
-// or waitAgent re-enables it).
-func killAgent(t *testing.T, h string) {
-	t.Helper()
-	out := run(t, "ip", "netns", "pids", h).Stdout
-	for _, pid := range strings.Fields(out) {
-		comm, _ := os.ReadFile("/proc/" + pid + "/comm")
-		if strings.TrimSpace(string(comm)) == "fleet-agent" {
-			run(t, "kill", "-9", pid)
-		}
-	}
-}
-
 // startEngine starts h's engine again; a first start can time out while
 // the old engine's plugin winds down.
 func startEngine(t *testing.T, h string) {

@@ -43,11 +43,6 @@ var hosts = []string{"h1", "h2", "h3"}
 
 type result = testkit.Result
 
-func run(t *testing.T, name string, args ...string) result {
-	t.Helper()
-	return testkit.Run(t, name, args...)
-}
-
 // docker runs the docker CLI against the engine of context ctxName.
 func docker(t *testing.T, ctxName string, args ...string) result {
 	t.Helper()

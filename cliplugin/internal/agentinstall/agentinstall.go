@@ -120,7 +120,7 @@ func upgrade(ctx context.Context, c client.APIClient, old plugin.Plugin, tarball
 	if err := create(ctx, c, trialPlugin, tarball, s); err != nil {
 		return err
 	}
-	defer removeNamed(restore, c, trialPlugin)
+	defer func() { _ = removeNamed(restore, c, trialPlugin) }()
 	if err := stop(ctx, c, old, h); err != nil {
 		return err
 	}

@@ -68,7 +68,7 @@ func (r *Relay) Dial(ctx context.Context, network, addr string) (net.Conn, error
 
 // awaitReady reads the relay's api.RelayReady byte, or its reason for failing.
 func (r *Relay) awaitReady(ctx context.Context, c *execConn) error {
-	stop := context.AfterFunc(ctx, func() { c.out.SetReadDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { _ = c.out.SetReadDeadline(time.Unix(1, 0)) })
 	var b [1]byte
 	_, err := io.ReadFull(c.out, b[:])
 	if !stop() {

@@ -50,7 +50,7 @@ func FromContext(s store.Reader, name string) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker context %q: %w", name, err)
 	}
-	c, err := client.New(append(opts, client.WithAPIVersionNegotiation())...)
+	c, err := client.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("docker context %q: %w", name, err)
 	}

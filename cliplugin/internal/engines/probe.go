@@ -57,7 +57,9 @@ func (e *Engine) probeSocket(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("creating the socket probe: %w", err)
 	}
-	defer e.Client.ContainerRemove(context.WithoutCancel(ctx), created.ID, client.ContainerRemoveOptions{Force: true})
+	defer func() {
+		_, _ = e.Client.ContainerRemove(context.WithoutCancel(ctx), created.ID, client.ContainerRemoveOptions{Force: true})
+	}()
 	if _, err := e.Client.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
 		return "", fmt.Errorf("starting the socket probe: %w", err)
 	}

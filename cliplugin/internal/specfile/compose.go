@@ -96,31 +96,12 @@ func keys(k ...string) map[string]bool {
 }
 
 func parseCompose(name string, data []byte, workingDir string, env map[string]string, opts parseOptions) (*Result, error) {
-	var raw map[string]any
-	if err := yaml.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("malformed YAML: %w", err)
-	}
-	if err := only("", "", raw, composeTop); err != nil {
-		return nil, err
-	}
-	if err := checkAttachments(raw); err != nil {
+	raw, err := checkComposeKeys(data)
+	if err != nil {
 		return nil, err
 	}
 	rawServices, _ := raw["services"].(map[string]any)
-	// A service that names profiles is checked only once compose-go has
-	// said whether it runs: the keys of one left out change nothing.
-	profiled := func(n string) bool {
-		svc, _ := rawServices[n].(map[string]any)
-		_, ok := svc["profiles"]
-		return ok
-	}
-	for _, n := range slices.Sorted(maps.Keys(rawServices)) {
-		if !profiled(n) {
-			if err := checkService(n, rawServices[n]); err != nil {
-				return nil, err
-			}
-		}
-	}
+	profiled := func(n string) bool { return hasProfiles(rawServices, n) }
 	if name == "-" || name == "" {
 		name = "compose.yaml"
 	}
@@ -131,7 +112,7 @@ func parseCompose(name string, data []byte, workingDir string, env map[string]st
 	if _, named := raw["name"]; opts.project == "" && !named && folder == "" {
 		return nil, fmt.Errorf("name: missing, and the folder %q gives no project name: add name: to the file or give --project-name", filepath.Base(workingDir))
 	}
-	env, err := withDotEnv(env, workingDir)
+	env, err = withDotEnv(env, workingDir)
 	if err != nil {
 		return nil, err
 	}
@@ -208,6 +189,39 @@ func parseCompose(name string, data []byte, workingDir string, env map[string]st
 		return nil, fmt.Errorf("services: %w", err)
 	}
 	return r, nil
+}
+
+// checkComposeKeys is parseCompose's first phase: the YAML, its top-level
+// keys and attachments, and the keys of each service that names no profiles.
+func checkComposeKeys(data []byte) (map[string]any, error) {
+	var raw map[string]any
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("malformed YAML: %w", err)
+	}
+	if err := only("", "", raw, composeTop); err != nil {
+		return nil, err
+	}
+	if err := checkAttachments(raw); err != nil {
+		return nil, err
+	}
+	rawServices, _ := raw["services"].(map[string]any)
+	for _, n := range slices.Sorted(maps.Keys(rawServices)) {
+		if !hasProfiles(rawServices, n) {
+			if err := checkService(n, rawServices[n]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return raw, nil
+}
+
+// hasProfiles says whether service n names profiles. Such a service is
+// checked only once compose-go has said whether it runs: the keys of one
+// left out change nothing.
+func hasProfiles(rawServices map[string]any, n string) bool {
+	svc, _ := rawServices[n].(map[string]any)
+	_, ok := svc["profiles"]
+	return ok
 }
 
 // linkAliases makes links mean what they mean on compose's own networks:
@@ -380,6 +394,32 @@ func fromCompose(c types.ServiceConfig, project *types.Project) (spec.Service, e
 		}
 	}
 	sort.Strings(s.Env)
+	if err := fromComposePorts(&s, c); err != nil {
+		return s, err
+	}
+	o, err := options(c)
+	if err != nil {
+		return s, err
+	}
+	s.Options = o
+	if err := fromComposeVolumes(&s, c, project); err != nil {
+		return s, err
+	}
+	if d := c.Deploy; d != nil {
+		if err := fromComposeDeploy(&s, d); err != nil {
+			return s, err
+		}
+	}
+	if x, ok := c.Extensions["x-fleet"]; ok {
+		if err := fromComposeXFleet(&s, x); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// fromComposePorts is fromCompose's phase for ports:.
+func fromComposePorts(s *spec.Service, c types.ServiceConfig) error {
 	for _, p := range c.Ports {
 		port := spec.Port{Container: uint16(p.Target), Protocol: p.Protocol}
 		if port.Protocol == "" {
@@ -388,17 +428,18 @@ func fromCompose(c types.ServiceConfig, project *types.Project) (spec.Service, e
 		if p.Published != "" {
 			n, err := strconv.Atoi(p.Published)
 			if err != nil || n < 1 || n > 65535 {
-				return s, fmt.Errorf("ports: published %q: one port number (ranges are not supported)", p.Published)
+				return fmt.Errorf("ports: published %q: one port number (ranges are not supported)", p.Published)
 			}
 			port.Host = uint16(n)
 		}
 		s.Ports = append(s.Ports, port)
 	}
-	o, err := options(c)
-	if err != nil {
-		return s, err
-	}
-	s.Options = o
+	return nil
+}
+
+// fromComposeVolumes is fromCompose's phase for volumes: volumes, binds (files
+// beside the Compose file become copies) and tmpfs mounts.
+func fromComposeVolumes(s *spec.Service, c types.ServiceConfig, project *types.Project) error {
 	for _, v := range c.Volumes {
 		switch v.Type {
 		case types.VolumeTypeBind:
@@ -412,67 +453,73 @@ func fromCompose(c types.ServiceConfig, project *types.Project) (spec.Service, e
 				External: v.Type == types.VolumeTypeVolume && bool(project.Volumes[v.Source].External)})
 		case types.VolumeTypeTmpfs:
 			if err := addTmpfs(&s.Options, "volumes", v.Target, tmpfsVolumeOptions(v)); err != nil {
-				return s, err
+				return err
 			}
 		default:
-			return s, fmt.Errorf("volumes: %s volumes are not supported", v.Type)
+			return fmt.Errorf("volumes: %s volumes are not supported", v.Type)
 		}
 	}
 	for _, v := range s.Volumes {
 		if _, ok := s.Tmpfs[v.Target]; ok {
-			return s, fmt.Errorf("volumes: %s: mounted twice (a volume and a tmpfs)", v.Target)
+			return fmt.Errorf("volumes: %s: mounted twice (a volume and a tmpfs)", v.Target)
 		}
 	}
-	if d := c.Deploy; d != nil {
-		if d.Mode != "" && d.Mode != "replicated" {
-			return s, fmt.Errorf("deploy.mode: %q is not supported (replicated only)", d.Mode)
-		}
-		if d.Replicas != nil {
-			s.Replicas = *d.Replicas
-		}
-		if l := d.Resources.Limits; l != nil && l.MemoryBytes != 0 {
-			if s.Memory != 0 && s.Memory != int64(l.MemoryBytes) {
-				return s, fmt.Errorf("deploy.resources.limits.memory: differs from mem_limit")
-			}
-			s.Memory = int64(l.MemoryBytes)
-		}
-		if p := d.RestartPolicy; p != nil {
-			if err := deployRestart(&s.Options, p); err != nil {
-				return s, err
-			}
-		}
-		if u := d.UpdateConfig; u != nil {
-			if u.MaxFailureRatio != 0 {
-				return s, fmt.Errorf("deploy.update_config.max_failure_ratio: not supported by docker fleet: one replica that does not come up stops the update")
-			}
-			s.UpdateConfig = &spec.UpdateConfig{Delay: spec.Duration(u.Delay), Monitor: spec.Duration(u.Monitor), Order: u.Order, FailureAction: u.FailureAction}
-			if u.Parallelism != nil {
-				s.UpdateConfig.Parallelism = int(*u.Parallelism)
-			}
-		}
-		s.SetConstraints(d.Placement.Constraints)
+	return nil
+}
+
+// fromComposeDeploy is fromCompose's phase for deploy:.
+func fromComposeDeploy(s *spec.Service, d *types.DeployConfig) error {
+	if d.Mode != "" && d.Mode != "replicated" {
+		return fmt.Errorf("deploy.mode: %q is not supported (replicated only)", d.Mode)
 	}
-	if x, ok := c.Extensions["x-fleet"]; ok {
-		m, ok := x.(map[string]any)
+	if d.Replicas != nil {
+		s.Replicas = *d.Replicas
+	}
+	if l := d.Resources.Limits; l != nil && l.MemoryBytes != 0 {
+		if s.Memory != 0 && s.Memory != int64(l.MemoryBytes) {
+			return fmt.Errorf("deploy.resources.limits.memory: differs from mem_limit")
+		}
+		s.Memory = int64(l.MemoryBytes)
+	}
+	if p := d.RestartPolicy; p != nil {
+		if err := deployRestart(&s.Options, p); err != nil {
+			return err
+		}
+	}
+	if u := d.UpdateConfig; u != nil {
+		if u.MaxFailureRatio != 0 {
+			return fmt.Errorf("deploy.update_config.max_failure_ratio: not supported by docker fleet: one replica that does not come up stops the update")
+		}
+		s.UpdateConfig = &spec.UpdateConfig{Delay: spec.Duration(u.Delay), Monitor: spec.Duration(u.Monitor), Order: u.Order, FailureAction: u.FailureAction}
+		if u.Parallelism != nil {
+			s.UpdateConfig.Parallelism = int(*u.Parallelism)
+		}
+	}
+	s.SetConstraints(d.Placement.Constraints)
+	return nil
+}
+
+// fromComposeXFleet is fromCompose's phase for the x-fleet extension.
+func fromComposeXFleet(s *spec.Service, x any) error {
+	m, ok := x.(map[string]any)
+	if !ok {
+		return fmt.Errorf("x-fleet: a map such as {cpus: 2}")
+	}
+	if v, ok := m["cpus"]; ok {
+		n, ok := v.(int)
 		if !ok {
-			return s, fmt.Errorf("x-fleet: a map such as {cpus: 2}")
+			return fmt.Errorf("x-fleet.cpus: %v is not a whole number of cores", v)
 		}
-		if v, ok := m["cpus"]; ok {
-			n, ok := v.(int)
-			if !ok {
-				return s, fmt.Errorf("x-fleet.cpus: %v is not a whole number of cores", v)
-			}
-			s.Cores = n
-		}
-		if v, ok := m["checkpoint-every"]; ok {
-			d, err := checkpointEvery(v)
-			if err != nil {
-				return s, err
-			}
-			s.CheckpointEvery = d
-		}
+		s.Cores = n
 	}
-	return s, nil
+	if v, ok := m["checkpoint-every"]; ok {
+		d, err := checkpointEvery(v)
+		if err != nil {
+			return err
+		}
+		s.CheckpointEvery = d
+	}
+	return nil
 }
 
 // checkpointEvery reads x-fleet.checkpoint-every ("30s"). The range is

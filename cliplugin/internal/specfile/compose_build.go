@@ -51,7 +51,7 @@ func buildOf(c types.ServiceConfig, project string) (*Build, error) {
 	if b.Image == "" {
 		b.Image = strings.ToLower(project+"-"+c.Name) + ":latest"
 		if _, err := reference.ParseNormalizedNamed(b.Image); err != nil {
-			return nil, fmt.Errorf("build: the image's default name %s is not one docker takes: name it with image:", b.Image)
+			return nil, fmt.Errorf("build: the image's default name %s is not one docker takes: name it with image:", b.Image) //nolint:staticcheck // ST1005: ends with the Compose key to set
 		}
 	}
 	if strings.Contains(b.Context, "://") || strings.HasPrefix(b.Context, "git@") {

@@ -321,7 +321,7 @@ func (r *Result) read(p *types.Project, kind, name string) error {
 	case kind == spec.ConfigFile:
 		content = []byte(def.Content)
 	default:
-		return fmt.Errorf("%s: give its file: or environment:", at)
+		return fmt.Errorf("%s: give its file: or environment:", at) //nolint:staticcheck // ST1005: ends with the Compose keys to set
 	}
 	r.Files = append(r.Files, api.FileContent{Kind: kind, Name: name, Content: content})
 	return nil
