@@ -27,7 +27,7 @@ func (d *Deployer) Check(ctx context.Context, name, to string) (*CheckResult, er
 		return nil, fmt.Errorf("%s: %w", src.Hostname, err)
 	}
 	out := &CheckResult{CheckResult: res}
-	dst, err := destination(inv, c, src, to)
+	dst, err := destination(inv, c, src, to, d.constraintsOf(ctx, c.Service))
 	if err != nil {
 		out.OK = false
 		out.Problems = append(out.Problems, err.Error())

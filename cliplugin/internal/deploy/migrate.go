@@ -57,7 +57,7 @@ func (d *Deployer) migrateOnce(ctx context.Context, name, to string, onEvent fun
 	if err := refuseWhileUpdating(ctx, d, c.Service, "migrate a replica of"); err != nil {
 		return nil, false, err
 	}
-	dst, err := destination(inv, c, src, to)
+	dst, err := destination(inv, c, src, to, d.constraintsOf(ctx, c.Service))
 	if err != nil {
 		return nil, false, err
 	}
@@ -175,7 +175,17 @@ func newMigrationID() (string, error) {
 // destination picks where c goes: the node asked for, or the scheduler's
 // choice among the others; either must have its cores, memory and host
 // ports free.
-func destination(inv fleet.Inventory, c api.FleetContainer, src *fleet.NodeState, to string) (*fleet.NodeState, error) {
+// constraintsOf are a service's placement constraints (none without a
+// stored definition), which a migration's destination must meet too.
+func (d *Deployer) constraintsOf(ctx context.Context, service string) []string {
+	s, err := swarmstore.LoadService(ctx, d.Fleet.Manager, service)
+	if err != nil {
+		return nil
+	}
+	return s.Constraints
+}
+
+func destination(inv fleet.Inventory, c api.FleetContainer, src *fleet.NodeState, to string, constraints []string) (*fleet.NodeState, error) {
 	sched := schedulerNodes(inv)
 	for i := range sched {
 		if sched[i].Name == src.Hostname {
@@ -184,7 +194,7 @@ func destination(inv fleet.Inventory, c api.FleetContainer, src *fleet.NodeState
 	}
 	// Its host ports as its node gives them: a node where one is taken
 	// would refuse it at prepare (an older agent reports none).
-	req := scheduler.Request{Memory: c.Memory, Ports: scheduler.PortsHeld(src.Ledger, c.Name)}
+	req := scheduler.Request{Memory: c.Memory, Ports: scheduler.PortsHeld(src.Ledger, c.Name), Constraints: constraints}
 	if c.Exclusive {
 		set, _ := cpuset.Parse(c.Cpuset)
 		req.Cores = len(set)

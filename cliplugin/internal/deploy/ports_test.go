@@ -69,17 +69,35 @@ func TestDestinationHostPorts(t *testing.T) {
 	inv[2].Ledger.Containers = []api.FleetContainer{{Name: "db.1", Node: "h3"}, {Name: "db.2", Node: "h3"}}
 	c, src, ok := inv.Find("pp.1")
 	assert.Assert(t, ok)
-	dst, err := destination(inv, c, src, "")
+	dst, err := destination(inv, c, src, "", nil)
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(dst.Hostname, "h3"))
 
-	_, err = destination(inv, c, src, "h2")
+	_, err = destination(inv, c, src, "h2", nil)
 	assert.Check(t, is.ErrorContains(err, "no destination for pp.1: "))
 	assert.Check(t, is.ErrorContains(err, "h2: host port 18080/tcp taken by pp.2"))
 
 	// An agent too old to report ports: placed as before.
 	inv[0].Ledger.Ports = nil
-	dst, err = destination(inv, c, src, "h2")
+	dst, err = destination(inv, c, src, "h2", nil)
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(dst.Hostname, "h2"))
+}
+
+// TestDestinationConstraints: a migration without --to goes only to a node
+// that meets its service's placement constraints, and --to elsewhere is
+// refused.
+func TestDestinationConstraints(t *testing.T) {
+	inv := portFleet(map[string][]api.HostPort{"h1": {{Port: 18080, Protocol: "tcp", Container: "pp.1"}}})
+	c, src, ok := inv.Find("pp.1")
+	assert.Assert(t, ok)
+	inv[2].Ledger.Containers = []api.FleetContainer{{Name: "db.1", Node: "h3"}} // h2 is idler: picked without
+	dst, err := destination(inv, c, src, "", nil)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(dst.Hostname, "h2"))
+	dst, err = destination(inv, c, src, "", []string{"node.hostname!=h2"})
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(dst.Hostname, "h3"))
+	_, err = destination(inv, c, src, "h2", []string{"node.hostname!=h2"})
+	assert.Check(t, is.ErrorContains(err, "no destination for pp.1: "))
 }
