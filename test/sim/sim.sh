@@ -151,6 +151,12 @@ start_engine() {
 	# would make dockerd refuse to start.
 	old=$(cat "$STATE/$h/dockerd.pid" 2>/dev/null || true)
 	if [ -n "$old" ] && ! alive "$old"; then rm -f "$STATE/$h/dockerd.pid"; fi
+	# A dockerd killed mid-shutdown can leave an overlay network's vxlan
+	# interface in the host's namespace, and the next one then fails every
+	# attachment to that network ("error creating vxlan interface: file
+	# exists"). No engine runs here now, so none of them is in use.
+	ip -n "$h" -o link show type vxlan 2>/dev/null | sed -n 's/^[0-9]*: \(vx-[^:@]*\).*/\1/p' |
+		while read -r dev; do ip -n "$h" link del "$dev" 2>/dev/null || true; done
 	# nsenter, not `ip netns exec`, which remounts /sys and hides the cgroups.
 	on_path "$h" without_fds nsenter --net="/run/netns/$h" setsid unshare --uts sh -c "hostname $h; exec dockerd \
 		--config-file $STATE/$h/daemon.json \
