@@ -34,6 +34,10 @@ type Update struct {
 	spec.UpdateConfig
 	// Reason says why it paused or rolled back.
 	Reason string `json:"reason,omitempty"`
+	// PausedFrom is the state a paused update goes on in (updating, or
+	// rolling_back: a rollback that failed is tried again, never rolled
+	// back itself).
+	PausedFrom string `json:"pausedFrom,omitempty"`
 	// Restore is the previous definition to keep if the update is rolled
 	// back by itself: the service is then as it was before the update.
 	Restore   *spec.Service `json:"restore,omitempty"`

@@ -208,3 +208,40 @@ func TestResizeRestoresWhatItChangedWhenAReplicaIsRefused(t *testing.T) {
 	assert.Check(t, is.Equal(s.Cores, 2))
 	assert.Check(t, is.Equal(s.Memory, memory))
 }
+
+// A rollback that fails pauses as a rollback: the next update command
+// tries the rollback again, and never rolls the rollback back.
+func TestFailedRollbackResumesAsARollback(t *testing.T) {
+	f := newFakeFleet(t, 3, 4)
+	f.create(t, service("web", 3, 1))
+	for _, n := range f.Nodes {
+		n.Boot = func(req api.CreateRequest, c *api.FleetContainer) {
+			if req.Service.Image == "app:2" && req.Replica == 2 {
+				code := 1
+				c.State, c.Health, c.ExitCode = "exited", "", &code
+			}
+		}
+	}
+	var creates atomic.Int32
+	for _, n := range f.Nodes {
+		n.OnCall("Create", 0, func() error {
+			if creates.Add(1) == 3 { // the rollback's first
+				return errdefs.ErrUnavailable.WithMessage("the engine restarts")
+			}
+			return nil
+		})
+	}
+	_, err := f.d.Update(context.Background(), "web", toImage("app:2"), UpdateOptions{})
+	assert.Check(t, is.ErrorContains(err, "its rollback failed too"))
+	st, err := swarmstore.LoadServiceState(context.Background(), f.swarm, "web")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(st.Update.State, swarmstore.UpdatePaused))
+	assert.Check(t, is.Equal(st.Update.PausedFrom, swarmstore.UpdateRollingBack))
+	assert.Check(t, is.Equal(st.Service.Image, "app:1"))
+
+	res, err := f.d.Update(context.Background(), "web", nil, UpdateOptions{})
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(res.State, swarmstore.UpdateRolledBack))
+	assert.Check(t, is.DeepEqual(f.revisions(t), map[string]string{
+		"web.1": "app:1@0 running", "web.2": "app:1@0 running", "web.3": "app:1@0 running"}))
+}

@@ -233,7 +233,10 @@ func (d *Deployer) start(ctx context.Context, cur, next spec.Service, restore *s
 func (d *Deployer) resume(ctx context.Context, st swarmstore.ServiceState, o UpdateOptions) (UpdateResult, error) {
 	u := *st.Update
 	if u.State == swarmstore.UpdatePaused {
-		u.State, u.Reason = swarmstore.UpdateRolling, ""
+		u.State, u.PausedFrom, u.Reason = u.PausedFrom, "", ""
+		if u.State == "" {
+			u.State = swarmstore.UpdateRolling
+		}
 	}
 	o = UpdateOptions{Files: o.Files, Copies: o.Copies}
 	o.from(&u.UpdateConfig)
@@ -271,7 +274,7 @@ func (d *Deployer) drive(ctx context.Context, cur, next spec.Service, u swarmsto
 	ctx = context.WithoutCancel(ctx)
 	u.Reason = err.Error()
 	if interrupted || o.FailureAction == ActionPause || u.State == swarmstore.UpdateRollingBack {
-		u.State = swarmstore.UpdatePaused
+		u.PausedFrom, u.State = u.State, swarmstore.UpdatePaused
 		res.State, res.Reason = u.State, u.Reason
 		_ = swarmstore.SetUpdate(ctx, d.Fleet.Manager, next.Name, u)
 		return res, fmt.Errorf("the update of %s paused: %w; docker fleet update %s finishes it, docker fleet update --rollback %s undoes it", next.Name, err, next.Name, next.Name)
@@ -283,7 +286,7 @@ func (d *Deployer) drive(ctx context.Context, cur, next spec.Service, u swarmsto
 		return res, fmt.Errorf("the update of %s failed: %w; recording its rollback failed too: %v", next.Name, err, serr)
 	}
 	if _, rerr := d.roll(ctx, cur, o); rerr != nil {
-		back.State = swarmstore.UpdatePaused
+		back.PausedFrom, back.State = back.State, swarmstore.UpdatePaused
 		_ = swarmstore.SetUpdate(ctx, d.Fleet.Manager, next.Name, back)
 		return res, fmt.Errorf("the update of %s failed: %w; its rollback failed too: %v; docker fleet update %s tries the rollback again", next.Name, err, rerr, next.Name)
 	}
