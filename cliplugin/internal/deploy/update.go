@@ -504,7 +504,7 @@ func (d *Deployer) stopFirst(ctx context.Context, inv fleet.Inventory, j job, mo
 		return c, fmt.Errorf("%s: %w", j.req.Name, err)
 	}
 	d.say("%s replaced on %s (revision %d), waiting for it to come up", c.Name, c.Node, j.req.Service.Revision)
-	if err := d.comesUp(ctx, c, j.req.Service.Healthcheck != nil, monitor); err != nil {
+	if err := d.comesUp(ctx, inv, c, j.req.Service.Healthcheck != nil, monitor); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -520,8 +520,8 @@ func (d *Deployer) startFirst(ctx context.Context, inv fleet.Inventory, j job, m
 		return c, fmt.Errorf("the successor of %s: %w", final, err)
 	}
 	d.say("%s made on %s beside %s (revision %d), waiting for it to come up", c.Name, c.Node, final, j.req.Service.Revision)
-	if err := d.comesUp(ctx, c, j.req.Service.Healthcheck != nil, monitor); err != nil {
-		d.dropSuccessor(ctx, c)
+	if err := d.comesUp(ctx, inv, c, j.req.Service.Healthcheck != nil, monitor); err != nil {
+		d.dropSuccessor(ctx, inv, c)
 		return c, err
 	}
 	return d.promote(ctx, inv, c, final)
@@ -533,11 +533,11 @@ func (d *Deployer) startFirst(ctx context.Context, inv fleet.Inventory, j job, m
 func (d *Deployer) promote(ctx context.Context, inv fleet.Inventory, c api.FleetContainer, final string) (api.FleetContainer, error) {
 	if old, n, ok := inv.Find(final); ok {
 		if err := n.Agent.Retire(ctx, old.Name); err != nil && !errdefs.IsNotFound(err) {
-			d.dropSuccessor(ctx, c)
+			d.dropSuccessor(ctx, inv, c)
 			return c, fmt.Errorf("stopping %s on %s: %w", old.Name, n.Hostname, err)
 		}
 	}
-	node := d.nodeOf(ctx, c.Node)
+	node := nodeOf(inv, c.Node)
 	if node == nil {
 		return c, fmt.Errorf("%s: its node %s does not answer", c.Name, c.Node)
 	}
@@ -551,8 +551,8 @@ func (d *Deployer) promote(ctx context.Context, inv fleet.Inventory, c api.Fleet
 
 // dropSuccessor removes a successor that will not take its replica's
 // place; the replica runs on untouched.
-func (d *Deployer) dropSuccessor(ctx context.Context, c api.FleetContainer) {
-	if node := d.nodeOf(ctx, c.Node); node != nil {
+func (d *Deployer) dropSuccessor(ctx context.Context, inv fleet.Inventory, c api.FleetContainer) {
+	if node := nodeOf(inv, c.Node); node != nil {
 		_ = node.Agent.Remove(context.WithoutCancel(ctx), c.Name)
 	}
 }
@@ -577,7 +577,7 @@ func (d *Deployer) settleSuccessors(ctx context.Context, inv fleet.Inventory, s 
 			}
 			continue
 		}
-		d.dropSuccessor(ctx, c)
+		d.dropSuccessor(ctx, inv, c)
 	}
 	return nil
 }
@@ -602,8 +602,8 @@ func roomForSuccessor(inv fleet.Inventory, s spec.Service) error {
 
 // comesUp waits until a new replica is healthy (it has a healthcheck, its
 // own or its image's) or has run for monitor without stopping.
-func (d *Deployer) comesUp(ctx context.Context, c api.FleetContainer, wantHealth bool, monitor time.Duration) error {
-	node := d.nodeOf(ctx, c.Node)
+func (d *Deployer) comesUp(ctx context.Context, inv fleet.Inventory, c api.FleetContainer, wantHealth bool, monitor time.Duration) error {
+	node := nodeOf(inv, c.Node)
 	if node == nil {
 		return fmt.Errorf("%s: its node %s does not answer", c.Name, c.Node)
 	}
@@ -637,11 +637,10 @@ func (d *Deployer) comesUp(ctx context.Context, c api.FleetContainer, wantHealth
 	}
 }
 
-func (d *Deployer) nodeOf(ctx context.Context, name string) *fleet.NodeState {
-	inv, err := d.inventory(ctx)
-	if err != nil {
-		return nil
-	}
+// nodeOf is a node of the update's reading of the fleet, where a replica
+// was made (its agent client is all that is needed: the fleet is not
+// read again for every replica).
+func nodeOf(inv fleet.Inventory, name string) *fleet.NodeState {
 	n := inv.ByName(name)
 	if n == nil || n.Agent == nil {
 		return nil
