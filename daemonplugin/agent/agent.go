@@ -26,6 +26,7 @@ import (
 	"github.com/docker-fleet/fleet/daemonplugin/logstore"
 	"github.com/docker-fleet/fleet/daemonplugin/metrics"
 	"github.com/docker-fleet/fleet/daemonplugin/migrate"
+	"github.com/docker-fleet/fleet/daemonplugin/pool"
 	"github.com/docker-fleet/fleet/daemonplugin/workloads"
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/cpuset"
@@ -38,6 +39,10 @@ import (
 // CRIU on the host shows up without restarting the agent.
 const criuTTL = time.Minute
 
+// poolInterval is how often the shared pool is checked without an engine
+// event: events move it at once, this catches one missed.
+const poolInterval = 30 * time.Second
+
 // Agent serves one node.
 type Agent struct {
 	cfg       Config
@@ -48,6 +53,7 @@ type Agent struct {
 	migrator  *migrate.Migrator
 	images    *images.Store
 	logs      *logstore.Store
+	pool      *pool.Pool
 	runs      runs
 	// managers are the swarm's managers' addresses, whose agents'
 	// certificates count as pki.RoleManager (nil: none).
@@ -81,14 +87,16 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	wl := &workloads.Manager{Node: cfg.Node, Engine: engine, Cores: func() (cpuset.Set, error) { return metrics.Cores(cfg.Proc) },
-		FilesDir: cfg.FilesDir}
+	cores := func() (cpuset.Set, error) { return metrics.Cores(cfg.Proc) }
+	shared := &pool.Pool{Engine: engine, Cores: cores, File: cfg.PoolFile}
+	wl := &workloads.Manager{Node: cfg.Node, Engine: engine, Cores: cores, FilesDir: cfg.FilesDir, Wanted: shared.Wanted}
 	a := &Agent{
 		cfg:       cfg,
 		engine:    engine,
 		keys:      keys,
 		sampler:   metrics.NewSampler(cfg.Proc, time.Second),
 		workloads: wl,
+		pool:      shared,
 		migrator:  &migrate.Migrator{Node: cfg.Node, Engine: engine, Workloads: wl, Creds: keys, HostRoot: hostexec.HostRoot, Journal: jr},
 	}
 	a.managers = a.swarmManagers
@@ -126,6 +134,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		go a.migrator.RunCheckpoints(ctx)
 		// On the swarm's leader: watch the nodes, relocate the dead's.
 		go (&leader.Leader{Engine: a.engine, Creds: a.keys}).Run(ctx)
+		// The shared pool: what holds no exclusive cores runs on the rest.
+		go a.pool.Run(ctx, poolInterval)
 	}
 	go a.criuInfo() // warm the cache; CRIU takes a moment to start
 	servePprof(a.cfg.Pprof)

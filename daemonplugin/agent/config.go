@@ -37,6 +37,9 @@ type Config struct {
 	// LogsDir keeps the logs of containers that migrated away from the
 	// node (logstore): in the engine's data root too, beside the journal.
 	LogsDir string
+	// PoolFile keeps the cpusets the shared pool narrowed (pool.Pool.File):
+	// in the engine's data root too.
+	PoolFile string
 	// EngineHost is the node engine's API, through the plugin's "sock" mount.
 	EngineHost string
 	// Proc is the host's procfs (the plugin shares the host's pid namespace).
@@ -59,6 +62,7 @@ func ConfigFromEnv() (Config, error) {
 		StandbyDir:  "/host/data-root/fleet/standby",
 		FilesDir:    "/host/data-root/fleet/secrets",
 		LogsDir:     "/host/data-root/fleet/logs",
+		PoolFile:    "/host/data-root/fleet/pool.json",
 		EngineHost:  "unix:///run/host/docker.sock",
 		Proc:        "/proc",
 		CRIUPath:    "/bin/criu",

@@ -257,6 +257,9 @@ func (a *Agent) leave(ctx context.Context, req api.LeaveRequest) (struct{}, erro
 	if err := a.leaveSwarm(ctx); err != nil {
 		return struct{}{}, fmt.Errorf("leaving the swarm: %w", err)
 	}
+	if err := a.pool.Release(ctx); err != nil {
+		log.Printf("shared pool: %v", err)
+	}
 	go func() {
 		time.Sleep(time.Second)
 		if _, err := a.engine.PluginRemove(context.Background(), labels.AgentPlugin, client.PluginRemoveOptions{Force: true}); err != nil {

@@ -157,7 +157,7 @@ func (f *fakeSwarm) ConfigRemove(_ context.Context, id string, _ client.ConfigRe
 	return client.ConfigRemoveResult{}, nil
 }
 
-// fakeAgent is one node's agent: two cores, its containers.
+// fakeAgent is one node's agent: three cores (one stays shared), its containers.
 type fakeAgent struct {
 	mu         sync.Mutex
 	node       string
@@ -182,7 +182,7 @@ func (a *fakeAgent) Ledger(context.Context) (api.Ledger, error) {
 	if a.down {
 		return api.Ledger{}, errors.New("connection refused")
 	}
-	l := api.Ledger{Node: a.node, Cores: []int{0, 1}, MemTotal: 1 << 30, Containers: append([]api.FleetContainer(nil), a.containers...),
+	l := api.Ledger{Node: a.node, Cores: []int{0, 1, 2}, MemTotal: 1 << 30, Containers: append([]api.FleetContainer(nil), a.containers...),
 		Standbys: append([]api.StandbyCopy(nil), a.standbys...)}
 	for i := range a.containers {
 		l.Held = append(l.Held, api.Hold{Core: i, Container: a.containers[i].Name, Fleet: true})

@@ -91,6 +91,9 @@ func (b *Book) Take(n int, owner string) (cpuset.Set, error) {
 	}
 	picked := append(mine, others...)[:n]
 	set := cpuset.Of(picked...)
+	if err := b.keepsShared(set, owner); err != nil {
+		return nil, err
+	}
 	b.hold(set, owner)
 	return set, nil
 }
@@ -110,8 +113,30 @@ func (b *Book) Claim(want cpuset.Set, owner string) error {
 			return fmt.Errorf("core %d of node %s is held by %s", c, b.Node, who)
 		}
 	}
+	if err := b.keepsShared(want, owner); err != nil {
+		return err
+	}
 	b.hold(want, owner)
 	return nil
+}
+
+// keepsShared refuses to give owner set if that left fewer than
+// api.MinSharedCores cores to the shared pool: the containers that hold no
+// exclusive cores, fleet or not, would have nowhere to run.
+func (b *Book) keepsShared(set cpuset.Set, owner string) error {
+	var fleet []int
+	for c, h := range b.held {
+		if h.Fleet && h.Container != owner {
+			fleet = append(fleet, c)
+		}
+	}
+	shared := b.cores.Minus(cpuset.Of(fleet...)).Minus(set)
+	if len(shared) >= api.MinSharedCores {
+		return nil
+	}
+	most := len(b.cores.Minus(cpuset.Of(fleet...))) - api.MinSharedCores
+	return fmt.Errorf("node %s must keep %d of its %d cores shared with the containers that hold none: %d more can be held exclusively, %d asked",
+		b.Node, api.MinSharedCores, len(b.cores), max(most, 0), len(set))
 }
 
 func (b *Book) hold(set cpuset.Set, owner string) {

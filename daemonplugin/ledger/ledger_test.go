@@ -58,3 +58,20 @@ func TestClaim(t *testing.T) {
 	assert.Check(t, is.ErrorContains(b.Claim(cpuset.Of(1), "web.1"), "held by api.1"))
 	assert.NilError(t, b.Claim(cpuset.Of(0), "web.1"))
 }
+
+func TestKeepsOneCoreShared(t *testing.T) {
+	b := New("h1", cpuset.Of(0, 1), []Pinned{{Name: "web.1", Cpuset: cpuset.Of(0), Fleet: true, Exclusive: true}})
+	_, err := b.Take(1, "api.1")
+	assert.Check(t, is.ErrorContains(err, "node h1 must keep 1 of its 2 cores shared with the containers that hold none: 0 more can be held exclusively, 1 asked"))
+	assert.Check(t, is.ErrorContains(b.Claim(cpuset.Of(1), "api.1"), "must keep 1 of its 2 cores shared"))
+	// Its own core moves: web.1 may go from core 0 to core 1.
+	assert.NilError(t, b.Claim(cpuset.Of(1), "web.1"))
+	// Nor may one container take them all.
+	_, err = New("h1", cpuset.Of(0, 1), nil).Take(2, "big.1")
+	assert.Check(t, is.ErrorContains(err, "1 more can be held exclusively, 2 asked"))
+	// A core pinned by hand outside the fleet is shared, not exclusive.
+	b = New("h1", cpuset.Of(0, 1), []Pinned{{Name: "outsider", Cpuset: cpuset.Of(0)}})
+	got, err := b.Take(1, "api.1")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(got.String(), "1"))
+}

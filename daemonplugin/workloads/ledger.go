@@ -50,6 +50,12 @@ func (m *Manager) read(ctx context.Context) (*state, error) {
 		ctr := res.Container
 		set, _ := cpuset.Parse(ctr.HostConfig.CpusetCpus)
 		_, fleet := ctr.Config.Labels[labels.Service]
+		if m.Wanted != nil {
+			// A container the shared pool narrowed holds what it asked for.
+			if want, ok := m.Wanted(ctr.ID); ok {
+				set, _ = cpuset.Parse(want)
+			}
+		}
 		fc := m.fleetContainer(ctx, ctr)
 		pinned = append(pinned, ledger.Pinned{Name: fc.Name, Cpuset: set, Fleet: fleet, Exclusive: fc.Exclusive})
 		st.ports = append(st.ports, containerPorts(ctr)...)

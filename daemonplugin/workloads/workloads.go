@@ -42,6 +42,9 @@ type Manager struct {
 	// configs: the engine's DATA_ROOT/fleet/secrets (files.go); empty:
 	// none.
 	FilesDir string
+	// Wanted is the cpuset a container had before the shared pool
+	// narrowed it, if it did (pool.Pool.Wanted); nil: none did.
+	Wanted func(id string) (string, bool)
 
 	// mu is the ledger lock: every change of cores or memory happens under it.
 	mu sync.Mutex

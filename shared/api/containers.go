@@ -3,6 +3,7 @@ package api
 import (
 	"strconv"
 
+	"github.com/docker-fleet/fleet/shared/cpuset"
 	"github.com/docker-fleet/fleet/shared/spec"
 )
 
@@ -133,6 +134,24 @@ type Ledger struct {
 	// or not: a replica that publishes one of them cannot go there.
 	// Agents before this field report none.
 	Ports []HostPort `json:"ports,omitempty"`
+}
+
+// MinSharedCores is how many of a node's cores no container may hold
+// exclusively: the shared pool that every container without exclusive cores
+// (fleet or not) runs on, as in Kubernetes' static CPU manager.
+const MinSharedCores = 1
+
+// SharedPool is the node's shared pool: its cores that no fleet container
+// holds exclusively. A core pinned by hand outside the fleet stays in it
+// (its container shares it), though the fleet gives it to nobody.
+func (l Ledger) SharedPool() cpuset.Set {
+	var held []int
+	for _, h := range l.Held {
+		if h.Fleet {
+			held = append(held, h.Core)
+		}
+	}
+	return cpuset.Of(l.Cores...).Minus(cpuset.Of(held...))
 }
 
 // HostPort is a fixed host port a container publishes: 8080/tcp and

@@ -124,3 +124,8 @@ func (s Set) Intersect(t Set) Set {
 	}
 	return out
 }
+
+// Union is the set of cores in either.
+func (s Set) Union(t Set) Set {
+	return Of(append(slices.Clone(s), t...)...)
+}

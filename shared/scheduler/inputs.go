@@ -28,6 +28,7 @@ func NodeOf(name, state, availability string, ledger api.Ledger, agentErr error)
 			held = append(held, h.Core)
 		}
 		sn.Free = sn.Cores.Minus(cpuset.Of(held...))
+		sn.Exclusive = sn.Cores.Minus(ledger.SharedPool())
 		sn.MemFree = ledger.MemTotal - ledger.MemReserved
 		sn.Containers = len(ledger.Containers)
 		for _, p := range ledger.Ports {

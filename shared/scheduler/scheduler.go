@@ -12,15 +12,19 @@ import (
 
 	units "github.com/docker/go-units"
 
+	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/cpuset"
 	"github.com/docker-fleet/fleet/shared/spec"
 )
 
 // Node is what the scheduler knows of a node.
 type Node struct {
-	Name       string
-	Cores      cpuset.Set
-	Free       cpuset.Set
+	Name  string
+	Cores cpuset.Set
+	Free  cpuset.Set
+	// Exclusive are the cores fleet containers hold exclusively: the
+	// rest is its shared pool, of which api.MinSharedCores stay shared.
+	Exclusive  cpuset.Set
 	MemFree    int64
 	Containers int
 	// Ports are the node's taken host ports and what holds each.
@@ -216,6 +220,10 @@ func fits(n Node, req Request, cons []spec.Constraint) string {
 	case len(n.Free) < req.Cores:
 		return fmt.Sprintf("%d of %d cores free, %d needed", len(n.Free), len(n.Cores), req.Cores)
 	}
+	if k, most := max(req.Cores, len(req.Cpuset)), len(n.Cores.Minus(n.Exclusive))-api.MinSharedCores; k > 0 && k > most {
+		return fmt.Sprintf("%d more of its %d cores can be held exclusively (%d stays shared), %d needed",
+			max(most, 0), len(n.Cores), api.MinSharedCores, k)
+	}
 	if req.Memory > n.MemFree {
 		return fmt.Sprintf("%s of memory free, %s needed", units.BytesSize(float64(n.MemFree)), units.BytesSize(float64(req.Memory)))
 	}
@@ -253,7 +261,9 @@ func take(n *Node, req Request) {
 	switch {
 	case len(req.Cpuset) > 0:
 		n.Free = n.Free.Minus(req.Cpuset)
+		n.Exclusive = n.Exclusive.Union(req.Cpuset)
 	case req.Cores > 0:
+		n.Exclusive = n.Exclusive.Union(n.Free[:req.Cores])
 		n.Free = n.Free[req.Cores:]
 	}
 	n.MemFree -= req.Memory

@@ -12,11 +12,12 @@ import (
 )
 
 func nodes() []Node {
-	two := cpuset.Of(0, 1)
+	// Three cores each, one of which stays shared: two to give.
+	three := cpuset.Of(0, 1, 2)
 	return []Node{
-		{Name: "h1", Cores: two, Free: two, MemFree: 1 << 30},
-		{Name: "h2", Cores: two, Free: cpuset.Of(1), MemFree: 1 << 30, Containers: 1},
-		{Name: "h3", Cores: two, Free: two, MemFree: 1 << 30},
+		{Name: "h1", Cores: three, Free: three, MemFree: 1 << 30},
+		{Name: "h2", Cores: three, Free: cpuset.Of(1, 2), Exclusive: cpuset.Of(0), MemFree: 1 << 30, Containers: 1},
+		{Name: "h3", Cores: three, Free: three, MemFree: 1 << 30},
 	}
 }
 
@@ -32,8 +33,14 @@ func TestSpreadFillsEveryCoreThenSaysWhy(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(got, 5))
 	_, err = Place(ns, Request{Cores: 1}, 1)
+	// The third core of each stays shared.
+	assert.Check(t, is.ErrorContains(err, "h1: 0 more of its 3 cores can be held exclusively (1 stays shared), 1 needed"))
+	assert.Check(t, is.ErrorContains(err, "h3: 0 more of its 3 cores"))
+
+	// A node whose cores are taken by containers outside the fleet says so.
+	ns = []Node{{Name: "h1", Cores: cpuset.Of(0, 1), MemFree: 1 << 30}}
+	_, err = Place(ns, Request{Cores: 1}, 1)
 	assert.Check(t, is.ErrorContains(err, "h1: 0 of 2 cores free, 1 needed"))
-	assert.Check(t, is.ErrorContains(err, "h3: 0 of 2 cores free"))
 }
 
 func TestBinpack(t *testing.T) {
@@ -52,10 +59,10 @@ func TestNodeAndCpuset(t *testing.T) {
 	assert.Check(t, is.ErrorContains(err, "h2: core 0 already held"))
 
 	_, err = Place(nodes(), Request{Cpuset: cpuset.Of(5)}, 1)
-	assert.Check(t, is.ErrorContains(err, "h1: has no core 5 (cores 0-1)"))
+	assert.Check(t, is.ErrorContains(err, "h1: has no core 5 (cores 0-2)"))
 
 	_, err = Place(nodes(), Request{Node: "h2", Cores: 2}, 1)
-	assert.Check(t, is.ErrorContains(err, "h2: 1 of 2 cores free, 2 needed"))
+	assert.Check(t, is.ErrorContains(err, "h2: 1 more of its 3 cores can be held exclusively (1 stays shared), 2 needed"))
 	assert.Check(t, is.ErrorContains(err, "h1: not the node asked for (h2)"))
 }
 
@@ -223,7 +230,7 @@ func TestConstraintsNoNodeMatches(t *testing.T) {
 func TestConstraintsThenRoom(t *testing.T) {
 	// h2 alone matches, and is full: the nodes left out say why too.
 	_, err := Place(labelled(), Request{Cores: 2, Constraints: []string{"node.labels.disk==ssd"}}, 1)
-	assert.Check(t, is.ErrorContains(err, "no node can take it: h1: does not match node.labels.disk==ssd (no such label); h2: 1 of 2 cores free, 2 needed; h3: does not match node.labels.disk==ssd (disk=hdd)"))
+	assert.Check(t, is.ErrorContains(err, "no node can take it: h1: does not match node.labels.disk==ssd (no such label); h2: 1 more of its 3 cores can be held exclusively (1 stays shared), 2 needed; h3: does not match node.labels.disk==ssd (disk=hdd)"))
 
 	// A constraint and the node asked for: both hold.
 	_, err = Place(labelled(), Request{Node: "h1", Constraints: []string{"node.role==worker"}}, 1)

@@ -71,7 +71,7 @@ func TestCreatePlacesAReplicaAnewAfterALostRace(t *testing.T) {
 			return nil
 		})
 	}
-	made := f.create(t, service("web", 1, 4))
+	made := f.create(t, service("web", 1, 3))
 
 	assert.Assert(t, raced != nil)
 	assert.Assert(t, is.Len(made, 1))

@@ -105,6 +105,9 @@ func RenderNode(out io.Writer, v NodeView) error {
 				}
 			}
 		}
+		if v.Ledger != nil {
+			fmt.Fprintf(w, "Shared pool:\tcores %s (every container without exclusive cores runs there)\n", v.Ledger.SharedPool())
+		}
 		fmt.Fprintln(w, "CORE\tUSAGE\tHELD BY")
 		for _, c := range m.CPU.Cores {
 			fmt.Fprintf(w, "%d\t%.1f%%\t%s\n", c.ID, c.Percent, orDash(holder[c.ID]))

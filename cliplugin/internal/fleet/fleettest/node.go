@@ -422,8 +422,26 @@ func (n *Node) take(k int, owner string) (cpuset.Set, error) {
 		return nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("node %s has %d of %d cores free, %d asked", n.Swarm.Hostname, len(mine)+len(others), len(n.cores), k))
 	}
 	set := cpuset.Of(append(slices.Clone(mine), others...)[:k]...)
+	if err := n.keepsShared(set, owner); err != nil {
+		return nil, err
+	}
 	n.hold(set, owner)
 	return set, nil
+}
+
+// keepsShared refuses what would leave fewer than api.MinSharedCores
+// cores unheld by the fleet (ledger.Book.keepsShared).
+func (n *Node) keepsShared(set cpuset.Set, owner string) error {
+	var fleet []int
+	for c, h := range n.held {
+		if h.Fleet && h.Container != owner {
+			fleet = append(fleet, c)
+		}
+	}
+	if len(n.cores.Minus(cpuset.Of(fleet...)).Minus(set)) < api.MinSharedCores {
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("node %s must keep %d of its %d cores shared", n.Swarm.Hostname, api.MinSharedCores, len(n.cores)))
+	}
+	return nil
 }
 
 // claim books exactly want for owner (ledger.Book.Claim).
@@ -439,6 +457,9 @@ func (n *Node) claim(want cpuset.Set, owner string) error {
 			}
 			return errdefs.ErrConflict.WithMessage(fmt.Sprintf("core %d of node %s is held by %s", c, n.Swarm.Hostname, who))
 		}
+	}
+	if err := n.keepsShared(want, owner); err != nil {
+		return err
 	}
 	n.hold(want, owner)
 	return nil
