@@ -31,8 +31,11 @@ type initOptions struct {
 	failoverAfter time.Duration
 	format        string
 	// failoverSet: --failover-after was given (else the fleet keeps its own).
-	failoverSet    bool
-	allowDowngrade bool
+	failoverSet bool
+	// guard, when guardSet, is --guard: every node's engine consults its
+	// agent as an authorization plugin (or no longer does).
+	guard, guardSet bool
+	allowDowngrade  bool
 	// engineSockets are --engine-socket CONTEXT=PATH.
 	engineSockets []string
 }
@@ -58,10 +61,13 @@ those nodes. It ends with each node's readiness for live migration.`,
   docker --context h1 fleet init --worker h2 --worker h3 --subnet 10.215.0.0/24
   docker fleet init --worker h4           # add a node later
   docker fleet init --failover-after 1m   # relocate a lost node's containers after a minute
+  docker fleet init --guard               # engines refuse what would break the fleet's promises
+  docker fleet init --guard=false         # and no longer do (their configuration as it was)
   docker fleet init                       # again, from a newer docker-fleet: upgrades every agent`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.failoverSet = cmd.Flags().Changed("failover-after")
+			opts.guardSet = cmd.Flags().Changed("guard")
 			return runInit(cmd, dockerCli, opts)
 		},
 	}
@@ -75,6 +81,8 @@ those nodes. It ends with each node's readiness for live migration.`,
 		"How long a node may be lost before its containers are made anew on the others (0 turns relocation off; unset keeps the fleet's)")
 	flags.StringArrayVar(&opts.engineSockets, "engine-socket", nil,
 		"CONTEXT=PATH: where the engine of docker context CONTEXT has its API socket on its own host, when init cannot find it (repeatable)")
+	flags.BoolVar(&opts.guard, "guard", false,
+		"Have every node's engine refuse what would break the fleet's promises (another container on exclusive cores, a fleet container changed or removed behind it); --guard=false undoes it (unset keeps the fleet's)")
 	flags.BoolVar(&opts.allowDowngrade, "allow-downgrade", false, "Replace agents that speak a newer API than this docker-fleet with its own")
 	flags.StringVar(&opts.format, "format", "", formatHelp)
 	return cmd
@@ -142,6 +150,9 @@ func (opts initOptions) validate() (bootstrap.Options, error) {
 		}
 		b.FailoverAfter = &opts.failoverAfter
 	}
+	if opts.guardSet {
+		b.Guard = &opts.guard
+	}
 	return b, nil
 }
 
@@ -183,6 +194,9 @@ func renderInit(out io.Writer, r *bootstrap.Report) error {
 		fmt.Fprintf(out, "failover: a node lost for %s has its containers made anew on the others\n", r.FailoverAfter)
 	} else {
 		fmt.Fprintln(out, "failover: off (a lost node's containers stay lost until it is back)")
+	}
+	if r.Guard {
+		fmt.Fprintln(out, "guard: on (each engine refuses what would break the fleet's promises; --guard=false takes it off)")
 	}
 	if len(problems) > 0 {
 		fmt.Fprintf(out, "Live migration will not work until this is fixed:\n  %s\n", strings.Join(problems, "\n  "))

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -18,6 +20,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/docker-fleet/fleet/daemonplugin/criucheck"
+	"github.com/docker-fleet/fleet/daemonplugin/guard"
 	"github.com/docker-fleet/fleet/daemonplugin/hostexec"
 	"github.com/docker-fleet/fleet/daemonplugin/images"
 	"github.com/docker-fleet/fleet/daemonplugin/journal"
@@ -54,6 +57,8 @@ type Agent struct {
 	images    *images.Store
 	logs      *logstore.Store
 	pool      *pool.Pool
+	guard     *guard.Guard
+	rules     *guard.Rules
 	runs      runs
 	// managers are the swarm's managers' addresses, whose agents'
 	// certificates count as pki.RoleManager (nil: none).
@@ -65,6 +70,9 @@ type Agent struct {
 	leftManagers []netip.Addr
 	leftAt       time.Time
 
+	pluginID     atomic.Value
+	pluginIDOnce sync.Once
+
 	criuMu      sync.Mutex
 	criu        api.CRIUInfo
 	criuVersion int
@@ -73,7 +81,9 @@ type Agent struct {
 
 // New connects the agent to its engine and loads the node's identity.
 func New(cfg Config) (*Agent, error) {
-	engine, err := client.New(client.WithHost(cfg.EngineHost))
+	// The agent's own engine calls carry a token its guard lets through.
+	token := rand.Text()
+	engine, err := client.New(client.WithHost(cfg.EngineHost), client.WithHTTPHeaders(map[string]string{guard.HeaderAgent: token}))
 	if err != nil {
 		return nil, fmt.Errorf("engine client: %w", err)
 	}
@@ -100,6 +110,10 @@ func New(cfg Config) (*Agent, error) {
 		migrator:  &migrate.Migrator{Node: cfg.Node, Engine: engine, Workloads: wl, Creds: keys, HostRoot: hostexec.HostRoot, Journal: jr},
 	}
 	a.managers = a.swarmManagers
+	a.guard = &guard.Guard{Engine: engine, Proc: cfg.Proc, HostRoot: hostexec.HostRoot, StateDir: cfg.GuardDir, Self: labels.AgentPlugin}
+	a.rules = &guard.Rules{Token: token, Self: labels.AgentPlugin, SelfID: a.selfID, Containers: shared.Snapshot,
+		Busy: a.migrator.Migrating, SelfDisabling: a.guard.SelfDisabling, SelfDisableFailed: a.guard.SelfDisableFailed}
+	a.guard.Seen = a.rules.Seen
 	a.logs = &logstore.Store{Dir: cfg.LogsDir, Node: cfg.Node}
 	a.migrator.Logs = a.logs
 	a.images = &images.Store{Node: cfg.Node, Engine: engine, MaxImage: migrate.MaxTransfer,
@@ -140,10 +154,20 @@ func (a *Agent) Run(ctx context.Context) error {
 	go a.criuInfo() // warm the cache; CRIU takes a moment to start
 	servePprof(a.cfg.Pprof)
 
-	// The TCP port first: if it cannot be had, the agent exits before its
-	// plugin socket exists, and the engine's enable fails instead of
-	// reporting an agent that cannot be reached.
 	errc := make(chan error, 2)
+	serveAuthz := func() {
+		authz := authorization.NewHandler(a.rules)
+		go func() { errc <- fmt.Errorf("plugin socket: %w", authz.ServeUnix(a.cfg.AuthzSocket, 0)) }()
+	}
+	if a.guard.Wanted() {
+		// The engine consults the agent: its socket first, whatever else
+		// fails, or the engine could not start or answer.
+		serveAuthz()
+		go a.guard.Resume(ctx)
+	}
+	// Else the TCP port first: if it cannot be had, the agent exits before
+	// its plugin socket exists, and the engine's enable fails instead of
+	// reporting an agent that cannot be reached.
 	if a.keys == nil {
 		log.Printf("no fleet CA set (%s): not listening on TCP", api.EnvTLSCA)
 	} else {
@@ -152,6 +176,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			return err
 		}
 		ln, err := listen(ctx, a.cfg.Port)
+		if err != nil && a.guard.Wanted() {
+			// Exiting would leave the engine naming a plugin that is gone.
+			log.Printf("agent port: %v; serving the engine's guard alone", err)
+			<-ctx.Done()
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("agent port: %w", err)
 		}
@@ -160,8 +190,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() { <-ctx.Done(); _ = srv.Close() }()
 		log.Printf("fleet agent %s for node %q listening on :%d (mutual TLS)", version.Version, a.cfg.Node, a.cfg.Port)
 	}
-	authz := authorization.NewHandler(allowAll{})
-	go func() { errc <- fmt.Errorf("plugin socket: %w", authz.ServeUnix(a.cfg.AuthzSocket, 0)) }()
+	if !a.guard.Wanted() {
+		serveAuthz()
+	}
 	select {
 	case <-ctx.Done():
 		return nil
@@ -199,6 +230,7 @@ func (a *Agent) Handler() http.Handler {
 		"POST " + api.PathFollow:                                   a.serveFollow,
 		"POST " + api.PathExpect:                                   postJSON(a.migrator.Expect),
 		"POST " + api.PathLeave:                                    postJSON(a.leave),
+		"PUT " + api.PathGuard:                                     postJSON(a.setGuard),
 		"POST " + api.PathDrain:                                    postJSON(a.drain),
 		"POST " + api.PathNodeCSR:                                  postJSON(a.nodeCSR),
 		"PUT " + api.PathNodeCert:                                  postJSON(a.installCert),
@@ -353,6 +385,10 @@ func (a *Agent) Info(ctx context.Context) (api.Info, error) {
 	if node == "" {
 		node = in.Name
 	}
+	guardStatus, err := a.guard.Status(ctx)
+	if err != nil {
+		return api.Info{}, err
+	}
 	caps := readCapabilities(a.cfg.Proc)
 	ready := Readiness(engine, criu, criuVersion)
 	ready.Limits = CapabilityLimits(caps, criu)
@@ -368,6 +404,7 @@ func (a *Agent) Info(ctx context.Context) (api.Info, error) {
 		Migration:    ready,
 		Capabilities: caps,
 		CertNotAfter: a.certNotAfter(),
+		Guard:        &guardStatus,
 	}, nil
 }
 
@@ -412,15 +449,25 @@ func (a *Agent) criuInfo() (api.CRIUInfo, int) {
 	return a.criu, a.criuVersion
 }
 
-// allowAll is the docker.authz/1.0 hook. It is consulted only on engines
-// that list the agent in authorization-plugins; the fleet's rules arrive
-// with the features they protect.
-type allowAll struct{}
-
-func (allowAll) AuthZReq(authorization.Request) authorization.Response {
-	return authorization.Response{Allow: true}
+// selfID is the agent's plugin ID, asked of the engine once (the guard
+// recognises its plugin by ID too).
+func (a *Agent) selfID() string {
+	if v, ok := a.pluginID.Load().(string); ok {
+		return v
+	}
+	a.pluginIDOnce.Do(func() {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if p, err := a.engine.PluginInspect(ctx, labels.AgentPlugin, client.PluginInspectOptions{}); err == nil {
+				a.pluginID.Store(p.Plugin.ID)
+			}
+		}()
+	})
+	return ""
 }
 
-func (allowAll) AuthZRes(authorization.Request) authorization.Response {
-	return authorization.Response{Allow: true}
+// setGuard turns the node's guard on or off (api.PathGuard).
+func (a *Agent) setGuard(ctx context.Context, req api.GuardRequest) (api.GuardStatus, error) {
+	return a.guard.Set(ctx, req.On)
 }

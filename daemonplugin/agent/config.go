@@ -40,6 +40,9 @@ type Config struct {
 	// PoolFile keeps the cpusets the shared pool narrowed (pool.Pool.File):
 	// in the engine's data root too.
 	PoolFile string
+	// GuardDir keeps the guard's wish and the engine configuration as it
+	// was before the guard (guard.Guard): in the engine's data root too.
+	GuardDir string
 	// EngineHost is the node engine's API, through the plugin's "sock" mount.
 	EngineHost string
 	// Proc is the host's procfs (the plugin shares the host's pid namespace).
@@ -63,6 +66,7 @@ func ConfigFromEnv() (Config, error) {
 		FilesDir:    "/host/data-root/fleet/secrets",
 		LogsDir:     "/host/data-root/fleet/logs",
 		PoolFile:    "/host/data-root/fleet/pool.json",
+		GuardDir:    "/host/data-root/fleet/guard",
 		EngineHost:  "unix:///run/host/docker.sock",
 		Proc:        "/proc",
 		CRIUPath:    "/bin/criu",

@@ -16,6 +16,7 @@ import (
 	"github.com/moby/moby/client"
 	"gotest.tools/v3/assert"
 
+	"github.com/docker-fleet/fleet/daemonplugin/guard"
 	"github.com/docker-fleet/fleet/daemonplugin/images"
 	"github.com/docker-fleet/fleet/daemonplugin/journal"
 	"github.com/docker-fleet/fleet/daemonplugin/keyring"
@@ -48,7 +49,8 @@ func fuzzAgent(t testing.TB) (http.Handler, map[pki.Role]*x509.Certificate) {
 	wl := &workloads.Manager{Node: "h1", Engine: engine, Cores: func() (cpuset.Set, error) { return cpuset.Of(0, 1), nil }}
 	a := &Agent{cfg: Config{Node: "h1"}, engine: engine, keys: keys, workloads: wl,
 		migrator: &migrate.Migrator{Node: "h1", Engine: engine, Workloads: wl, Creds: keys, Journal: jr},
-		images:   &images.Store{Node: "h1", Engine: engine}}
+		images:   &images.Store{Node: "h1", Engine: engine},
+		guard:    &guard.Guard{Engine: engine, Proc: t.TempDir(), StateDir: t.TempDir(), Self: "fleet-agent:latest"}}
 	certs := map[pki.Role]*x509.Certificate{}
 	for role, name := range map[pki.Role]string{pki.RoleOperator: "cli", pki.RoleNode: "h2"} {
 		p, err := ca.Issue(name, role, pki.NodeValidity)

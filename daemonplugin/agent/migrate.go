@@ -251,6 +251,11 @@ func (a *Agent) leave(ctx context.Context, req api.LeaveRequest) (struct{}, erro
 	if len(list.Items) > 0 && !req.Force {
 		return struct{}{}, workloads.Refuse(errdefs.ErrConflict, "node %s still has %d fleet containers", a.cfg.Node, len(list.Items))
 	}
+	// The guard off first: the plugin's removal below would leave the
+	// engine consulting a plugin that is gone.
+	if _, err := a.guard.Set(ctx, false); err != nil {
+		return struct{}{}, fmt.Errorf("taking the guard off: %w", err)
+	}
 	if _, err := a.engine.ContainerRemove(ctx, workloads.AnchorName, client.ContainerRemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
 		return struct{}{}, err
 	}

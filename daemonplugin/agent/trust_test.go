@@ -98,7 +98,7 @@ func TestRoleOnEveryEndpoint(t *testing.T) {
 	}
 	// Every route is in the table, and each has one role, or is an
 	// operator's that the swarm leader's agent may call too.
-	assert.Check(t, is.Len(api.Access, 35))
+	assert.Check(t, is.Len(api.Access, 36))
 	for pattern, roles := range api.Access {
 		if len(roles) == 2 {
 			assert.Check(t, is.DeepEqual(roles, []pki.Role{pki.RoleOperator, pki.RoleManager}), pattern)

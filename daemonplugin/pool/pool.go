@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -59,8 +60,10 @@ type Pool struct {
 	mu       sync.Mutex
 	narrowed map[string]string
 	loaded   bool
-	// seen is the node as the last reconcile found it (Snapshot).
-	seen   []Container
+	// seen is the node as the last reconcile found it (Snapshot): read
+	// without the lock, by the guard, while a reconcile may be waiting
+	// on the engine that waits on the guard.
+	seen   atomic.Pointer[[]Container]
 	shared cpuset.Set
 	// released: the node left the fleet; the pool confines nothing more.
 	released bool
@@ -151,9 +154,10 @@ func (p *Pool) Shared() cpuset.Set {
 
 // Snapshot is the node's containers as the last reconcile found them.
 func (p *Pool) Snapshot() []Container {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.seen
+	if s := p.seen.Load(); s != nil {
+		return *s
+	}
+	return nil
 }
 
 // Reconcile confines every container without exclusive cores to the shared
@@ -205,7 +209,8 @@ func (p *Pool) Reconcile(ctx context.Context) error {
 			delete(p.narrowed, id)
 		}
 	}
-	p.seen, p.shared = seen, shared
+	p.seen.Store(&seen)
+	p.shared = shared
 	return errors.Join(append(errs, p.saveLocked())...)
 }
 

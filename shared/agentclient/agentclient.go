@@ -404,6 +404,12 @@ func (c *Client) Drain(ctx context.Context, req api.DrainRequest) (api.DrainResu
 	return call[api.DrainResult](ctx, c, http.MethodPost, api.PathDrain, req)
 }
 
+// SetGuard turns the node's guard on or off: its engine consulting the
+// agent as an authorization plugin.
+func (c *Client) SetGuard(ctx context.Context, req api.GuardRequest) (api.GuardStatus, error) {
+	return call[api.GuardStatus](ctx, c, http.MethodPut, api.PathGuard, req)
+}
+
 // Check asks the node's agent whether one of its containers can be
 // checkpointed now; it changes nothing.
 func (c *Client) Check(ctx context.Context, req api.CheckRequest) (api.CheckResult, error) {

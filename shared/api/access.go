@@ -56,6 +56,7 @@ var Access = map[string][]pki.Role{
 	"POST " + PathFollow:                               operator,
 	"POST " + PathExpect:                               operator,
 	"POST " + PathLeave:                                operator,
+	"PUT " + PathGuard:                                 operator,
 	"POST " + PathDrain:                                operator,
 	"POST " + PathNodeCSR:                              operator,
 	"PUT " + PathNodeCert:                              operator,

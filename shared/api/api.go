@@ -53,6 +53,8 @@ type Info struct {
 	Capabilities Capabilities `json:"capabilities"`
 	// CertNotAfter is when the node's certificate expires.
 	CertNotAfter time.Time `json:"certNotAfter"`
+	// Guard is the node's guard (nil from an agent before it).
+	Guard *GuardStatus `json:"guard,omitempty"`
 	// APIVersion is the protocol version the agent speaks (the package's
 	// APIVersion); agents from before versioning leave it out, so read it
 	// with API.

@@ -108,6 +108,9 @@ const (
 	RelocationConfigPrefix = "docker-fleet-relocation."
 	// StatsConfigName holds the fleet's failover counters in its labels.
 	StatsConfigName = "docker-fleet-stats"
+	// Guard on the CA config is "true" when every node's engine is to
+	// consult its agent as an authorization plugin (init --guard).
+	Guard = Prefix + ".guard"
 	// AgentPlugin is the managed plugin's name on every engine.
 	AgentPlugin = "fleet-agent:latest"
 )

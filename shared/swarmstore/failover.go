@@ -45,6 +45,24 @@ func SetFailoverAfter(ctx context.Context, c client.APIClient, d time.Duration) 
 	return UpdateLabels(ctx, c, labels.CAConfigName, func(l map[string]string) { l[labels.FailoverAfter] = d.String() })
 }
 
+// Guard says whether the fleet's engines are to consult their agents
+// (init --guard).
+func Guard(ctx context.Context, c client.APIClient) (bool, error) {
+	res, err := c.ConfigInspect(ctx, labels.CAConfigName, client.ConfigInspectOptions{})
+	if errdefs.IsNotFound(err) {
+		return false, ErrNoFleet
+	}
+	if err != nil {
+		return false, err
+	}
+	return res.Config.Spec.Labels[labels.Guard] == "true", nil
+}
+
+// SetGuard records whether the fleet's engines are to consult their agents.
+func SetGuard(ctx context.Context, c client.APIClient, on bool) error {
+	return UpdateLabels(ctx, c, labels.CAConfigName, func(l map[string]string) { l[labels.Guard] = strconv.FormatBool(on) })
+}
+
 // Down is a dead node's record: since when, and the containers it last
 // reported. Known is false when the leader that declared it never heard
 // from it (it took over after the node died): then the node's replicas are

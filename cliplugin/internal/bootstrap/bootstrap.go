@@ -49,6 +49,9 @@ type Options struct {
 	FailoverAfter *time.Duration
 	// Dial reaches the agents (nil: TCP to each agent's port); see package dial.
 	Dial agentclient.DialFunc
+	// Guard, when set, turns every node's guard on or off (init --guard);
+	// unset keeps the fleet's.
+	Guard *bool
 	// AllowDowngrade lets init replace agents that speak a newer API than
 	// this docker-fleet with its own.
 	AllowDowngrade bool
@@ -63,7 +66,9 @@ type Report struct {
 	NetworkCreated bool               `json:"networkCreated"`
 	// FailoverAfter is the fleet's grace period before relocation (0: off).
 	FailoverAfter time.Duration `json:"failoverAfter"`
-	Nodes         []NodeReport  `json:"nodes"`
+	// Guard: every node's engine consults its agent (init --guard).
+	Guard bool         `json:"guard"`
+	Nodes []NodeReport `json:"nodes"`
 }
 
 // NodeReport is one node's line of init's table.
@@ -110,6 +115,14 @@ func Init(ctx context.Context, manager *engines.Engine, workers []*engines.Engin
 		}
 	}
 	if in.report.FailoverAfter, err = swarmstore.FailoverAfter(ctx, manager.Client); err != nil {
+		return nil, err
+	}
+	if opts.Guard != nil {
+		if err := swarmstore.SetGuard(ctx, manager.Client, *opts.Guard); err != nil {
+			return nil, fmt.Errorf("recording --guard: %w", err)
+		}
+	}
+	if in.report.Guard, err = swarmstore.Guard(ctx, manager.Client); err != nil {
 		return nil, err
 	}
 	in.fleet = &fleet.Fleet{Manager: manager.Client, CA: ca, Dial: opts.Dial}
@@ -510,6 +523,7 @@ func (in *initializer) collect(ctx context.Context) error {
 				var info api.Info
 				if info, err = agent.WaitInfo(ctx, 5*time.Second); err == nil {
 					reports[i].Info = &info
+					err = in.guard(ctx, agent, n, &info)
 				}
 			}
 			if err != nil {
@@ -519,6 +533,28 @@ func (in *initializer) collect(ctx context.Context) error {
 	}
 	wg.Wait()
 	in.report.Nodes = reports
+	return nil
+}
+
+// guard brings a node's guard to the fleet's: on with init --guard, off
+// with --guard=false (and then on every init, for nodes added later).
+func (in *initializer) guard(ctx context.Context, agent *agentclient.Client, n swarmstore.Node, info *api.Info) error {
+	want := in.report.Guard
+	if info.Guard == nil {
+		if want {
+			return fmt.Errorf("the agent on %s is too old for --guard: run `docker fleet init` again to upgrade it", n.Hostname)
+		}
+		return nil
+	}
+	if info.Guard.On == want && info.Guard.Wanted == want {
+		return nil
+	}
+	st, err := agent.SetGuard(ctx, api.GuardRequest{On: want})
+	if err != nil {
+		return fmt.Errorf("guard: %w", err)
+	}
+	info.Guard = &st
+	in.say("node %s: guard %s", n.Hostname, map[bool]string{true: "on", false: "off"}[want])
 	return nil
 }
 

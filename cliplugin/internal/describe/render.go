@@ -90,6 +90,16 @@ func RenderNode(out io.Writer, v NodeView) error {
 			fmt.Fprintf(w, "\t- limited: %s\n", l)
 		}
 		fmt.Fprintf(w, "Capabilities:\t%s\n", capsLine(i.Capabilities))
+		if g := i.Guard; g != nil {
+			switch {
+			case g.On:
+				fmt.Fprintf(w, "Guard:\ton (the engine consults the agent: %s)\n", strings.Join(g.Plugins, ", "))
+			case g.Wanted:
+				fmt.Fprintln(w, "Guard:\twanted, not on yet (the agent puts it back once its plugin is enabled)")
+			default:
+				fmt.Fprintln(w, "Guard:\toff")
+			}
+		}
 	}
 	if m := v.Metrics; m != nil {
 		fmt.Fprintf(w, "Uptime:\t%s\n", units.HumanDuration(time.Duration(m.Uptime*float64(time.Second))))

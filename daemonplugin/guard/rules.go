@@ -1,0 +1,261 @@
+// Package guard is the agent as the engine's authorization plugin
+// (docker.authz/1.0): with `docker fleet init --guard`, the node's engine
+// asks it about every request, and it refuses the few that would break what
+// the fleet promises (another container on a fleet container's exclusive
+// cores; a fleet container's cores or memory changed behind the ledger; a
+// fleet container stopped or removed while a migration holds it). Every
+// other request passes untouched.
+//
+// The guard must never lock a user out of their engine: it decides from
+// memory, never calls the engine while deciding, lets a request through
+// when it cannot decide in time, and takes itself out of the engine's
+// configuration before anything could leave the engine listing a plugin
+// that is gone (daemon.go, guard.go).
+package guard
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/go-plugins-helpers/authorization"
+
+	"github.com/docker-fleet/fleet/daemonplugin/pool"
+	"github.com/docker-fleet/fleet/shared/cpuset"
+)
+
+// HeaderAgent carries the agent's own token on its engine calls: the guard
+// lets its own agent through (a migration stops, removes and pins fleet
+// containers).
+const HeaderAgent = "X-Fleet-Agent"
+
+// probePrefix starts the name of the container a probe asks the engine
+// about (Guard.Consulted): the guard notes it, whoever asks.
+const probePrefix = "fleet-guard-probe-"
+
+// decideWithin bounds a decision: a request the guard cannot decide in time
+// (a lock held elsewhere) passes rather than waits.
+const decideWithin = 100 * time.Millisecond
+
+// Rules decides the engine's requests.
+type Rules struct {
+	// Token is what the agent's own requests carry in HeaderAgent.
+	Token string
+	// Self names the agent's plugin as the engine knows it (name:tag), and
+	// SelfID its ID ("" until known).
+	Self   string
+	SelfID func() string
+	// Containers are the node's containers (pool.Pool.Snapshot): the
+	// guard never asks the engine while it decides.
+	Containers func() []pool.Container
+	// Busy says why a fleet container must not be stopped or removed now
+	// ("": it may).
+	Busy func(name string) string
+	// SelfDisabling is called when the engine is asked to disable the
+	// agent's plugin, before it does, and SelfDisableFailed when it did
+	// not: a disabled plugin the engine's configuration still names would
+	// keep the engine from starting or reloading.
+	SelfDisabling, SelfDisableFailed func()
+
+	probes sync.Map // probe nonce → seen
+}
+
+// Seen says whether the engine asked about probe nonce (and forgets it).
+func (r *Rules) Seen(nonce string) bool {
+	_, ok := r.probes.LoadAndDelete(nonce)
+	return ok
+}
+
+// AuthZReq decides a request before the engine acts on it.
+func (r *Rules) AuthZReq(req authorization.Request) authorization.Response {
+	if _, nonce, ok := strings.Cut(req.RequestURI, probePrefix); ok {
+		r.probes.Store(strings.SplitN(nonce, "/", 2)[0], true)
+	}
+	if r.Token != "" && req.RequestHeaders[HeaderAgent] == r.Token {
+		return allow
+	}
+	done := make(chan authorization.Response, 1)
+	go func() { done <- r.decide(req) }()
+	select {
+	case res := <-done:
+		return res
+	case <-time.After(decideWithin):
+		return allow
+	}
+}
+
+// AuthZRes lets every answer through; it notices a failed disable of the
+// agent's own plugin.
+func (r *Rules) AuthZRes(req authorization.Request) authorization.Response {
+	if req.ResponseStatusCode >= 300 && req.RequestMethod == "POST" && r.SelfDisableFailed != nil {
+		if path, _ := route(req.RequestURI); r.isSelfPath(path, "/disable") {
+			r.SelfDisableFailed()
+		}
+	}
+	return allow
+}
+
+var allow = authorization.Response{Allow: true}
+
+func deny(format string, args ...any) authorization.Response {
+	return authorization.Response{Msg: fmt.Sprintf(format, args...)}
+}
+
+// version is the API version prefix of a request's path.
+var version = regexp.MustCompile(`^/v[0-9]+(\.[0-9]+)?/`)
+
+// route is a request's path without its API version, and its query.
+func route(uri string) (string, url.Values) {
+	u, err := url.ParseRequestURI(uri)
+	if err != nil {
+		return "", nil
+	}
+	p := version.ReplaceAllString(u.Path, "/")
+	return p, u.Query()
+}
+
+func (r *Rules) decide(req authorization.Request) authorization.Response {
+	path, q := route(req.RequestURI)
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	switch {
+	case req.RequestMethod == "POST" && path == "/containers/create":
+		var body struct {
+			HostConfig *struct{ CpusetCpus string }
+		}
+		if !r.decodeBody(req, &body) {
+			return r.unreadable("create")
+		}
+		if body.HostConfig != nil {
+			return r.cpusetFree(body.HostConfig.CpusetCpus, "")
+		}
+	case len(parts) == 3 && parts[0] == "containers" && req.RequestMethod == "POST" && parts[2] == "update":
+		c, fleet := r.find(parts[1])
+		var body struct {
+			CpusetCpus         string
+			Memory, MemorySwap int64
+		}
+		if !r.decodeBody(req, &body) {
+			if fleet {
+				return deny("%s is a fleet container: change its cores or memory with `docker fleet resize %s`", c.Name, c.Name)
+			}
+			return r.unreadable("update")
+		}
+		if fleet && (body.CpusetCpus != "" || body.Memory != 0 || body.MemorySwap != 0) {
+			return deny("%s is a fleet container: change its cores or memory with `docker fleet resize %s`", c.Name, c.Name)
+		}
+		return r.cpusetFree(body.CpusetCpus, c.ID)
+	case len(parts) == 3 && parts[0] == "containers" && req.RequestMethod == "POST" &&
+		(parts[2] == "stop" || parts[2] == "kill" || parts[2] == "pause" || parts[2] == "restart" || parts[2] == "checkpoints"):
+		return r.notBusy(parts[1], parts[2])
+	case len(parts) == 2 && parts[0] == "containers" && req.RequestMethod == "DELETE":
+		return r.notBusy(parts[1], "rm")
+	case req.RequestMethod == "DELETE" && r.isSelfPath(path, "") && (q.Get("force") == "1" || q.Get("force") == "true"):
+		// rm -f disables the plugin without taking it off the engine's
+		// list: every request would then fail.
+		return deny("the fleet guard is on: take it off first (`docker fleet init --guard=false`), or disable the plugin before removing it")
+	case req.RequestMethod == "POST" && r.isSelfPath(path, "/disable") && r.SelfDisabling != nil:
+		r.SelfDisabling()
+	}
+	return allow
+}
+
+// decodeBody reads a request's JSON body; false when there is none to read
+// (the engine sends none over 1 MiB or without a length).
+func (r *Rules) decodeBody(req authorization.Request, v any) bool {
+	if len(req.RequestBody) == 0 {
+		return false
+	}
+	return json.Unmarshal(req.RequestBody, v) == nil
+}
+
+// unreadable refuses a create or update whose cpuset the guard cannot read,
+// but only on a node where there is something to protect.
+func (r *Rules) unreadable(what string) authorization.Response {
+	for _, c := range r.Containers() {
+		if len(c.Exclusive) > 0 {
+			return deny("the fleet guard cannot read this %s's body to check its cpuset: send it with a Content-Length, under 1 MiB", what)
+		}
+	}
+	return allow
+}
+
+// cpusetFree refuses a cpuset with a core a fleet container (not self)
+// holds exclusively, naming it.
+func (r *Rules) cpusetFree(s, self string) authorization.Response {
+	if s == "" {
+		return allow
+	}
+	want, err := cpuset.Parse(s)
+	if err != nil {
+		return allow // the engine says what is wrong with it
+	}
+	for _, c := range r.Containers() {
+		if c.ID == self {
+			continue
+		}
+		if clash := want.Intersect(c.Exclusive); len(clash) > 0 {
+			return deny("core %s of this node is held exclusively by fleet container %s: choose cores outside the fleet's (`docker fleet describe NODE` shows the shared pool), or leave --cpuset-cpus out", clash, c.Name)
+		}
+	}
+	return allow
+}
+
+// notBusy refuses to stop or remove a fleet container a fleet operation
+// holds.
+func (r *Rules) notBusy(ref, what string) authorization.Response {
+	c, fleet := r.find(ref)
+	if !fleet || r.Busy == nil {
+		return allow
+	}
+	if why := r.Busy(c.Name); why != "" {
+		return deny("%s is held by docker fleet (%s): %s it when that ends", c.Name, why, what)
+	}
+	return allow
+}
+
+// find resolves a container reference as the engine does: a full ID, a
+// name, then a unique ID prefix. fleet: it is a fleet container.
+func (r *Rules) find(ref string) (pool.Container, bool) {
+	ref = strings.TrimPrefix(ref, "/")
+	all := r.Containers()
+	for _, c := range all {
+		if c.ID == ref || c.Name == ref {
+			return c, c.Fleet
+		}
+	}
+	var found []pool.Container
+	for _, c := range all {
+		if strings.HasPrefix(c.ID, ref) {
+			found = append(found, c)
+		}
+	}
+	if len(found) == 1 {
+		return found[0], found[0].Fleet
+	}
+	return pool.Container{}, false
+}
+
+// isSelfPath says whether path is /plugins/{the agent's plugin}{suffix}.
+func (r *Rules) isSelfPath(path, suffix string) bool {
+	rest, ok := strings.CutPrefix(path, "/plugins/")
+	if !ok {
+		return false
+	}
+	name, ok := strings.CutSuffix(rest, suffix)
+	if !ok || name == "" || strings.Contains(name, "/") && !strings.Contains(r.Self, "/") {
+		return false
+	}
+	bare, _, _ := strings.Cut(r.Self, ":")
+	if name == r.Self || name == bare {
+		return true
+	}
+	id := ""
+	if r.SelfID != nil {
+		id = r.SelfID()
+	}
+	return id != "" && len(name) >= 12 && strings.HasPrefix(id, name)
+}
