@@ -22,7 +22,7 @@ import (
 type Engine interface {
 	Info(context.Context, client.InfoOptions) (client.SystemInfoResult, error)
 	PluginInspect(context.Context, string, client.PluginInspectOptions) (client.PluginInspectResult, error)
-	ContainerInspect(context.Context, string, client.ContainerInspectOptions) (client.ContainerInspectResult, error)
+	ContainerList(context.Context, client.ContainerListOptions) (client.ContainerListResult, error)
 }
 
 // settle is how long the guard waits for the engine to show a reload.
@@ -172,12 +172,13 @@ func (g *Guard) Status(ctx context.Context) (api.GuardStatus, error) {
 	return st, nil
 }
 
-// consulted asks the engine about a container that does not exist, by a
-// name only this call knows, and says whether the agent's hook saw it.
+// consulted lists the engine's containers by a name only this call knows
+// (none has it: an empty answer, and nothing in the engine's log), and
+// says whether the agent's hook saw the request.
 func (g *Guard) consulted(ctx context.Context) (bool, error) {
 	nonce := rand.Text()
-	_, err := g.Engine.ContainerInspect(ctx, probePrefix+nonce, client.ContainerInspectOptions{})
-	if err != nil && !errdefs.IsNotFound(err) {
+	_, err := g.Engine.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("name", probePrefix+nonce)})
+	if err != nil {
 		return false, fmt.Errorf("engine: %w", err)
 	}
 	return g.Seen != nil && g.Seen(nonce), nil

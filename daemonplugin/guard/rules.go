@@ -72,8 +72,13 @@ func (r *Rules) Seen(nonce string) bool {
 
 // AuthZReq decides a request before the engine acts on it.
 func (r *Rules) AuthZReq(req authorization.Request) authorization.Response {
-	if _, nonce, ok := strings.Cut(req.RequestURI, probePrefix); ok {
-		r.probes.Store(strings.SplitN(nonce, "/", 2)[0], true)
+	if _, rest, ok := strings.Cut(req.RequestURI, probePrefix); ok {
+		// The nonce is rand.Text's: letters and digits, then the URI goes on.
+		end := strings.IndexFunc(rest, func(c rune) bool { return !('A' <= c && c <= 'Z' || '2' <= c && c <= '7') })
+		if end < 0 {
+			end = len(rest)
+		}
+		r.probes.Store(rest[:end], true)
 	}
 	if r.Token != "" && req.RequestHeaders[HeaderAgent] == r.Token {
 		return allow

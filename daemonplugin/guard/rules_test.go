@@ -101,3 +101,12 @@ func TestSelfDisableTakesItOffTheFile(t *testing.T) {
 	r.AuthZRes(q)
 	assert.Check(t, is.DeepEqual(calls, []string{"off", "back"}))
 }
+
+func TestProbeSeen(t *testing.T) {
+	r := rules()
+	q := req("GET", `/v1.41/containers/json?all=1&filters=%7B%22name%22%3A%7B%22fleet-guard-probe-ABC234%22%3Atrue%7D%7D`, "")
+	q.RequestHeaders = map[string]string{HeaderAgent: "secret"}
+	assert.Check(t, r.AuthZReq(q).Allow)
+	assert.Check(t, r.Seen("ABC234"))
+	assert.Check(t, !r.Seen("ABC234"), "forgotten once seen")
+}

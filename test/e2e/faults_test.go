@@ -419,3 +419,30 @@ func TestFaultsDetachAndFollow(t *testing.T) {
 	assert.Check(t, is.Contains(hist, "from h2 to h3"), "the followed migration is recorded")
 	removeServices(t, svc)
 }
+
+// TestFaultsGuardDuringMigration: with --guard, the source's engine refuses
+// to stop, kill, pause, checkpoint or remove a container a migration holds,
+// naming the migration; the migration then ends as if nothing was asked.
+func TestFaultsGuardDuringMigration(t *testing.T) {
+	initFleet(t)
+	svc := "fltguard"
+	removeServices(t, svc)
+	guardOn(t)
+	name, ip, st0 := faultSubject(t, svc, "h2")
+	setFaults(t, "h2", "source:transfer hold")
+	_, wait := migrateAsync(t, name, "--to", "h3")
+	waitHeld(t, "h2", "source:transfer")
+	for _, args := range [][]string{
+		{"stop", name}, {"kill", name}, {"pause", name}, {"rm", "-f", name},
+		{"checkpoint", "create", name, "guarded"},
+	} {
+		r := docker(t, "h2", args...)
+		assert.Check(t, r.Code != 0, "%v during the migration: %s", args, r)
+		assert.Check(t, is.Contains(r.Stderr, "authorization denied by plugin fleet-agent:latest: "+name+" is held by docker fleet (migration "), "%v", args)
+	}
+	clearFaults("h2")
+	r := wait()
+	assert.Check(t, is.Equal(r.Code, 0), r.String())
+	assert.Check(t, is.Equal(settled(t, name, ip, st0), "h3"))
+	removeServices(t, svc)
+}
