@@ -103,7 +103,8 @@ faults: bin/workload
 test: lint unit e2e servers e2e-engines faults
 
 ## bench: migration downtime and total, docker fleet against the docker-native path,
-## and describe/create through the relay against direct (BENCH_ONLY=transport or migrate)
+## and describe/create through the relay against direct (BENCH_ONLY=transport, migrate or guard);
+## and what the guard adds to an engine request
 BENCH_SIZES ?= 64,256,1024
 BENCH_ONLY ?=
 bench: install sim-up

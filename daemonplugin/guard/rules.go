@@ -37,8 +37,9 @@ const HeaderAgent = "X-Fleet-Agent"
 // about (Guard.Consulted): the guard notes it, whoever asks.
 const probePrefix = "fleet-guard-probe-"
 
-// decideWithin bounds a decision: a request the guard cannot decide in time
-// (a lock held elsewhere) passes rather than waits.
+// decideWithin bounds the one decision that takes a lock held elsewhere
+// (whether a migration holds a container): undecided, the request passes
+// rather than waits. Every other decision is from memory.
 const decideWithin = 100 * time.Millisecond
 
 // Rules decides the engine's requests.
@@ -83,14 +84,7 @@ func (r *Rules) AuthZReq(req authorization.Request) authorization.Response {
 	if r.Token != "" && req.RequestHeaders[HeaderAgent] == r.Token {
 		return allow
 	}
-	done := make(chan authorization.Response, 1)
-	go func() { done <- r.decide(req) }()
-	select {
-	case res := <-done:
-		return res
-	case <-time.After(decideWithin):
-		return allow
-	}
+	return r.decide(req)
 }
 
 // AuthZRes lets every answer through; it notices a failed disable of the
@@ -216,10 +210,25 @@ func (r *Rules) notBusy(ref, what string) authorization.Response {
 	if !fleet || r.Busy == nil {
 		return allow
 	}
-	if why := r.Busy(c.Name); why != "" {
+	if why := r.busyWithin(c.Name); why != "" {
 		return deny("%s is held by docker fleet (%s): %s it when that ends", c.Name, why, what)
 	}
 	return allow
+}
+
+// busyWithin is Busy, or "" when it cannot say in decideWithin (it takes
+// the migrator's lock): the engine waits on this answer.
+func (r *Rules) busyWithin(name string) string {
+	done := make(chan string, 1)
+	go func() { done <- r.Busy(name) }()
+	t := time.NewTimer(decideWithin)
+	defer t.Stop()
+	select {
+	case why := <-done:
+		return why
+	case <-t.C:
+		return ""
+	}
 }
 
 // find resolves a container reference as the engine does: a full ID, a

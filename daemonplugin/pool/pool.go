@@ -88,10 +88,20 @@ func (p *Pool) Run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-p.kick:
+			// Events come in bursts (a create, a start, a rename): one
+			// reconcile for the burst.
+			time.Sleep(burst)
+			select {
+			case <-p.kick:
+			default:
+			}
 		case <-tick.C:
 		}
 	}
 }
+
+// burst is how long the pool lets a burst of engine events gather.
+const burst = 50 * time.Millisecond
 
 func (p *Pool) init() { p.once.Do(func() { p.kick = make(chan struct{}, 1) }) }
 

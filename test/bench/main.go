@@ -8,7 +8,10 @@
 // manager's relay against direct connections to the agent ports.
 //
 // It needs the simulator up and a fleet of h1..h3 (make bench does both).
-// Usage: bench [-sizes 64,256,1024] [-only migrate|transport] [-runs N]
+// With -only guard (or alongside) it measures what the guard (init --guard)
+// adds to each request of an engine.
+//
+// Usage: bench [-sizes 64,256,1024] [-only migrate|transport|guard] [-runs N] [-requests N]
 package main
 
 import (
@@ -50,8 +53,9 @@ type measure struct {
 
 func main() {
 	sizes := flag.String("sizes", "64,256,1024", "ballast sizes in MB")
-	only := flag.String("only", "", "run only the migrate or the transport measures")
+	only := flag.String("only", "", "run only the migrate, transport or guard measures")
 	runs := flag.Int("runs", 10, "runs of each transport measure")
+	requests := flag.Int("requests", 2000, "engine requests of each kind the guard measure makes")
 	sink := flag.String("wire-sink", "", "(internal) receive the raw TCP measure at this address")
 	send := flag.String("wire-send", "", "(internal) send the raw TCP measure to this address")
 	flag.Parse()
@@ -63,10 +67,13 @@ func main() {
 		wireSend(*send)
 		return
 	}
-	if *only != "migrate" {
+	if *only == "" || *only == "guard" {
+		guardBench(*requests)
+	}
+	if *only == "" || *only == "transport" {
 		transportBench(*runs)
 	}
-	if *only == "transport" {
+	if *only == "transport" || *only == "guard" {
 		return
 	}
 	wire := wireRate()
