@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -75,7 +76,7 @@ func (r *Rules) Seen(nonce string) bool {
 func (r *Rules) AuthZReq(req authorization.Request) authorization.Response {
 	if _, rest, ok := strings.Cut(req.RequestURI, probePrefix); ok {
 		// The nonce is rand.Text's: letters and digits, then the URI goes on.
-		end := strings.IndexFunc(rest, func(c rune) bool { return !('A' <= c && c <= 'Z' || '2' <= c && c <= '7') })
+		end := strings.IndexFunc(rest, func(c rune) bool { return (c < 'A' || c > 'Z') && (c < '2' || c > '7') })
 		if end < 0 {
 			end = len(rest)
 		}
@@ -119,9 +120,19 @@ func route(uri string) (string, url.Values) {
 
 func (r *Rules) decide(req authorization.Request) authorization.Response {
 	path, q := route(req.RequestURI)
-	parts := strings.Split(strings.Trim(path, "/"), "/")
+	if rest, ok := strings.CutPrefix(path, "/containers/"); ok {
+		return r.decideContainer(req, strings.Split(rest, "/"))
+	}
+	if strings.HasPrefix(path, "/plugins/") {
+		return r.decidePlugin(req, path, q)
+	}
+	return allow
+}
+
+// decideContainer decides /containers/{parts...}.
+func (r *Rules) decideContainer(req authorization.Request, parts []string) authorization.Response {
 	switch {
-	case req.RequestMethod == "POST" && path == "/containers/create":
+	case req.RequestMethod == "POST" && len(parts) == 1 && parts[0] == "create":
 		var body struct {
 			HostConfig *struct{ CpusetCpus string }
 		}
@@ -131,27 +142,43 @@ func (r *Rules) decide(req authorization.Request) authorization.Response {
 		if body.HostConfig != nil {
 			return r.cpusetFree(body.HostConfig.CpusetCpus, "")
 		}
-	case len(parts) == 3 && parts[0] == "containers" && req.RequestMethod == "POST" && parts[2] == "update":
-		c, fleet := r.find(parts[1])
-		var body struct {
-			CpusetCpus         string
-			Memory, MemorySwap int64
-		}
-		if !r.decodeBody(req, &body) {
-			if fleet {
-				return deny("%s is a fleet container: change its cores or memory with `docker fleet resize %s`", c.Name, c.Name)
-			}
-			return r.unreadable("update")
-		}
-		if fleet && (body.CpusetCpus != "" || body.Memory != 0 || body.MemorySwap != 0) {
-			return deny("%s is a fleet container: change its cores or memory with `docker fleet resize %s`", c.Name, c.Name)
-		}
-		return r.cpusetFree(body.CpusetCpus, c.ID)
-	case len(parts) == 3 && parts[0] == "containers" && req.RequestMethod == "POST" &&
-		(parts[2] == "stop" || parts[2] == "kill" || parts[2] == "pause" || parts[2] == "restart" || parts[2] == "checkpoints"):
-		return r.notBusy(parts[1], parts[2])
-	case len(parts) == 2 && parts[0] == "containers" && req.RequestMethod == "DELETE":
-		return r.notBusy(parts[1], "rm")
+	case req.RequestMethod == "POST" && len(parts) == 2 && parts[1] == "update":
+		return r.decideUpdate(req, parts[0])
+	case req.RequestMethod == "POST" && len(parts) == 2 && slices.Contains(holdsOff, parts[1]):
+		return r.notBusy(parts[0], parts[1])
+	case req.RequestMethod == "DELETE" && len(parts) == 1:
+		return r.notBusy(parts[0], "rm")
+	}
+	return allow
+}
+
+// holdsOff are what may not be done to a container a migration holds
+// (besides removing it).
+var holdsOff = []string{"stop", "kill", "pause", "restart", "checkpoints"}
+
+// decideUpdate decides an update of container ref: never a fleet
+// container's cores or memory, never another onto exclusive cores.
+func (r *Rules) decideUpdate(req authorization.Request, ref string) authorization.Response {
+	c, fleet := r.find(ref)
+	var body struct {
+		CpusetCpus         string
+		Memory, MemorySwap int64
+	}
+	readable := r.decodeBody(req, &body)
+	if fleet && (!readable || body.CpusetCpus != "" || body.Memory != 0 || body.MemorySwap != 0) {
+		return deny("%s is a fleet container: change its cores or memory with `docker fleet resize %s`", c.Name, c.Name)
+	}
+	if !readable {
+		return r.unreadable("update")
+	}
+	return r.cpusetFree(body.CpusetCpus, c.ID)
+}
+
+// decidePlugin decides /plugins/...: the agent's own plugin is not removed
+// by force while the engine consults it, and leaves the engine's file
+// before it is disabled.
+func (r *Rules) decidePlugin(req authorization.Request, path string, q url.Values) authorization.Response {
+	switch {
 	case req.RequestMethod == "DELETE" && r.isSelfPath(path, "") && (q.Get("force") == "1" || q.Get("force") == "true"):
 		// rm -f disables the plugin without taking it off the engine's
 		// list: every request would then fail.
@@ -211,7 +238,7 @@ func (r *Rules) notBusy(ref, what string) authorization.Response {
 		return allow
 	}
 	if why := r.busyWithin(c.Name); why != "" {
-		return deny("%s is held by docker fleet (%s): %s it when that ends", c.Name, why, what)
+		return deny("%s is held by docker fleet (%s): %s it when that ends", c.Name, why, strings.TrimSuffix(what, "s"))
 	}
 	return allow
 }

@@ -52,7 +52,7 @@ func TestRefusals(t *testing.T) {
 		{req("POST", "/v1.41/containers/web.1/update", `{"RestartPolicy":{"Name":"always"}}`), ""},
 		{req("POST", "/v1.41/containers/cache.1/stop?t=10", ""), "cache.1 is held by docker fleet (migration m1 of it is running): stop it when that ends"},
 		{req("DELETE", "/v1.41/containers/cache.1?force=1", ""), "rm it when that ends"},
-		{req("POST", "/v1.41/containers/bbbb2222/checkpoints", `{}`), "checkpoints it when"},
+		{req("POST", "/v1.41/containers/bbbb2222/checkpoints", `{}`), "checkpoint it when"},
 		{req("POST", "/v1.41/containers/web.1/stop", ""), ""},
 		{req("DELETE", "/v1.41/containers/plain", ""), ""},
 		{req("DELETE", "/v1.41/plugins/fleet-agent:latest?force=1", ""), "the fleet guard is on"},

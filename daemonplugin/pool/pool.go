@@ -129,7 +129,10 @@ func (p *Pool) watch(ctx context.Context) {
 				return
 			case <-res.Messages:
 				p.Kick()
-			case <-res.Err:
+			case err := <-res.Err:
+				if ctx.Err() == nil {
+					log.Printf("shared pool: engine events: %v", err)
+				}
 				break stream
 			}
 		}
