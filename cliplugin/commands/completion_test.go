@@ -89,13 +89,14 @@ func TestCompletionWithoutAFleet(t *testing.T) {
 func TestCommandsHaveExamplesAndCompletion(t *testing.T) {
 	completes := map[string]bool{
 		"describe": true, "leave": true, "migrate": true, "ps": true, "resize": true,
-		"rm": true, "scale": true, "update": true,
+		"rm": true, "scale": true, "update": true, "rebalance": true, "drain": true, "activate": true,
 	}
 	flags := map[string][]string{
-		"create":  {"node", "file"},
-		"down":    {"project-name", "file"},
-		"migrate": {"to"},
-		"ps":      {"filter"},
+		"create":    {"node", "file"},
+		"down":      {"project-name", "file"},
+		"migrate":   {"to"},
+		"ps":        {"filter"},
+		"rebalance": {"strategy"},
 	}
 	for _, c := range NewRootCommand(nil).Commands() {
 		assert.Check(t, c.Example != "", "%s has no Example", c.Name())

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
@@ -54,7 +55,8 @@ func Nodes(ctx context.Context, c client.APIClient) ([]Node, error) {
 	return out, nil
 }
 
-// FindNode picks the node named by hostname or by a prefix of its ID.
+// FindNode picks the node named by hostname or by a prefix of its ID;
+// none is errdefs.ErrNotFound, several errdefs.ErrInvalidArgument.
 func FindNode(nodes []Node, name string) (Node, error) {
 	var match []Node
 	for _, n := range nodes {
@@ -69,9 +71,9 @@ func FindNode(nodes []Node, name string) (Node, error) {
 	case 1:
 		return match[0], nil
 	case 0:
-		return Node{}, fmt.Errorf("no node named %q in the fleet", name)
+		return Node{}, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("no node named %q in the fleet", name))
 	default:
-		return Node{}, fmt.Errorf("node ID prefix %q is ambiguous", name)
+		return Node{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("node ID prefix %q is ambiguous", name))
 	}
 }
 
@@ -91,6 +93,27 @@ func SetAgentPort(ctx context.Context, c client.APIClient, nodeID string, port i
 	spec.Labels[labels.AgentPort] = strconv.Itoa(port)
 	_, err = c.NodeUpdate(ctx, nodeID, client.NodeUpdateOptions{Version: res.Node.Version, Spec: spec})
 	return err
+}
+
+// SetAvailability sets a node's swarm availability (swarm.NodeAvailability:
+// active, pause or drain), as `docker node update --availability` does:
+// the fleet's scheduler places nothing on a node that is not active
+// (scheduler.NodeOf), for create, scale, migrate and relocation alike.
+// changed is false when the node had it already.
+func SetAvailability(ctx context.Context, c client.APIClient, nodeID string, availability swarm.NodeAvailability) (changed bool, err error) {
+	res, err := c.NodeInspect(ctx, nodeID, client.NodeInspectOptions{})
+	if err != nil {
+		return false, err
+	}
+	spec := res.Node.Spec
+	if spec.Availability == availability {
+		return false, nil
+	}
+	spec.Availability = availability
+	if _, err := c.NodeUpdate(ctx, nodeID, client.NodeUpdateOptions{Version: res.Node.Version, Spec: spec}); err != nil {
+		return false, fmt.Errorf("setting node %s %s: %w", res.Node.Description.Hostname, availability, err)
+	}
+	return true, nil
 }
 
 func fromSwarmNode(n swarm.Node) Node {

@@ -3,6 +3,7 @@ package swarmstore
 import (
 	"testing"
 
+	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -30,8 +31,10 @@ func TestFindNode(t *testing.T) {
 	nodes = append(nodes, Node{ID: "abc999", Hostname: "h4"})
 	_, err = FindNode(nodes, "abc")
 	assert.Check(t, is.ErrorContains(err, "ambiguous"))
+	assert.Check(t, errdefs.IsInvalidArgument(err))
 	_, err = FindNode(nodes, "h9")
 	assert.Check(t, is.ErrorContains(err, `no node named "h9"`))
+	assert.Check(t, errdefs.IsNotFound(err))
 }
 
 func TestFromSwarmNode(t *testing.T) {

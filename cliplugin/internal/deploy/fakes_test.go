@@ -45,6 +45,32 @@ func newFakeFleet(t *testing.T, n, cores int) *fakeFleet {
 	return &fakeFleet{Fleet: f, swarm: sw, d: d}
 }
 
+// withSwarmNodes lists the fake nodes in the fake swarm too, whose
+// availability (drain, activate) the inventory then reports.
+func (f *fakeFleet) withSwarmNodes() {
+	for _, n := range f.Nodes {
+		f.swarm.AddNode(n.Swarm.Hostname, n.Swarm.Role, n.Swarm.AgentPort)
+	}
+	f.d.Inventory = func(ctx context.Context) (fleet.Inventory, error) {
+		inv, err := f.Fleet.Inventory(ctx)
+		if err != nil {
+			return nil, err
+		}
+		nodes, err := swarmstore.Nodes(ctx, f.swarm)
+		if err != nil {
+			return nil, err
+		}
+		for _, st := range inv {
+			for _, n := range nodes {
+				if n.Hostname == st.Hostname {
+					st.Availability = n.Availability
+				}
+			}
+		}
+		return inv, nil
+	}
+}
+
 // logWriter puts a deployer's progress in the test's log.
 type logWriter struct{ t *testing.T }
 

@@ -30,9 +30,16 @@ var agentWait = 30 * time.Second
 // agent it needs is unavailable (being upgraded, or restarting) and nothing
 // has started, it waits for it, up to agentWait.
 func (d *Deployer) Migrate(ctx context.Context, name, to string, onEvent func(api.MigrateEvent)) (*api.MigrateResult, error) {
+	return d.migrate(ctx, name, "", to, onEvent)
+}
+
+// migrate is Migrate of a container expected on the node from (""
+// wherever it is): one a plan moves, which must not move it from
+// elsewhere should it have moved since.
+func (d *Deployer) migrate(ctx context.Context, name, from, to string, onEvent func(api.MigrateEvent)) (*api.MigrateResult, error) {
 	deadline := time.Now().Add(agentWait)
 	for waited := false; ; waited = true {
-		res, started, err := d.migrateOnce(ctx, name, to, onEvent)
+		res, started, err := d.migrateOnce(ctx, name, from, to, onEvent)
 		if err == nil || started || !errdefs.IsUnavailable(err) || !time.Now().Before(deadline) {
 			return res, err
 		}
@@ -49,10 +56,14 @@ func (d *Deployer) Migrate(ctx context.Context, name, to string, onEvent func(ap
 
 // migrateOnce is one attempt of Migrate; started says whether the source
 // agent took the migration (then it is not tried again).
-func (d *Deployer) migrateOnce(ctx context.Context, name, to string, onEvent func(api.MigrateEvent)) (_ *api.MigrateResult, started bool, _ error) {
+func (d *Deployer) migrateOnce(ctx context.Context, name, from, to string, onEvent func(api.MigrateEvent)) (_ *api.MigrateResult, started bool, _ error) {
 	inv, c, src, err := d.locate(ctx, name)
 	if err != nil {
 		return nil, false, err
+	}
+	if from != "" && src.Hostname != from {
+		return nil, false, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("%s runs on %s now, not on %s as planned: it stays there (plan again to move it)",
+			c.Name, src.Hostname, from))
 	}
 	if err := refuseWhileUpdating(ctx, d, c.Service, "migrate a replica of"); err != nil {
 		return nil, false, err

@@ -1,8 +1,9 @@
 // Package swarmtest is an in-memory swarm manager for tests of what keeps
 // the fleet in the swarm (swarmstore, and the CLI on top of it): configs,
-// networks and nodes, refused as the engine refuses them (a name taken is
-// a conflict, a missing one not found, an update of a version that moved
-// on a conflict), and failures to inject.
+// networks and nodes (their labels and availability), refused as the
+// engine refuses them (a name taken is a conflict, a missing one not
+// found, an update of a version that moved on a conflict), and failures
+// to inject.
 package swarmtest
 
 import (
@@ -263,6 +264,7 @@ func (s *Swarm) AddNode(hostname, role string, agentPort int) swarm.Node {
 		n.Spec.Role = swarm.NodeRoleManager
 	}
 	n.Spec.Availability = swarm.NodeAvailabilityActive
+	n.Version = swarm.Version{Index: 1}
 	n.Status = swarm.NodeStatus{State: swarm.NodeStateReady, Addr: "10.0.0." + strconv.Itoa(len(s.nodes)+1)}
 	if agentPort != 0 {
 		n.Spec.Labels = map[string]string{labels.AgentPort: strconv.Itoa(agentPort)}
@@ -278,6 +280,56 @@ func (s *Swarm) NodeList(_ context.Context, o client.NodeListOptions) (client.No
 		return client.NodeListResult{}, err
 	}
 	return client.NodeListResult{Items: slices.Clone(s.nodes)}, nil
+}
+
+// NodeInspect finds a node by ID or hostname.
+func (s *Swarm) NodeInspect(_ context.Context, id string, _ client.NodeInspectOptions) (client.NodeInspectResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.enter("NodeInspect"); err != nil {
+		return client.NodeInspectResult{}, err
+	}
+	i := s.findNode(id)
+	if i < 0 {
+		return client.NodeInspectResult{}, errdefs.ErrNotFound.WithMessage("node " + id + " not found")
+	}
+	return client.NodeInspectResult{Node: copyNode(s.nodes[i])}, nil
+}
+
+// NodeUpdate replaces a node's spec, on the version read as the swarm
+// requires.
+func (s *Swarm) NodeUpdate(_ context.Context, id string, o client.NodeUpdateOptions) (client.NodeUpdateResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.enter("NodeUpdate"); err != nil {
+		return client.NodeUpdateResult{}, err
+	}
+	i := s.findNode(id)
+	if i < 0 {
+		return client.NodeUpdateResult{}, errdefs.ErrNotFound.WithMessage("node " + id + " not found")
+	}
+	n := &s.nodes[i]
+	if o.Version != n.Version {
+		return client.NodeUpdateResult{}, errdefs.ErrConflict.WithMessage("update out of sequence")
+	}
+	switch o.Spec.Availability {
+	case swarm.NodeAvailabilityActive, swarm.NodeAvailabilityPause, swarm.NodeAvailabilityDrain:
+	default:
+		return client.NodeUpdateResult{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid availability %q", o.Spec.Availability))
+	}
+	n.Spec = o.Spec
+	n.Spec.Labels = maps.Clone(o.Spec.Labels)
+	n.Version.Index++
+	return client.NodeUpdateResult{}, nil
+}
+
+func (s *Swarm) findNode(idOrName string) int {
+	return slices.IndexFunc(s.nodes, func(n swarm.Node) bool { return n.ID == idOrName || n.Description.Hostname == idOrName })
+}
+
+func copyNode(n swarm.Node) swarm.Node {
+	n.Spec.Labels = maps.Clone(n.Spec.Labels)
+	return n
 }
 
 // ImageInspect finds no image: the manager's engine here has none, which

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -68,4 +69,34 @@ func TestConfigUpdateOnTheVersionRead(t *testing.T) {
 	s.Fail("ConfigUpdate", 0, boom)
 	assert.Check(t, is.ErrorIs(swarmstore.SetReplicas(ctx, s, "web", 5), boom))
 	assert.Check(t, s.Calls("ConfigUpdate") >= 3)
+}
+
+func TestSetAvailabilityOnTheFake(t *testing.T) {
+	ctx := context.Background()
+	s := swarmtest.New()
+	h2 := s.AddNode("h2", "worker", 7477)
+
+	changed, err := swarmstore.SetAvailability(ctx, s, h2.ID, swarm.NodeAvailabilityDrain)
+	assert.NilError(t, err)
+	assert.Check(t, changed)
+	nodes, err := swarmstore.Nodes(ctx, s)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(nodes[0].Availability, "drain"))
+	assert.Check(t, is.Equal(nodes[0].AgentPort, 7477), "the rest of the spec is kept")
+
+	changed, err = swarmstore.SetAvailability(ctx, s, "h2", swarm.NodeAvailabilityDrain)
+	assert.NilError(t, err)
+	assert.Check(t, !changed, "drained already")
+	assert.Check(t, is.Equal(s.Calls("NodeUpdate"), 1))
+
+	// An update on a version that moved on is refused, as the swarm does.
+	read, err := s.NodeInspect(ctx, "h2", client.NodeInspectOptions{})
+	assert.NilError(t, err)
+	_, err = swarmstore.SetAvailability(ctx, s, "h2", swarm.NodeAvailabilityActive)
+	assert.NilError(t, err)
+	_, err = s.NodeUpdate(ctx, "h2", client.NodeUpdateOptions{Version: read.Node.Version, Spec: read.Node.Spec})
+	assert.Check(t, errdefs.IsConflict(err))
+
+	_, err = swarmstore.SetAvailability(ctx, s, "h9", swarm.NodeAvailabilityActive)
+	assert.Check(t, errdefs.IsNotFound(err))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -35,6 +36,10 @@ func (n *Node) Migrate(_ context.Context, req api.MigrateRequest, onEvent func(a
 	c, ok := n.Container(req.Container)
 	if !ok {
 		return nil, n.notFound(req.Container)
+	}
+	if p := n.problemsOf(c.Name); len(p) > 0 {
+		return nil, errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("%s cannot migrate, it keeps running on %s untouched: %s",
+			c.Name, n.Swarm.Hostname, strings.Join(p, "; ")))
 	}
 	var dst *Node
 	if n.fleet != nil {
@@ -121,7 +126,8 @@ func (n *Node) Follow(_ context.Context, id string, onEvent func(api.MigrateEven
 	return &res, nil
 }
 
-// Check finds every container checkpointable.
+// Check finds a container checkpointable unless Uncheckpointable said
+// otherwise.
 func (n *Node) Check(_ context.Context, req api.CheckRequest) (api.CheckResult, error) {
 	if err := n.enter("Check"); err != nil {
 		return api.CheckResult{}, err
@@ -129,7 +135,23 @@ func (n *Node) Check(_ context.Context, req api.CheckRequest) (api.CheckResult, 
 	if _, ok := n.Container(req.Container); !ok {
 		return api.CheckResult{}, n.notFound(req.Container)
 	}
-	return api.CheckResult{Container: req.Container, Node: n.Swarm.Hostname, OK: true}, nil
+	p := n.problemsOf(req.Container)
+	return api.CheckResult{Container: req.Container, Node: n.Swarm.Hostname, OK: len(p) == 0, Problems: p}, nil
+}
+
+// Uncheckpointable has the container hold what CRIU cannot checkpoint
+// (problems, in the agent's words): Check says so, and Migrate refuses it
+// before anything moves, as the agent's precheck does.
+func (n *Node) Uncheckpointable(name string, problems ...string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.problems[name] = problems
+}
+
+func (n *Node) problemsOf(name string) []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.problems[name])
 }
 
 // Images says which images the node has; with req.Pull it pulls the others

@@ -42,6 +42,7 @@ type Node struct {
 	comingIn   map[string]bool   // image IDs told to expect (ExpectImage)
 	expected   map[string]api.Expectation
 	migrated   map[string]api.MigrateResult // migrations this node was the source of
+	problems   map[string][]string          // what CRIU could not checkpoint, by container
 	made       int
 	left       bool
 
@@ -70,6 +71,7 @@ func NewNode(name string, cores int, memory int64) *Node {
 		comingIn:   map[string]bool{},
 		expected:   map[string]api.Expectation{},
 		migrated:   map[string]api.MigrateResult{},
+		problems:   map[string][]string{},
 		calls:      map[string]int{},
 		hooks:      map[string][]hook{},
 	}
