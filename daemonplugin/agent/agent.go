@@ -57,6 +57,7 @@ type Agent struct {
 	images    *images.Store
 	logs      *logstore.Store
 	pool      *pool.Pool
+	cpu       *metrics.ContainerCPU
 	guard     *guard.Guard
 	rules     *guard.Rules
 	runs      runs
@@ -99,7 +100,16 @@ func New(cfg Config) (*Agent, error) {
 	}
 	cores := func() (cpuset.Set, error) { return metrics.Cores(cfg.Proc) }
 	shared := &pool.Pool{Engine: engine, Cores: cores, File: cfg.PoolFile}
-	wl := &workloads.Manager{Node: cfg.Node, Engine: engine, Cores: cores, FilesDir: cfg.FilesDir, Wanted: shared.Wanted}
+	cpu := &metrics.ContainerCPU{Proc: cfg.Proc, Cgroup: hostexec.HostRoot + "/sys/fs/cgroup", Pids: func() map[string]int {
+		pids := map[string]int{}
+		for _, c := range shared.Snapshot() {
+			if c.Fleet && c.Pid > 0 {
+				pids[c.ID] = c.Pid
+			}
+		}
+		return pids
+	}}
+	wl := &workloads.Manager{Node: cfg.Node, Engine: engine, Cores: cores, FilesDir: cfg.FilesDir, Wanted: shared.Wanted, CPU: cpu.Cores}
 	a := &Agent{
 		cfg:       cfg,
 		engine:    engine,
@@ -107,6 +117,7 @@ func New(cfg Config) (*Agent, error) {
 		sampler:   metrics.NewSampler(cfg.Proc, time.Second),
 		workloads: wl,
 		pool:      shared,
+		cpu:       cpu,
 		migrator:  &migrate.Migrator{Node: cfg.Node, Engine: engine, Workloads: wl, Creds: keys, HostRoot: hostexec.HostRoot, Journal: jr},
 	}
 	a.managers = a.swarmManagers
@@ -150,6 +161,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		go (&leader.Leader{Engine: a.engine, Creds: a.keys}).Run(ctx)
 		// The shared pool: what holds no exclusive cores runs on the rest.
 		go a.pool.Run(ctx, poolInterval)
+		// What each fleet container uses, for rebalance.
+		go a.cpu.Run(ctx.Done(), time.Second)
 	}
 	go a.criuInfo() // warm the cache; CRIU takes a moment to start
 	servePprof(a.cfg.Pprof)

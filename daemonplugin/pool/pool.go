@@ -46,6 +46,8 @@ type Container struct {
 	// when it holds them exclusively.
 	Fleet     bool
 	Exclusive cpuset.Set
+	// Pid is its first process's, while it runs (0: it does not).
+	Pid int
 }
 
 // Pool confines the node's containers to its shared cores.
@@ -253,6 +255,9 @@ func (p *Pool) read(ctx context.Context) ([]observed, error) {
 			continue
 		}
 		o := observed{Container: Container{ID: ctr.ID, Name: strings.TrimPrefix(ctr.Name, "/")}, cpuset: ctr.HostConfig.CpusetCpus}
+		if ctr.State != nil && ctr.State.Running {
+			o.Pid = ctr.State.Pid
+		}
 		_, o.Fleet = ctr.Config.Labels[labels.Service]
 		if o.Fleet && ctr.Config.Labels[labels.Exclusive] == "true" {
 			o.Exclusive, _ = cpuset.Parse(ctr.HostConfig.CpusetCpus)

@@ -124,6 +124,9 @@ func (m *Manager) fleetContainer(ctx context.Context, c container.InspectRespons
 	if c.State.Health != nil {
 		fc.Health = string(c.State.Health.Status)
 	}
+	if m.CPU != nil && c.State.Running {
+		fc.CPU = m.CPU(c.ID)
+	}
 	// The engine keeps a running container's last exit code too: only a
 	// container that has stopped has one worth telling.
 	if st := c.State.Status; st == container.StateExited || st == container.StateDead {

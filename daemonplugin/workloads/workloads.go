@@ -45,6 +45,9 @@ type Manager struct {
 	// Wanted is the cpuset a container had before the shared pool
 	// narrowed it, if it did (pool.Pool.Wanted); nil: none did.
 	Wanted func(id string) (string, bool)
+	// CPU is the cores a container used lately (metrics.ContainerCPU);
+	// nil: not measured.
+	CPU func(id string) float64
 
 	// mu is the ledger lock: every change of cores or memory happens under it.
 	mu sync.Mutex

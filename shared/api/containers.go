@@ -105,6 +105,10 @@ type FleetContainer struct {
 	// dead; nil then too from an agent older than this field, which sends
 	// none, so nil is "unknown", never success.
 	ExitCode *int `json:"exitCode,omitempty"`
+	// CPU is the cores it used over the last few seconds, from its
+	// cgroup (0 from an agent before this field): what rebalance weighs
+	// nodes by.
+	CPU float64 `json:"cpu,omitempty"`
 	// Checkpoint is where its background checkpoints stand (nil: its
 	// service has none, --checkpoint-every).
 	Checkpoint *CheckpointStatus `json:"checkpoint,omitempty"`

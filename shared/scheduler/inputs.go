@@ -31,6 +31,9 @@ func NodeOf(name, state, availability string, ledger api.Ledger, agentErr error)
 		sn.Exclusive = sn.Cores.Minus(ledger.SharedPool())
 		sn.MemFree = ledger.MemTotal - ledger.MemReserved
 		sn.Containers = len(ledger.Containers)
+		for _, c := range ledger.Containers {
+			sn.Load += c.CPU
+		}
 		for _, p := range ledger.Ports {
 			k := portOf(p.Port, p.Protocol)
 			if _, ok := sn.Ports[k]; !ok {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 
@@ -37,7 +38,14 @@ type Resident struct {
 	// Stays says why it cannot move ("" when it can): placed on its node
 	// by name, on its node's own network, refused by its agent's check, …
 	Stays string
+	// Load is the cores it used lately, as its agent measures them.
+	Load float64
 }
+
+// LoadThreshold is how many cores in use apart the busiest and the idlest
+// node may be before spread moves a container for load alone: below it,
+// the figures' own noise would have a second run undo the first.
+const LoadThreshold = 0.5
 
 // Move is one live migration of a plan.
 type Move struct {
@@ -225,6 +233,7 @@ func (w *world) move(i, d int, why string) {
 	// second move of the same container, which gives those back.
 	held := slices.Clone(dst.Free[:min(req.Cores, len(dst.Free))])
 	take(dst, req)
+	dst.Load += r.Load
 	for _, p := range r.Ports {
 		dst.Ports[p] = r.Name // take wrote "a new replica"
 	}
@@ -247,6 +256,7 @@ func (w *world) move(i, d int, why string) {
 
 // release gives node n back what r held there.
 func release(n *Node, r Resident) {
+	n.Load -= r.Load
 	n.Free = cpuset.Of(append(slices.Clone(n.Free), r.Cpuset...)...)
 	n.Exclusive = n.Exclusive.Minus(r.Cpuset)
 	n.MemFree += r.Memory
@@ -341,6 +351,7 @@ func (w *world) spread(maxMoves int) {
 		}
 		w.move(best.i, best.to, best.why)
 	}
+	w.byLoad(maxMoves)
 	for _, s := range services {
 		if why := w.uneven(s); why != "" {
 			w.plan.Shortfalls = append(w.plan.Shortfalls, Shortfall{Of: s, Why: why})
@@ -426,6 +437,90 @@ func (w *world) spreadStep(s string) (spreadStep, bool) {
 		}
 	}
 	return spreadStep{}, false
+}
+
+// byLoad moves containers from the node that uses the most cores to those
+// that use the fewest while they are more than LoadThreshold apart and a
+// move brings them closer, never making a service's replicas uneven.
+func (w *world) byLoad(maxMoves int) {
+	for {
+		var usable []int
+		for d, n := range w.nodes {
+			if n.Unusable == "" {
+				usable = append(usable, d)
+			}
+		}
+		if len(usable) < 2 {
+			return
+		}
+		slices.SortFunc(usable, func(a, b int) int {
+			return cmp.Or(cmp.Compare(w.nodes[a].Load, w.nodes[b].Load), cmp.Compare(w.nodes[a].Name, w.nodes[b].Name))
+		})
+		busy := usable[len(usable)-1]
+		gap := w.nodes[busy].Load - w.nodes[usable[0]].Load
+		if gap <= LoadThreshold {
+			return
+		}
+		i, to, ok := w.loadStep(busy, usable[:len(usable)-1])
+		if !ok {
+			return
+		}
+		if maxMoves > 0 && len(w.plan.Moves) >= maxMoves {
+			w.plan.Capped = true
+			return
+		}
+		src, dst := w.nodes[busy], w.nodes[to]
+		w.move(i, to, fmt.Sprintf("evens out load: %s uses %.1f cores, %s %.1f", src.Name, src.Load, dst.Name, dst.Load))
+	}
+}
+
+// loadStep is the move off node busy, to one of dsts (idlest first), that
+// leaves the pair the closest in load, if one brings them closer by a
+// quarter of LoadThreshold at least.
+func (w *world) loadStep(busy int, dsts []int) (int, int, bool) {
+	bestI, bestTo, bestGap := -1, -1, 0.0
+	for _, d := range dsts {
+		gap := w.nodes[busy].Load - w.nodes[d].Load
+		if gap <= LoadThreshold {
+			continue
+		}
+		for i, r := range w.res {
+			if w.at[i] != busy || !w.movable(i) || w.moved[i] || r.Load <= 0 || w.fitsAt(i, d) != "" || !w.keepsEven(i, d) {
+				continue
+			}
+			after := math.Abs(gap - 2*r.Load)
+			if after <= gap-LoadThreshold/4 && (bestI < 0 || after < bestGap) {
+				bestI, bestTo, bestGap = i, d, after
+			}
+		}
+		if bestI >= 0 {
+			return bestI, bestTo, true
+		}
+	}
+	return 0, 0, false
+}
+
+// keepsEven says whether moving resident i to node d leaves its service
+// no more uneven than spread allows.
+func (w *world) keepsEven(i, d int) bool {
+	s := w.res[i].Service
+	elig := w.eligible(s)
+	if !slices.Contains(elig, d) {
+		return false
+	}
+	count, _, _ := w.counts(s, elig)
+	if _, ok := count[w.at[i]]; ok {
+		count[w.at[i]]--
+	}
+	count[d]++
+	lo, hi := -1, -1
+	for _, c := range count {
+		if lo < 0 || c < lo {
+			lo = c
+		}
+		hi = max(hi, c)
+	}
+	return hi-lo <= 1
 }
 
 // residentsOf are the replicas of s on node d that the plan may move, the

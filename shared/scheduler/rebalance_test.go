@@ -23,6 +23,7 @@ type rep struct {
 	ports      []Port
 	cons       []string
 	stays      string
+	load       float64 // cores in use
 }
 
 // testFleet is nodes of the same size and what runs on them, as the
@@ -87,6 +88,7 @@ func (f *testFleet) state(t *testing.T) ([]Node, []Resident) {
 		n.Free = n.Free[r.cores:]
 		n.MemFree -= r.mem
 		n.Containers++
+		n.Load += r.load
 		for _, p := range r.ports {
 			_, taken := n.Ports[p]
 			assert.Assert(t, !taken, "%s: host port %s of %s taken by %s", r.name, p, r.node, n.Ports[p])
@@ -101,7 +103,7 @@ func (f *testFleet) state(t *testing.T) ([]Node, []Resident) {
 		svc, num, _ := strings.Cut(r.name, ".")
 		replica, _ := strconv.Atoi(num)
 		res = append(res, Resident{Name: r.name, Service: svc, Replica: replica, Node: r.node, Cpuset: cores,
-			Memory: r.mem, Ports: r.ports, Constraints: r.cons, Stays: r.stays})
+			Memory: r.mem, Ports: r.ports, Constraints: r.cons, Stays: r.stays, Load: r.load})
 	}
 	return nodes, res
 }
@@ -471,4 +473,50 @@ func TestRebalanceRandomFleetsSettle(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestSpreadByLoadSeparatesBusyContainers(t *testing.T) {
+	// Two services of one replica each are even by count anywhere; both
+	// burn a core on h1 while h2 and h3 idle.
+	burn := small
+	burn.load = 0.95
+	idle := small
+	idle.load = 0.01
+	f := newTestFleet("h1", "h2", "h3").add("burna", 1, "h1", burn).add("burnb", 1, "h1", burn).
+		add("idle", 1, "h2", idle).add("idle", 1, "h3", idle)
+	p := f.plan(t, spec.Spread, 0)
+	assert.Assert(t, is.Len(p.Moves, 1), "%+v", p.Moves)
+	m := p.Moves[0]
+	assert.Check(t, strings.HasPrefix(m.Container, "burn"), "%+v", m)
+	assert.Check(t, is.Equal(m.From, "h1"))
+	assert.Check(t, m.To != "h1")
+	assert.Check(t, is.Contains(m.Why, "evens out load: h1 uses 1.9 cores"), m.Why)
+	f.apply(t, p)
+	f.settled(t, spec.Spread)
+}
+
+func TestSpreadByLoadThreshold(t *testing.T) {
+	warm := small
+	warm.load = 0.4
+	f := newTestFleet("h1", "h2").add("a", 1, "h1", warm)
+	assert.Check(t, is.Len(f.plan(t, spec.Spread, 0).Moves, 0), "0.4 cores apart: below the threshold")
+}
+
+func TestSpreadByLoadKeepsServicesEven(t *testing.T) {
+	// web is 1/1/0, and burns on h1. h2 is the idlest, but web.1 there
+	// would make web 0/2/0: it goes to h3 (0/1/1), which db warms a bit.
+	burn := small
+	burn.load = 0.8
+	stuck := burn
+	stuck.stays = "placed with --node h1"
+	warm := small
+	warm.load = 0.3
+	warm.stays = "placed with --node h3"
+	f := newTestFleet("h1", "h2", "h3").add("web", 1, "h1", burn).add("web", 1, "h2", small).
+		add("db", 1, "h3", warm).add("batch", 1, "h1", stuck)
+	p := f.plan(t, spec.Spread, 0)
+	assert.Assert(t, is.Len(p.Moves, 1), "%+v", p.Moves)
+	assert.Check(t, is.Equal(p.Moves[0].To, "h3"), "%+v", p.Moves)
+	f.apply(t, p)
+	f.settled(t, spec.Spread)
 }

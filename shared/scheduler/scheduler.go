@@ -27,6 +27,9 @@ type Node struct {
 	Exclusive  cpuset.Set
 	MemFree    int64
 	Containers int
+	// Load is the cores its fleet containers used lately, as its agent
+	// measures them.
+	Load float64
 	// Ports are the node's taken host ports and what holds each.
 	Ports map[Port]string
 	// Unusable says why no replica may go there (agent unreachable, …).

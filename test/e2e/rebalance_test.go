@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -181,4 +182,48 @@ func TestDrainEmptiesANodeLive(t *testing.T) {
 	mustFleet(t, "scale", "after=4")
 	c, ok := containerOn(t, "after.4")
 	assert.Check(t, ok && c.Host == "h3", "after.4 on %s", c.Host)
+}
+
+// TestRebalanceByLoadDryRun: two containers that burn a core each on h2,
+// idle ones elsewhere. Even by count, the plan by load moves one burner
+// off h2, and a dry run moves nothing.
+func TestRebalanceByLoadDryRun(t *testing.T) {
+	initFleet(t)
+	svcs := []string{"burna", "burnb", "idle"}
+	removeServices(t, svcs...)
+	for _, s := range svcs[:2] {
+		mustFleet(t, "create", "--name", s, "--image", workload, "--memory", "32m", "-e", "BALLAST_MB=1", "-e", "BURN=45s")
+		if c, ok := containerOn(t, s+".1"); ok && c.Host != "h2" {
+			mustFleet(t, "migrate", s+".1", "--to", "h2")
+		}
+	}
+	mustFleet(t, "create", "--name", "idle", "--image", workload, "--replicas", "2", "--memory", "32m", "-e", "BALLAST_MB=1")
+
+	var plan rebalanceView
+	var byLoad []string
+	for range 30 {
+		plan = rebalanceJSON(t, fleetCmd(t, append([]string{"rebalance", "--dry-run", "--format", "json"}, svcs...)...))
+		byLoad = nil
+		for _, m := range plan.Moves {
+			if strings.HasPrefix(m.Why, "evens out load") {
+				byLoad = append(byLoad, m.Container)
+			}
+		}
+		if len(byLoad) > 0 {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("plan: %+v", plan.Moves)
+	assert.Assert(t, is.Len(byLoad, 1), "one burner moved off h2 for load: %+v", plan.Moves)
+	for _, m := range plan.Moves {
+		assert.Check(t, strings.HasPrefix(m.Container, "burn"), "only a burner moves: %+v", m)
+		assert.Check(t, is.Equal(m.From, "h2"), "%+v", m)
+		assert.Check(t, m.To != "h2", "%+v", m)
+	}
+	assert.Check(t, is.Len(plan.Results, 0))
+	for _, s := range svcs[:2] {
+		c, ok := containerOn(t, s+".1")
+		assert.Check(t, ok && c.Host == "h2", "a dry run moved %s", s)
+	}
 }

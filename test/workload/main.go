@@ -33,6 +33,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -87,6 +88,14 @@ func main() {
 			counter.Add(1)
 		}
 	}()
+	if b := os.Getenv("BURN"); b != "" {
+		// A busy container for a while (rebalance by load).
+		d, err := time.ParseDuration(b)
+		if err != nil || d <= 0 {
+			log.Fatalf("BURN=%q: not a positive duration", b)
+		}
+		go burn(d)
+	}
 
 	host, _ := os.Hostname()
 	started := time.Now().UTC()
@@ -195,4 +204,14 @@ func envInt(k string, def int) int {
 		log.Fatalf("%s: not a non-negative integer", k)
 	}
 	return v
+}
+
+// burn keeps one core busy for d.
+func burn(d time.Duration) {
+	end := time.Now().Add(d)
+	for n := 0; time.Now().Before(end); n++ {
+		if n%1_000_000 == 0 {
+			runtime.Gosched()
+		}
+	}
 }

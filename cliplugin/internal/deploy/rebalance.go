@@ -236,7 +236,7 @@ func (d *Deployer) residents(ctx context.Context, inv fleet.Inventory, include, 
 				states[c.Service] = st
 			}
 			r := scheduler.Resident{Name: c.Name, Service: c.Service, Replica: c.Replica, Node: n.Hostname, Memory: c.Memory,
-				Ports: scheduler.PortsHeld(n.Ledger, c.Name)}
+				Ports: scheduler.PortsHeld(n.Ledger, c.Name), Load: c.CPU}
 			if c.Exclusive {
 				r.Cpuset, _ = cpuset.Parse(c.Cpuset)
 			}
