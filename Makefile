@@ -11,7 +11,7 @@ SIM_HOSTS ?= 3
 PLUGIN_TAR := packaging/dist/fleet-agent-plugin.tar.gz
 GOFILES := $(shell find . -name '*.go' -not -path './.git/*')
 
-.PHONY: all build install test unit e2e e2e-engines servers faults fuzz bench demo sim-up sim-down lint clean
+.PHONY: all build install test unit e2e e2e-engines servers faults fuzz bench bench-scale demo sim-up sim-down lint clean
 
 all: build
 
@@ -110,6 +110,13 @@ BENCH_ONLY ?=
 bench: install sim-up
 	docker --context h1 fleet init --worker h2 --worker h3 >/dev/null
 	$(GO) run ./test/bench -sizes $(BENCH_SIZES) -only '$(BENCH_ONLY)'
+
+## bench-scale: one fleet grown to 3, 6 and 12 simulated hosts: init per node added,
+## a create of 100 small replicas (and the CLI's own CPU time in it), describe,
+## rebalance --dry-run, a migration while they run; leaves 12 hosts up
+bench-scale: install
+	SIM_WORKLOAD=$(CURDIR)/bin/workload test/sim/sim.sh reset 12
+	$(GO) run ./test/bench -only scale -nodes 3,6,12
 
 ## demo: the main job on the local simulator
 demo: install sim-up

@@ -53,9 +53,11 @@ type measure struct {
 
 func main() {
 	sizes := flag.String("sizes", "64,256,1024", "ballast sizes in MB")
-	only := flag.String("only", "", "run only the migrate, transport or guard measures")
+	only := flag.String("only", "", "run only the migrate, transport, guard or scale measures (scale is never run by default: it needs 12 hosts)")
 	runs := flag.Int("runs", 10, "runs of each transport measure")
 	requests := flag.Int("requests", 2000, "engine requests of each kind the guard measure makes")
+	nodes := flag.String("nodes", "3,6,12", "fleet sizes the scale measure grows through (-only scale)")
+	replicas := flag.Int("replicas", 100, "replicas the scale measure creates at each size")
 	sink := flag.String("wire-sink", "", "(internal) receive the raw TCP measure at this address")
 	send := flag.String("wire-send", "", "(internal) send the raw TCP measure to this address")
 	flag.Parse()
@@ -65,6 +67,10 @@ func main() {
 		return
 	case *send != "":
 		wireSend(*send)
+		return
+	}
+	if *only == "scale" {
+		scaleBench(parseSizes(*nodes), *replicas)
 		return
 	}
 	if *only == "" || *only == "guard" {
