@@ -98,14 +98,12 @@ func Fleet(ctx context.Context, f *fleet.Fleet) (*FleetView, error) {
 		return nil, err
 	}
 	v := &FleetView{Failover: fo, Created: f.Created, Network: network, Nodes: make([]NodeView, len(nodes)), Services: []ServiceView{}}
-	var wg sync.WaitGroup
-	for i, n := range nodes {
-		wg.Go(func() { v.Nodes[i] = gatherNode(ctx, f, n) })
+	for _, n := range nodes {
 		if n.Leader {
 			v.Manager = n.Hostname
 		}
 	}
-	wg.Wait()
+	fleet.EachNode(len(nodes), func(i int) { v.Nodes[i] = gatherNode(ctx, f, nodes[i]) })
 	var inv fleet.Inventory
 	for _, n := range v.Nodes {
 		if n.Ledger != nil {

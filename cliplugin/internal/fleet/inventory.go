@@ -44,18 +44,34 @@ func (f *Fleet) Inventory(ctx context.Context) (Inventory, error) {
 // agent gives them: the fleet's clients, or fakes in tests.
 func NewInventory(ctx context.Context, nodes []swarmstore.Node, agent func(swarmstore.Node) (Agent, error)) Inventory {
 	inv := make(Inventory, len(nodes))
-	var wg sync.WaitGroup
 	for i, n := range nodes {
 		inv[i] = &NodeState{Node: n}
+	}
+	EachNode(len(nodes), func(i int) {
+		nd := inv[i]
+		if nd.Agent, nd.Err = agent(nd.Node); nd.Err == nil {
+			nd.Ledger, nd.Err = nd.Agent.Ledger(ctx)
+		}
+	})
+	return inv
+}
+
+// AgentsAtOnce bounds how many nodes one command asks at once: a fleet of
+// hundreds of nodes is read in waves, not over hundreds of connections.
+const AgentsAtOnce = 32
+
+// EachNode runs fn(0) … fn(n-1), AgentsAtOnce at a time, and waits.
+func EachNode(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, AgentsAtOnce)
+	for i := range n {
+		sem <- struct{}{}
 		wg.Go(func() {
-			nd := inv[i]
-			if nd.Agent, nd.Err = agent(n); nd.Err == nil {
-				nd.Ledger, nd.Err = nd.Agent.Ledger(ctx)
-			}
+			defer func() { <-sem }()
+			fn(i)
 		})
 	}
 	wg.Wait()
-	return inv
 }
 
 // Nodes are the inventory's swarm nodes.
