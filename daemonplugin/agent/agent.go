@@ -78,6 +78,8 @@ type Agent struct {
 	criu        api.CRIUInfo
 	criuVersion int
 	criuAt      time.Time
+	// criuChecking: a check of a stale CRIU runs in the background.
+	criuChecking bool
 }
 
 // New connects the agent to its engine and loads the node's identity.
@@ -454,12 +456,28 @@ func (a *Agent) Metrics(ctx context.Context) (api.Metrics, error) {
 func (a *Agent) criuInfo() (api.CRIUInfo, int) {
 	a.criuMu.Lock()
 	defer a.criuMu.Unlock()
-	if a.criuAt.IsZero() || time.Since(a.criuAt) > criuTTL {
-		a.criu, a.criuVersion = criucheck.Check(a.cfg.CRIUPath)
-		a.criu.Patches = criuPatches()
-		a.criuAt = time.Now()
+	switch {
+	case a.criuAt.IsZero():
+		a.checkCRIULocked()
+	case time.Since(a.criuAt) > criuTTL && !a.criuChecking:
+		// Stale: answer with it, and check again meanwhile (a check runs
+		// criu, which takes a while on a busy host: Info must not wait).
+		a.criuChecking = true
+		go func() {
+			criu, version := criucheck.Check(a.cfg.CRIUPath)
+			criu.Patches = criuPatches()
+			a.criuMu.Lock()
+			defer a.criuMu.Unlock()
+			a.criu, a.criuVersion, a.criuAt, a.criuChecking = criu, version, time.Now(), false
+		}()
 	}
 	return a.criu, a.criuVersion
+}
+
+func (a *Agent) checkCRIULocked() {
+	a.criu, a.criuVersion = criucheck.Check(a.cfg.CRIUPath)
+	a.criu.Patches = criuPatches()
+	a.criuAt = time.Now()
 }
 
 // selfID is the agent's plugin ID, asked of the engine once (the guard
