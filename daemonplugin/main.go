@@ -50,17 +50,30 @@ func main() {
 	if startFault != "" {
 		log.Fatalf("this build cannot start: %s", startFault)
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
 	cfg, err := agent.ConfigFromEnv()
 	if err != nil {
-		log.Fatal(err)
+		fatal(ctx, cfg, err)
 	}
 	a, err := agent.New(cfg)
 	if err != nil {
+		fatal(ctx, cfg, err)
+	}
+	if err := a.Run(ctx); err != nil {
+		fatal(ctx, cfg, err)
+	}
+}
+
+// fatal ends the agent, unless its engine consults it (the guard): then
+// the engine would refuse every request to a plugin that is gone, so the
+// agent stays, letting every request through, until it is stopped.
+func fatal(ctx context.Context, cfg agent.Config, err error) {
+	if !agent.GuardWanted(cfg) {
 		log.Fatal(err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := a.Run(ctx); err != nil {
-		log.Fatal(err)
+	log.Printf("%v; the guard is on: serving the engine's requests (all allowed) until the agent is restarted", err)
+	if serr := agent.ServeAllowAll(ctx, cfg); serr != nil {
+		log.Fatal(serr)
 	}
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -10,6 +11,8 @@ import (
 	"log"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -167,12 +170,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		go a.cpu.Run(ctx.Done(), time.Second)
 	}
 	go a.criuInfo() // warm the cache; CRIU takes a moment to start
+	a.selfID()      // the guard knows its plugin by ID too
 	servePprof(a.cfg.Pprof)
 
-	errc := make(chan error, 2)
+	// errc has the TCP port's end, sockc the plugin socket's.
+	errc, sockc := make(chan error, 1), make(chan error, 1)
 	serveAuthz := func() {
 		authz := authorization.NewHandler(a.rules)
-		go func() { errc <- fmt.Errorf("plugin socket: %w", authz.ServeUnix(a.cfg.AuthzSocket, 0)) }()
+		go func() { sockc <- fmt.Errorf("plugin socket: %w", authz.ServeUnix(a.cfg.AuthzSocket, 0)) }()
 	}
 	if a.guard.Wanted() {
 		// The engine consults the agent: its socket first, whatever else
@@ -208,6 +213,37 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !a.guard.Wanted() {
 		serveAuthz()
 	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-sockc:
+			return err
+		case err := <-errc:
+			if !a.guard.Wanted() {
+				return err
+			}
+			// The engine consults the agent: it stays, its socket served.
+			log.Printf("%v; the guard is on: the agent stays to answer its engine", err)
+		}
+	}
+}
+
+// GuardWanted says whether the engine is to consult the agent (its guard
+// is on), from the agent's state alone: main asks it when the agent cannot
+// start.
+func GuardWanted(cfg Config) bool {
+	_, err := os.Stat(filepath.Join(cmp.Or(cfg.GuardDir, defaultGuardDir), "wanted"))
+	return err == nil
+}
+
+// ServeAllowAll answers the engine's authorization requests, allowing
+// every one, until ctx ends: an agent that cannot start must not take its
+// engine down with it.
+func ServeAllowAll(ctx context.Context, cfg Config) error {
+	h := authorization.NewHandler(&guard.Rules{AllowAll: true})
+	errc := make(chan error, 1)
+	go func() { errc <- h.ServeUnix(cmp.Or(cfg.AuthzSocket, defaultAuthzSocket), 0) }()
 	select {
 	case <-ctx.Done():
 		return nil

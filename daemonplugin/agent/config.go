@@ -55,6 +55,13 @@ type Config struct {
 	Pprof bool
 }
 
+// Where the guard's state is, and the plugin socket's name, before the
+// settings are read (GuardWanted).
+const (
+	defaultGuardDir    = "/host/data-root/fleet/guard"
+	defaultAuthzSocket = "fleet"
+)
+
 // ConfigFromEnv reads the settings init made with `docker plugin set`.
 func ConfigFromEnv() (Config, error) {
 	cfg := Config{
@@ -66,11 +73,11 @@ func ConfigFromEnv() (Config, error) {
 		FilesDir:    "/host/data-root/fleet/secrets",
 		LogsDir:     "/host/data-root/fleet/logs",
 		PoolFile:    "/host/data-root/fleet/pool.json",
-		GuardDir:    "/host/data-root/fleet/guard",
+		GuardDir:    defaultGuardDir,
 		EngineHost:  "unix:///run/host/docker.sock",
 		Proc:        "/proc",
 		CRIUPath:    "/bin/criu",
-		AuthzSocket: "fleet",
+		AuthzSocket: defaultAuthzSocket,
 		EnrollToken: []byte(os.Getenv(api.EnvEnrollToken)),
 		Pprof:       os.Getenv(envPprof) == "1",
 	}

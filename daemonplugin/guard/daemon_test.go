@@ -83,3 +83,12 @@ func TestParseCmdline(t *testing.T) {
 	assert.Check(t, is.Equal(root, ""))
 	assert.Check(t, d.FlagPlugins)
 }
+
+func TestHostPathFollowsLinks(t *testing.T) {
+	root := t.TempDir()
+	assert.NilError(t, os.MkdirAll(filepath.Join(root, "etc/docker"), 0o755))
+	assert.NilError(t, os.MkdirAll(filepath.Join(root, "srv/conf"), 0o755))
+	assert.NilError(t, os.Symlink("/srv/conf/daemon.json", filepath.Join(root, "etc/docker/daemon.json")))
+	assert.Check(t, is.Equal(hostPath(root, "/etc/docker/daemon.json"), filepath.Join(root, "srv/conf/daemon.json")))
+	assert.Check(t, is.Equal(hostPath(root, "/etc/other.json"), filepath.Join(root, "etc/other.json")))
+}

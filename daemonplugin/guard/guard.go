@@ -42,7 +42,10 @@ type Guard struct {
 	// nonce (Rules.Seen).
 	Seen func(nonce string) bool
 
-	mu sync.Mutex
+	// mu serialises turning the guard on and off (it waits on the engine);
+	// fileMu the edits of the engine's file, which the disable hook makes
+	// while the engine waits on it: never held across an engine call.
+	mu, fileMu sync.Mutex
 }
 
 func (g *Guard) wantedPath() string { return filepath.Join(g.StateDir, "wanted") }
@@ -63,13 +66,39 @@ func (g *Guard) daemon(ctx context.Context) (Daemon, ConfigFile, error) {
 	if err != nil {
 		return Daemon{}, ConfigFile{}, err
 	}
-	return d, ConfigFile{Path: filepath.Join(g.HostRoot, d.ConfigFile), StateDir: g.StateDir, Plugin: g.Self}, nil
+	return d, ConfigFile{Path: hostPath(g.HostRoot, d.ConfigFile), StateDir: g.StateDir, Plugin: g.Self}, nil
+}
+
+// hostPath is a host's file through its root mounted at root, following
+// a symbolic link (configuration management often links daemon.json): the
+// file the engine reads is the one changed, the link stays a link.
+func hostPath(root, path string) string {
+	p := filepath.Join(root, path)
+	for range 8 {
+		target, err := os.Readlink(p)
+		if err != nil {
+			return p
+		}
+		if filepath.IsAbs(target) {
+			p = filepath.Join(root, target)
+		} else {
+			p = filepath.Join(filepath.Dir(p), target)
+		}
+	}
+	return p
 }
 
 // Set turns the guard on or off and waits until the engine shows it.
 func (g *Guard) Set(ctx context.Context, on bool) (api.GuardStatus, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if _, changed := g.configPath(); !on && !changed && !g.Wanted() {
+		// Never on here: nothing of the engine's to give back (leave on a
+		// host whose dockerd the agent cannot find still works).
+		if st, err := g.Status(ctx); err == nil && !st.On {
+			return st, nil
+		}
+	}
 	d, cfg, err := g.daemon(ctx)
 	if err != nil {
 		return api.GuardStatus{}, err
@@ -84,7 +113,7 @@ func (g *Guard) Set(ctx context.Context, on bool) (api.GuardStatus, error) {
 		if err := os.Remove(g.wantedPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return api.GuardStatus{}, err
 		}
-		if _, err := cfg.Remove(); err != nil {
+		if _, err := g.edit(cfg.Remove); err != nil {
 			return api.GuardStatus{}, err
 		}
 		return g.apply(ctx, d, cfg, false)
@@ -99,14 +128,14 @@ func (g *Guard) Set(ctx context.Context, on bool) (api.GuardStatus, error) {
 	if err := os.WriteFile(g.wantedPath(), nil, 0o600); err != nil {
 		return api.GuardStatus{}, err
 	}
-	if _, err := cfg.Add(); err != nil {
+	if _, err := g.edit(cfg.Add); err != nil {
 		return api.GuardStatus{}, err
 	}
 	st, err := g.apply(ctx, d, cfg, true)
 	if err != nil {
 		// Never leave the engine half on: its file as it was.
 		_ = os.Remove(g.wantedPath())
-		if changed, rerr := cfg.Remove(); rerr == nil && changed {
+		if changed, rerr := g.edit(cfg.Remove); rerr == nil && changed {
 			_ = d.Reload()
 		}
 	}
@@ -216,28 +245,26 @@ func (g *Guard) SelfDisabling() { g.fileOnly(false) }
 func (g *Guard) SelfDisableFailed() { g.fileOnly(true) }
 
 func (g *Guard) fileOnly(add bool) {
-	if !g.Wanted() {
-		return
-	}
 	// No engine call here: the engine is waiting on this answer.
-	if !g.mu.TryLock() {
-		return
-	}
-	defer g.mu.Unlock()
 	path, ok := g.configPath()
-	if !ok {
+	if !ok || add && !g.Wanted() {
 		return
 	}
 	cfg := ConfigFile{Path: path, StateDir: g.StateDir, Plugin: g.Self}
-	var err error
+	op := cfg.Remove
 	if add {
-		_, err = cfg.Add()
-	} else {
-		_, err = cfg.Remove()
+		op = cfg.Add
 	}
-	if err != nil {
+	if _, err := g.edit(op); err != nil {
 		log.Printf("guard: %v", err)
 	}
+}
+
+// edit changes the engine's file under fileMu.
+func (g *Guard) edit(op func() (bool, error)) (bool, error) {
+	g.fileMu.Lock()
+	defer g.fileMu.Unlock()
+	return op()
 }
 
 // configPath is the engine configuration the guard last changed, from its

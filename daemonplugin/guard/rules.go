@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/distribution/reference"
 	"github.com/docker/go-plugins-helpers/authorization"
 
 	"github.com/docker-fleet/fleet/daemonplugin/pool"
@@ -45,6 +46,9 @@ const decideWithin = 100 * time.Millisecond
 
 // Rules decides the engine's requests.
 type Rules struct {
+	// AllowAll lets every request through: an agent that could not start
+	// answers its engine so (main's fatal).
+	AllowAll bool
 	// Token is what the agent's own requests carry in HeaderAgent.
 	Token string
 	// Self names the agent's plugin as the engine knows it (name:tag), and
@@ -74,6 +78,9 @@ func (r *Rules) Seen(nonce string) bool {
 
 // AuthZReq decides a request before the engine acts on it.
 func (r *Rules) AuthZReq(req authorization.Request) authorization.Response {
+	if r.AllowAll {
+		return allow
+	}
 	if _, rest, ok := strings.Cut(req.RequestURI, probePrefix); ok {
 		// The nonce is rand.Text's: letters and digits, then the URI goes on.
 		end := strings.IndexFunc(rest, func(c rune) bool { return (c < 'A' || c > 'Z') && (c < '2' || c > '7') })
@@ -287,16 +294,19 @@ func (r *Rules) isSelfPath(path, suffix string) bool {
 		return false
 	}
 	name, ok := strings.CutSuffix(rest, suffix)
-	if !ok || name == "" || strings.Contains(name, "/") && !strings.Contains(r.Self, "/") {
+	if !ok || name == "" {
 		return false
 	}
-	bare, _, _ := strings.Cut(r.Self, ":")
-	if name == r.Self || name == bare {
-		return true
+	if ref, err := reference.ParseNormalizedNamed(name); err == nil {
+		if self, err := reference.ParseNormalizedNamed(r.Self); err == nil &&
+			reference.TagNameOnly(ref).String() == reference.TagNameOnly(self).String() {
+			return true
+		}
 	}
+	// Or its ID, or a prefix of it, as the engine takes them.
 	id := ""
 	if r.SelfID != nil {
 		id = r.SelfID()
 	}
-	return id != "" && len(name) >= 12 && strings.HasPrefix(id, name)
+	return id != "" && strings.HasPrefix(id, name)
 }

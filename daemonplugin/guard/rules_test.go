@@ -58,6 +58,10 @@ func TestRefusals(t *testing.T) {
 		{req("DELETE", "/v1.41/plugins/fleet-agent:latest?force=1", ""), "the fleet guard is on"},
 		{req("DELETE", "/v1.41/plugins/0123456789ab?force=true", ""), "the fleet guard is on"},
 		{req("DELETE", "/v1.41/plugins/other?force=1", ""), ""},
+		{req("DELETE", "/v1.41/plugins/docker.io/library/fleet-agent:latest?force=1", ""), "the fleet guard is on"},
+		{req("DELETE", "/v1.41/plugins/library/fleet-agent?force=1", ""), "the fleet guard is on"},
+		{req("DELETE", "/v1.41/plugins/0123?force=1", ""), "the fleet guard is on"},
+		{req("DELETE", "/v1.41/plugins/fleet-agent-next:latest?force=1", ""), ""},
 		{req("GET", "/v1.41/containers/json", ""), ""},
 		{req("GET", "/_ping", ""), ""},
 	} {

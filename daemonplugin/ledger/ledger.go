@@ -5,7 +5,9 @@
 package ledger
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/docker-fleet/fleet/shared/api"
@@ -33,6 +35,12 @@ type Book struct {
 // New builds the ledger of a node with these cores from its containers.
 func New(node string, cores cpuset.Set, pinned []Pinned) *Book {
 	b := &Book{Node: node, cores: cores, held: map[int]api.Hold{}}
+	// The fleet's exclusive holds first: a container pinned by hand onto
+	// one of their cores (the guard off) does not take it from them.
+	pinned = slices.Clone(pinned)
+	slices.SortStableFunc(pinned, func(x, y Pinned) int {
+		return -cmp.Compare(b2i(x.Fleet && x.Exclusive), b2i(y.Fleet && y.Exclusive))
+	})
 	for _, p := range pinned {
 		if p.Fleet && !p.Exclusive {
 			continue
@@ -48,6 +56,13 @@ func New(node string, cores cpuset.Set, pinned []Pinned) *Book {
 		}
 	}
 	return b
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Cores are the node's cores.

@@ -75,3 +75,15 @@ func TestKeepsOneCoreShared(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(got.String(), "1"))
 }
+
+func TestFleetHoldsComeFirst(t *testing.T) {
+	// Listed newest first, a container pinned by hand onto web.1's core
+	// after it does not take the core from it.
+	b := New("h1", cpuset.Of(0, 1, 2), []Pinned{
+		{Name: "outsider", Cpuset: cpuset.Of(0, 1)},
+		{Name: "web.1", Cpuset: cpuset.Of(0), Fleet: true, Exclusive: true},
+	})
+	assert.NilError(t, b.Claim(cpuset.Of(0), "web.1"))
+	h := b.Holds()
+	assert.Check(t, is.Equal(h[0].Container, "web.1"))
+}

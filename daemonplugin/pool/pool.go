@@ -37,6 +37,14 @@ type Engine interface {
 	Events(context.Context, client.EventsListOptions) client.EventsResult
 }
 
+// narrowing is a container the pool narrowed: the cpuset it had ("" for
+// any core), and the one the pool gave it. A container whose cpuset is no
+// longer Set was changed by hand since: what it has is what it wants.
+type narrowing struct {
+	Want string `json:"want"`
+	Set  string `json:"set"`
+}
+
 // Container is one of the node's containers as the pool (and the guard)
 // sees it.
 type Container struct {
@@ -60,7 +68,7 @@ type Pool struct {
 	File string
 
 	mu       sync.Mutex
-	narrowed map[string]string
+	narrowed map[string]narrowing
 	loaded   bool
 	// seen is the node as the last reconcile found it (Snapshot): read
 	// without the lock, by the guard, while a reconcile may be waiting
@@ -119,7 +127,7 @@ func (p *Pool) Kick() {
 // watch kicks on the container events that change who runs where.
 func (p *Pool) watch(ctx context.Context) {
 	f := make(client.Filters).Add("type", "container")
-	for _, e := range []string{"create", "start", "update", "destroy", "rename", "restart"} {
+	for _, e := range []string{"create", "start", "update", "destroy", "rename", "restart", "die", "stop"} {
 		f = f.Add("event", e)
 	}
 	for ctx.Err() == nil {
@@ -157,7 +165,7 @@ func (p *Pool) Wanted(id string) (string, bool) {
 		return "", false
 	}
 	v, ok := p.narrowed[id]
-	return v, ok
+	return v.Want, ok
 }
 
 // Shared is the shared pool as the last reconcile set it (nil before it).
@@ -270,40 +278,55 @@ func (p *Pool) read(ctx context.Context) ([]observed, error) {
 // confineLocked gives c what it asked for within the shared pool: its own
 // cpuset where that meets the pool, else the whole pool.
 func (p *Pool) confineLocked(ctx context.Context, c observed, cores, shared cpuset.Set) error {
-	want, narrowed := p.narrowed[c.ID]
-	if !narrowed {
-		want = c.cpuset
+	rec, narrowed := p.narrowed[c.ID]
+	if narrowed && rec.Set != c.cpuset {
+		// Changed by hand since the pool narrowed it.
+		delete(p.narrowed, c.ID)
+		narrowed = false
+	}
+	want := c.cpuset
+	if narrowed {
+		want = rec.Want
 	}
 	wantSet := anywhere(want, cores)
 	target := wantSet.Intersect(shared)
 	if len(target) == 0 {
 		target = shared
 	}
+	widen := target.String() == wantSet.String()
 	if target.String() == anywhere(c.cpuset, cores).String() {
-		if target.String() == wantSet.String() {
+		if widen {
 			delete(p.narrowed, c.ID)
 		}
 		return nil
 	}
 	set := target.String()
-	if target.String() == wantSet.String() {
-		delete(p.narrowed, c.ID)
-		if want != "" {
-			set = want
-		}
-	} else {
+	if widen && want != "" {
+		set = want
+	}
+	if !widen {
 		// Kept before the engine changes it: the ledger reads it meanwhile.
-		p.narrowed[c.ID] = want
+		p.narrowed[c.ID] = narrowing{Want: want, Set: set}
 		if err := p.saveLocked(); err != nil {
 			return err
 		}
 	}
 	_, err := p.Engine.ContainerUpdate(ctx, c.ID, client.ContainerUpdateOptions{Resources: &container.Resources{CpusetCpus: set}})
-	if errdefs.IsNotFound(err) {
+	switch {
+	case errdefs.IsNotFound(err):
+		delete(p.narrowed, c.ID)
 		return nil
-	}
-	if err != nil {
+	case err != nil:
+		// As it was: the next reconcile tries again.
+		if narrowed {
+			p.narrowed[c.ID] = rec
+		} else {
+			delete(p.narrowed, c.ID)
+		}
 		return fmt.Errorf("confining %s to cores %s: %w", c.Name, set, err)
+	}
+	if widen {
+		delete(p.narrowed, c.ID)
 	}
 	return nil
 }
@@ -321,7 +344,7 @@ func (p *Pool) loadLocked() error {
 	if p.loaded {
 		return nil
 	}
-	p.narrowed = map[string]string{}
+	p.narrowed = map[string]narrowing{}
 	if p.File == "" {
 		p.loaded = true
 		return nil
@@ -373,8 +396,8 @@ func (p *Pool) Release(ctx context.Context) error {
 	}
 	p.released = true
 	var errs []error
-	for id, want := range p.narrowed {
-		set := want
+	for id, rec := range p.narrowed {
+		set := rec.Want
 		if set == "" {
 			set = cores.String()
 		}

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ type fakeEngine struct {
 	mu      sync.Mutex
 	ctrs    map[string]*container.InspectResponse
 	updates int
+	fail    error // every update fails with it
 }
 
 func (f *fakeEngine) add(id, cpus string, lbl map[string]string) {
@@ -63,6 +65,9 @@ func (f *fakeEngine) ContainerUpdate(_ context.Context, id string, o client.Cont
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.updates++
+	if f.fail != nil {
+		return client.ContainerUpdateResult{}, f.fail
+	}
 	f.ctrs[id].HostConfig.CpusetCpus = o.Resources.CpusetCpus
 	return client.ContainerUpdateResult{}, nil
 }
@@ -142,5 +147,45 @@ func TestReleaseGivesEverythingBack(t *testing.T) {
 	assert.Check(t, is.Equal(e.cpus("pinned"), "2"))
 	assert.NilError(t, p.Release(ctx))
 	assert.Check(t, is.Equal(e.cpus("plain"), "0-3"))
+	assert.Check(t, is.Equal(e.cpus("pinned"), "1-2"))
+}
+
+func TestHandChangeIsTheNewWant(t *testing.T) {
+	ctx := context.Background()
+	e := &fakeEngine{}
+	e.add("plain", "", nil)
+	e.add("web.1", "0", exclusive)
+	p := newPool(t, e)
+	assert.NilError(t, p.Reconcile(ctx))
+	assert.Check(t, is.Equal(e.cpus("plain"), "1-3"))
+	// docker update --cpuset-cpus 2 by hand: kept, and it is what it wants.
+	e.mu.Lock()
+	e.ctrs["plain"].HostConfig.CpusetCpus = "2"
+	e.mu.Unlock()
+	assert.NilError(t, p.Reconcile(ctx))
+	assert.Check(t, is.Equal(e.cpus("plain"), "2"))
+	_, narrowed := p.Wanted("plain")
+	assert.Check(t, !narrowed)
+}
+
+func TestFailedUpdateKeepsTheRecord(t *testing.T) {
+	ctx := context.Background()
+	e := &fakeEngine{}
+	e.add("pinned", "1-2", nil)
+	e.add("web.1", "1", exclusive)
+	p := newPool(t, e)
+	assert.NilError(t, p.Reconcile(ctx))
+	e.mu.Lock()
+	delete(e.ctrs, "web.1")
+	e.fail = errors.New("engine busy")
+	e.mu.Unlock()
+	assert.Check(t, p.Reconcile(ctx) != nil)
+	want, ok := p.Wanted("pinned")
+	assert.Check(t, ok, "the record survives a failed widen")
+	assert.Check(t, is.Equal(want, "1-2"))
+	e.mu.Lock()
+	e.fail = nil
+	e.mu.Unlock()
+	assert.NilError(t, p.Reconcile(ctx))
 	assert.Check(t, is.Equal(e.cpus("pinned"), "1-2"))
 }
