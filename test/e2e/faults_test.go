@@ -427,7 +427,9 @@ func TestFaultsGuardDuringMigration(t *testing.T) {
 	initFleet(t)
 	svc := "fltguard"
 	removeServices(t, svc)
-	guardOn(t)
+	// The guard on and off; TestGuard checks the engines' files after.
+	mustFleet(t, "init", "--guard")
+	t.Cleanup(func() { mustFleet(t, "init", "--guard=false") })
 	name, ip, st0 := faultSubject(t, svc, "h2")
 	setFaults(t, "h2", "source:transfer hold")
 	_, wait := migrateAsync(t, name, "--to", "h3")
