@@ -92,6 +92,10 @@ func hostPath(root, path string) string {
 func (g *Guard) Set(ctx context.Context, on bool) (api.GuardStatus, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.setLocked(ctx, on)
+}
+
+func (g *Guard) setLocked(ctx context.Context, on bool) (api.GuardStatus, error) {
 	if _, changed := g.configPath(); !on && !changed && !g.Wanted() {
 		// Never on here: nothing of the engine's to give back (leave on a
 		// host whose dockerd the agent cannot find still works).
@@ -220,7 +224,7 @@ func (g *Guard) Resume(ctx context.Context) {
 	if !g.Wanted() {
 		return
 	}
-	for {
+	for g.Wanted() {
 		err := g.enabled(ctx)
 		if err == nil {
 			break
@@ -231,7 +235,14 @@ func (g *Guard) Resume(ctx context.Context) {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	if _, err := g.Set(ctx, true); err != nil {
+	// Under the lock, and only if still wanted: a --guard=false that came
+	// while this agent waited for its plugin must not be undone.
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.Wanted() {
+		return
+	}
+	if _, err := g.setLocked(ctx, true); err != nil {
 		log.Printf("guard: putting it back on: %v", err)
 	}
 }
