@@ -546,7 +546,10 @@ func (in *initializer) guard(ctx context.Context, agent *agentclient.Client, n s
 		}
 		return nil
 	}
-	if info.Guard.On == want && info.Guard.Wanted == want {
+	// Asked for with --guard or --guard=false: every node is told, whatever
+	// it reported (an agent restarted a moment ago may report a state it
+	// is about to leave); otherwise only a node that differs.
+	if in.opts.Guard == nil && info.Guard.On == want && info.Guard.Wanted == want {
 		return nil
 	}
 	st, err := agent.SetGuard(ctx, api.GuardRequest{On: want})
