@@ -523,7 +523,6 @@ func (in *initializer) collect(ctx context.Context) error {
 				var info api.Info
 				if info, err = agent.WaitInfo(ctx, 5*time.Second); err == nil {
 					reports[i].Info = &info
-					err = in.guard(ctx, agent, n, &info)
 				}
 			}
 			if err != nil {
@@ -532,8 +531,40 @@ func (in *initializer) collect(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
+	in.guardAll(ctx, nodes, reports)
 	in.report.Nodes = reports
 	return nil
+}
+
+// guardAll brings every answering node's guard to the fleet's: the others
+// first, then the manager's, whose engine carries the relay that reaches
+// them all (a reload of that engine cuts the connections being made
+// through it).
+func (in *initializer) guardAll(ctx context.Context, nodes []swarmstore.Node, reports []NodeReport) {
+	step := func(i int) {
+		if reports[i].Info == nil {
+			return
+		}
+		agent, err := in.fleet.Agent(nodes[i])
+		if err == nil {
+			err = in.guard(ctx, agent, nodes[i], reports[i].Info)
+		}
+		if err != nil {
+			reports[i].Error = err.Error()
+		}
+	}
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		if n.ID != in.mgrInfo.Swarm.NodeID {
+			wg.Go(func() { step(i) })
+		}
+	}
+	wg.Wait()
+	for i, n := range nodes {
+		if n.ID == in.mgrInfo.Swarm.NodeID {
+			step(i)
+		}
+	}
 }
 
 // guard brings a node's guard to the fleet's: on with init --guard, off
