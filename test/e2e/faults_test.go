@@ -427,9 +427,7 @@ func TestFaultsGuardDuringMigration(t *testing.T) {
 	initFleet(t)
 	svc := "fltguard"
 	removeServices(t, svc)
-	// The guard on and off; TestGuard checks the engines' files after.
-	mustFleet(t, "init", "--guard")
-	t.Cleanup(func() { mustFleet(t, "init", "--guard=false") })
+	guardOn(t)
 	name, ip, st0 := faultSubject(t, svc, "h2")
 	setFaults(t, "h2", "source:transfer hold")
 	_, wait := migrateAsync(t, name, "--to", "h3")
