@@ -145,13 +145,12 @@ func (b *Book) keepsShared(set cpuset.Set, owner string) error {
 			fleet = append(fleet, c)
 		}
 	}
-	shared := b.cores.Minus(cpuset.Of(fleet...)).Minus(set)
-	if len(shared) >= api.MinSharedCores {
+	room := api.ExclusiveRoom(b.cores, cpuset.Of(fleet...))
+	if len(set) <= room {
 		return nil
 	}
-	most := len(b.cores.Minus(cpuset.Of(fleet...))) - api.MinSharedCores
 	return fmt.Errorf("node %s must keep %d of its %d cores shared with the containers that hold none: %d more can be held exclusively, %d asked",
-		b.Node, api.MinSharedCores, len(b.cores), max(most, 0), len(set))
+		b.Node, api.MinSharedCores, len(b.cores), room, len(set))
 }
 
 func (b *Book) hold(set cpuset.Set, owner string) {

@@ -145,6 +145,13 @@ type Ledger struct {
 // (fleet or not) runs on, as in Kubernetes' static CPU manager.
 const MinSharedCores = 1
 
+// ExclusiveRoom is how many more of a node's cores may be held
+// exclusively while held already are: all the others but MinSharedCores.
+// The agent's ledger, the scheduler and the fakes all ask it.
+func ExclusiveRoom(cores, held cpuset.Set) int {
+	return max(len(cores.Minus(held))-MinSharedCores, 0)
+}
+
 // SharedPool is the node's shared pool: its cores that no fleet container
 // holds exclusively. A core pinned by hand outside the fleet stays in it
 // (its container shares it), though the fleet gives it to nobody.

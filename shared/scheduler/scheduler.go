@@ -223,9 +223,9 @@ func fits(n Node, req Request, cons []spec.Constraint) string {
 	case len(n.Free) < req.Cores:
 		return fmt.Sprintf("%d of %d cores free, %d needed", len(n.Free), len(n.Cores), req.Cores)
 	}
-	if k, most := max(req.Cores, len(req.Cpuset)), len(n.Cores.Minus(n.Exclusive))-api.MinSharedCores; k > 0 && k > most {
+	if k, room := max(req.Cores, len(req.Cpuset)), api.ExclusiveRoom(n.Cores, n.Exclusive); k > room {
 		return fmt.Sprintf("%d more of its %d cores can be held exclusively (%d stays shared), %d needed",
-			max(most, 0), len(n.Cores), api.MinSharedCores, k)
+			room, len(n.Cores), api.MinSharedCores, k)
 	}
 	if req.Memory > n.MemFree {
 		return fmt.Sprintf("%s of memory free, %s needed", units.BytesSize(float64(n.MemFree)), units.BytesSize(float64(req.Memory)))

@@ -440,7 +440,7 @@ func (n *Node) keepsShared(set cpuset.Set, owner string) error {
 			fleet = append(fleet, c)
 		}
 	}
-	if len(n.cores.Minus(cpuset.Of(fleet...)).Minus(set)) < api.MinSharedCores {
+	if len(set) > api.ExclusiveRoom(n.cores, cpuset.Of(fleet...)) {
 		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("node %s must keep %d of its %d cores shared", n.Swarm.Hostname, api.MinSharedCores, len(n.cores)))
 	}
 	return nil
