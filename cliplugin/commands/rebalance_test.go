@@ -10,6 +10,7 @@ import (
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/deploy"
 	"github.com/docker-fleet/fleet/shared/api"
+	"github.com/docker-fleet/fleet/shared/moves"
 	"github.com/docker-fleet/fleet/shared/scheduler"
 )
 
@@ -56,7 +57,7 @@ web                4 on h1, 1 on h2: its replicas on h1 cannot move
 func TestRenderRebalanceResults(t *testing.T) {
 	r := planned()
 	r.DryRun, r.Capped, r.LeftOut, r.Shortfalls = false, false, nil, nil
-	r.Results = []deploy.MoveResult{
+	r.Results = []moves.Result{
 		{Move: r.Moves[0], Migration: &api.MigrateResult{Container: "web.6", From: "h1", To: "h2", Downtime: 0.31}},
 		{Move: r.Moves[1], Error: "web.5 cannot migrate, it keeps running on h1 untouched: io_uring"},
 	}

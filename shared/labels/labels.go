@@ -111,6 +111,11 @@ const (
 	// Guard on the CA config is "true" when every node's engine is to
 	// consult its agent as an authorization plugin (init --guard).
 	Guard = Prefix + ".guard"
+	// RebalanceEvery on the CA config is how often the leader's agent
+	// rebalances the fleet on its own (a duration; absent or 0: never),
+	// and RebalanceMaxMoves how many moves it may make each time.
+	RebalanceEvery    = Prefix + ".rebalance.every"
+	RebalanceMaxMoves = Prefix + ".rebalance.max-moves"
 	// AgentPlugin is the managed plugin's name on every engine.
 	AgentPlugin = "fleet-agent:latest"
 )

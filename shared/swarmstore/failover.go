@@ -22,14 +22,11 @@ const DefaultFailoverAfter = 30 * time.Second
 
 // FailoverAfter reads the fleet's grace period (0: relocation is off).
 func FailoverAfter(ctx context.Context, c client.APIClient) (time.Duration, error) {
-	res, err := c.ConfigInspect(ctx, labels.CAConfigName, client.ConfigInspectOptions{})
-	if errdefs.IsNotFound(err) {
-		return 0, ErrNoFleet
-	}
+	l, err := caLabels(ctx, c)
 	if err != nil {
 		return 0, err
 	}
-	v, ok := res.Config.Spec.Labels[labels.FailoverAfter]
+	v, ok := l[labels.FailoverAfter]
 	if !ok {
 		return DefaultFailoverAfter, nil
 	}
@@ -48,14 +45,21 @@ func SetFailoverAfter(ctx context.Context, c client.APIClient, d time.Duration) 
 // Guard says whether the fleet's engines are to consult their agents
 // (init --guard).
 func Guard(ctx context.Context, c client.APIClient) (bool, error) {
+	l, err := caLabels(ctx, c)
+	return l[labels.Guard] == "true", err
+}
+
+// caLabels are the labels of the CA config, where the fleet's settings
+// live.
+func caLabels(ctx context.Context, c client.APIClient) (map[string]string, error) {
 	res, err := c.ConfigInspect(ctx, labels.CAConfigName, client.ConfigInspectOptions{})
 	if errdefs.IsNotFound(err) {
-		return false, ErrNoFleet
+		return nil, ErrNoFleet
 	}
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	return res.Config.Spec.Labels[labels.Guard] == "true", nil
+	return res.Config.Spec.Labels, nil
 }
 
 // SetGuard records whether the fleet's engines are to consult their agents.

@@ -2,8 +2,6 @@ package deploy
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +14,7 @@ import (
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/cpuset"
+	"github.com/docker-fleet/fleet/shared/moves"
 	"github.com/docker-fleet/fleet/shared/scheduler"
 	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
@@ -72,25 +71,14 @@ func (d *Deployer) migrateOnce(ctx context.Context, name, from, to string, onEve
 	if err != nil {
 		return nil, false, err
 	}
-	network, err := swarmstore.FindNetwork(ctx, d.Fleet.Manager)
-	if err != nil {
-		return nil, false, err
-	}
-	id, err := newMigrationID()
+	id, err := moves.NewID()
 	if err != nil {
 		return nil, false, err
 	}
 	// The destination accepts from the source only what is announced here.
-	exp := api.Expectation{ID: id, From: src.Hostname, Container: c.Name, Network: network.Name, Memory: c.Memory,
-		FromAddr: net.JoinHostPort(src.Addr, strconv.Itoa(src.AgentPort))}
-	if c.Exclusive {
-		set, _ := cpuset.Parse(c.Cpuset)
-		exp.Cores = len(set)
-	}
-	// What the twin may be given beyond a plain container, from its
-	// service's stored definition (without one: nothing more).
-	if svc, err := swarmstore.LoadService(ctx, d.Fleet.Manager, c.Service); err == nil {
-		exp.Privileges = api.PrivilegesOf(svc)
+	exp, err := moves.Expectation(ctx, d.Fleet.Manager, id, c, src.Node)
+	if err != nil {
+		return nil, false, err
 	}
 	if err := dst.Agent.Expect(ctx, exp); err != nil {
 		return nil, false, fmt.Errorf("destination %s: %w", dst.Hostname, err)
@@ -172,15 +160,6 @@ func (d *Deployer) locate(ctx context.Context, name string) (fleet.Inventory, ap
 		return nil, c, nil, fmt.Errorf("no fleet container %q", name)
 	}
 	return inv, c, src, nil
-}
-
-// newMigrationID names a migration for its two agents.
-func newMigrationID() (string, error) {
-	b := make([]byte, 10)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
 }
 
 // destination picks where c goes: the node asked for, or the scheduler's

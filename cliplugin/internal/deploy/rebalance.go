@@ -7,22 +7,17 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/docker-fleet/fleet/cliplugin/internal/fleet"
 	"github.com/docker-fleet/fleet/shared/api"
-	"github.com/docker-fleet/fleet/shared/cpuset"
+	"github.com/docker-fleet/fleet/shared/moves"
 	"github.com/docker-fleet/fleet/shared/scheduler"
 	"github.com/docker-fleet/fleet/shared/spec"
 	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
-
-// checkParallel bounds the agents' checks of containers at once: each
-// looks through a container's processes.
-const checkParallel = 8
 
 // RebalanceOptions are what rebalance is asked.
 type RebalanceOptions struct {
@@ -46,18 +41,8 @@ type Rebalanced struct {
 	// Drained are the nodes drain set to drain.
 	Drained []string `json:"drained,omitempty"`
 	scheduler.Plan
-	DryRun  bool         `json:"dryRun,omitempty"`
-	Results []MoveResult `json:"results,omitempty"`
-}
-
-// MoveResult is how one move of a plan ended: its migration, or why its
-// container stays where it was.
-type MoveResult struct {
-	scheduler.Move
-	Migration *api.MigrateResult `json:"migration,omitempty"`
-	Error     string             `json:"error,omitempty"`
-
-	err error
+	DryRun  bool           `json:"dryRun,omitempty"`
+	Results []moves.Result `json:"results,omitempty"`
 }
 
 // Rebalance plans the moves that bring the fleet to the strategy's goal
@@ -108,7 +93,7 @@ func (d *Deployer) Rebalance(ctx context.Context, o RebalanceOptions, onEvent fu
 	}
 	d.say("rebalance (%s): %d move(s), up to %d at once", strategy, len(plan.Moves), max(o.Parallel, 1))
 	out.Results = d.carryOut(ctx, plan.Moves, o.Parallel, onEvent)
-	return out, failedMoves(out.Results)
+	return out, moves.Failed(out.Results)
 }
 
 // Drain sets the nodes' swarm availability to drain, as `docker node
@@ -156,7 +141,7 @@ func (d *Deployer) Drain(ctx context.Context, names []string, parallel int, onEv
 		d.say("%s: moving %d fleet container(s) off, up to %d at once", strings.Join(hosts, ", "), n, max(parallel, 1))
 	}
 	out.Results = d.carryOut(ctx, out.Moves, parallel, onEvent)
-	errs := []error{failedMoves(out.Results)}
+	errs := []error{moves.Failed(out.Results)}
 	if len(out.LeftOut) > 0 {
 		var stay []string
 		for _, l := range out.LeftOut {
@@ -211,179 +196,25 @@ func (d *Deployer) findNodes(ctx context.Context, names []string) ([]swarmstore.
 }
 
 // residents are the fleet's containers that include takes, as the
-// planner sees them, each with why it cannot move if so. Those check
-// takes that may move are checked by their agents, a few at once, for
-// what CRIU cannot checkpoint.
+// planner sees them (moves.Residents); those check takes are checked by
+// their agents.
 func (d *Deployer) residents(ctx context.Context, inv fleet.Inventory, include, check func(node string, c api.FleetContainer) bool) ([]scheduler.Resident, error) {
-	states := map[string]*swarmstore.ServiceState{} // nil: no stored definition
-	var out []scheduler.Resident
-	var toCheck []int
+	nodes := make([]moves.Node, 0, len(inv))
 	for _, n := range inv {
-		for _, c := range n.Ledger.Containers {
-			if !include(n.Hostname, c) {
-				continue
-			}
-			st, ok := states[c.Service]
-			if !ok {
-				got, err := swarmstore.LoadServiceState(ctx, d.Fleet.Manager, c.Service)
-				switch {
-				case errors.Is(err, swarmstore.ErrNoService):
-				case err != nil:
-					return nil, err
-				default:
-					st = &got
-				}
-				states[c.Service] = st
-			}
-			r := scheduler.Resident{Name: c.Name, Service: c.Service, Replica: c.Replica, Node: n.Hostname, Memory: c.Memory,
-				Ports: scheduler.PortsHeld(n.Ledger, c.Name), Load: c.CPU}
-			if c.Exclusive {
-				r.Cpuset, _ = cpuset.Parse(c.Cpuset)
-			}
-			var svc spec.Service
-			if st != nil {
-				svc = st.Service
-				r.Constraints = svc.Constraints
-			}
-			switch {
-			case st == nil:
-				// Without its constraints, any move could break them.
-				r.Stays = "its service " + c.Service + " has no stored definition"
-			case svc.Node != "":
-				r.Stays = "placed with --node " + svc.Node
-				// Its one node is all it may run on: it is even there.
-				r.Constraints = append(slices.Clone(r.Constraints), spec.ConstraintHostname+"=="+svc.Node)
-			case svc.NetworkMode == spec.HostNetwork:
-				r.Stays = "on its node's own network (network_mode: host), which cannot migrate"
-			case st.Update.Running():
-				r.Stays = fmt.Sprintf("an update of %s has not ended: finish it (docker fleet update %s) or roll it back (--rollback) first", c.Service, c.Service)
-			case c.State != "running":
-				r.Stays = "it is " + cmp.Or(c.State, "not running") + ", and only a running container migrates"
-			case check(n.Hostname, c):
-				toCheck = append(toCheck, len(out))
-			}
-			out = append(out, r)
-		}
+		nodes = append(nodes, moves.Node{Hostname: n.Hostname, Ledger: n.Ledger})
 	}
-	if err := d.checkResidents(ctx, inv, out, toCheck); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return moves.Residents(ctx, d.Fleet.Manager, nodes, include, check, func(ctx context.Context, node string, req api.CheckRequest) (api.CheckResult, error) {
+		return inv.ByName(node).Agent.Check(ctx, req)
+	})
 }
 
-// checkResidents asks the agents whether each of res[which] could be
-// checkpointed now; one that could not stays, with the agent's reasons.
-func (d *Deployer) checkResidents(ctx context.Context, inv fleet.Inventory, res []scheduler.Resident, which []int) error {
-	sem := make(chan struct{}, checkParallel)
-	var wg sync.WaitGroup
-	for _, i := range which {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			node := inv.ByName(res[i].Node)
-			got, err := node.Agent.Check(ctx, api.CheckRequest{Container: res[i].Name})
-			switch {
-			case err != nil:
-				res[i].Stays = "its agent could not check it: " + err.Error()
-			case !got.OK:
-				res[i].Stays = cmp.Or(strings.Join(got.Problems, "; "), "its agent found it cannot be checkpointed")
-			}
-		})
-	}
-	wg.Wait()
-	return ctx.Err()
-}
-
-// carryOut runs the moves as live migrations, in order, up to parallel at
-// once and never two on one node at once: a move waits for every earlier
-// move that shares a node with it, so that each finds its destination as
-// the plan left it. A failed move leaves its container where it was (the
-// migration protocol's own guarantee); the others go on. Once ctx ends,
-// no move starts.
-func (d *Deployer) carryOut(ctx context.Context, moves []scheduler.Move, parallel int, onEvent func(string, api.MigrateEvent)) []MoveResult {
-	parallel = max(parallel, 1)
+// carryOut runs the moves as live migrations (moves.CarryOut), each
+// expected on the node the plan moves it from.
+func (d *Deployer) carryOut(ctx context.Context, plan []scheduler.Move, parallel int, onEvent func(string, api.MigrateEvent)) []moves.Result {
 	if onEvent == nil {
 		onEvent = func(string, api.MigrateEvent) {}
 	}
-	out := make([]MoveResult, len(moves))
-	const (
-		waiting = iota
-		running
-		finished
-	)
-	state := make([]int, len(moves))
-	ended := make(chan int)
-	busy := 0
-	shares := func(a, b scheduler.Move) bool {
-		return a.From == b.From || a.From == b.To || a.To == b.From || a.To == b.To
-	}
-	ready := func(i int) bool {
-		for j := range i {
-			if state[j] != finished && shares(moves[j], moves[i]) {
-				return false
-			}
-		}
-		return true
-	}
-	for {
-		for i := range moves {
-			if busy >= parallel || ctx.Err() != nil {
-				break
-			}
-			if state[i] != waiting || !ready(i) {
-				continue
-			}
-			state[i] = running
-			busy++
-			go func() {
-				m := moves[i]
-				res, err := d.migrate(ctx, m.Container, m.From, m.To, func(ev api.MigrateEvent) { onEvent(m.Container, ev) })
-				out[i] = MoveResult{Move: m, Migration: res, err: err}
-				if err != nil {
-					out[i].Error = err.Error()
-				}
-				ended <- i
-			}()
-		}
-		if busy == 0 {
-			break
-		}
-		state[<-ended] = finished
-		busy--
-	}
-	for i, m := range moves {
-		if state[i] == waiting {
-			err := fmt.Errorf("not started: %w", context.Cause(ctx))
-			out[i] = MoveResult{Move: m, Error: err.Error(), err: err}
-		}
-	}
-	return out
+	return moves.CarryOut(ctx, plan, parallel, func(ctx context.Context, m scheduler.Move) (*api.MigrateResult, error) {
+		return d.migrate(ctx, m.Container, m.From, m.To, func(ev api.MigrateEvent) { onEvent(m.Container, ev) })
+	})
 }
-
-// failedMoves is an error naming each move that failed, or nil; the
-// migrations' own errors are kept in it (errdefs kinds and all).
-func failedMoves(results []MoveResult) error {
-	var failed moveErrors
-	for _, r := range results {
-		if r.err != nil {
-			failed = append(failed, fmt.Errorf("%s (%s to %s): %w", r.Container, r.From, r.To, r.err))
-		}
-	}
-	if len(failed) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%d of %d moves failed, each container staying where it was: %w", len(failed), len(results), failed)
-}
-
-// moveErrors are errors of several moves, written on one line.
-type moveErrors []error
-
-func (e moveErrors) Error() string {
-	var parts []string
-	for _, err := range e {
-		parts = append(parts, err.Error())
-	}
-	return strings.Join(parts, "; ")
-}
-
-func (e moveErrors) Unwrap() []error { return e }

@@ -178,7 +178,7 @@ func TestRebalanceMovesAContainerFromWhereThePlanSawIt(t *testing.T) {
 	_, err := f.d.Migrate(ctx, "web.3", "h2", func(api.MigrateEvent) {})
 	assert.NilError(t, err)
 	res := f.d.carryOut(ctx, []scheduler.Move{{Container: "web.3", From: "h1", To: "h3"}}, 1, nil)
-	assert.Check(t, errdefs.IsFailedPrecondition(res[0].err))
+	assert.Check(t, errdefs.IsFailedPrecondition(res[0].Err()))
 	assert.Check(t, is.Equal(res[0].Error, "web.3 runs on h2 now, not on h1 as planned: it stays there (plan again to move it)"))
 	assert.Check(t, is.Equal(f.nodeOf(t, "web.3").Swarm.Hostname, "h2"))
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/labels"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
 // historySwarm holds history configs; its listing leaves the data out, as
@@ -47,7 +48,7 @@ func (s *historySwarm) ConfigInspect(_ context.Context, id string, _ client.Conf
 func historyOf(t *testing.T, id, container string, data, content []api.Migration) swarm.Config {
 	t.Helper()
 	cfg := swarm.Config{ID: id, Spec: swarm.ConfigSpec{
-		Annotations: swarm.Annotations{Name: historyConfig(container), Labels: map[string]string{labels.History: container}},
+		Annotations: swarm.Annotations{Name: swarmstore.HistoryConfig(container), Labels: map[string]string{labels.History: container}},
 	}}
 	var err error
 	cfg.Spec.Data, err = json.Marshal(data)
