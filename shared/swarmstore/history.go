@@ -89,4 +89,3 @@ func appendMigration(past []api.Migration, m api.Migration) ([]byte, error) {
 	}
 	return json.Marshal(all[max(0, len(all)-maxHistory):])
 }
-
