@@ -35,7 +35,12 @@ type initOptions struct {
 	// guard, when guardSet, is --guard: every node's engine consults its
 	// agent as an authorization plugin (or no longer does).
 	guard, guardSet bool
-	allowDowngrade  bool
+	// rebalanceEvery and rebalanceMaxMoves, when set, are the automatic
+	// rebalance's.
+	rebalanceEvery                       time.Duration
+	rebalanceMaxMoves                    int
+	rebalanceEverySet, rebalanceMovesSet bool
+	allowDowngrade                       bool
 	// engineSockets are --engine-socket CONTEXT=PATH.
 	engineSockets []string
 }
@@ -43,6 +48,10 @@ type initOptions struct {
 // minFailoverAfter is the shortest grace period init accepts: the swarm
 // itself takes several seconds to call a node down.
 const minFailoverAfter = 5 * time.Second
+
+// minRebalanceEvery is the shortest interval of the automatic rebalance
+// init accepts: each look asks every agent, and moves need time to settle.
+const minRebalanceEvery = 10 * time.Second
 
 // networkName is what the engine accepts as a network name.
 var networkName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
@@ -63,11 +72,14 @@ those nodes. It ends with each node's readiness for live migration.`,
   docker fleet init --failover-after 1m   # relocate a lost node's containers after a minute
   docker fleet init --guard               # engines refuse what would break the fleet's promises
   docker fleet init --guard=false         # and no longer do (their configuration as it was)
+  docker fleet init --rebalance-every 5m  # the fleet evens itself out, a few live migrations at a time
   docker fleet init                       # again, from a newer docker-fleet: upgrades every agent`,
 		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.failoverSet = cmd.Flags().Changed("failover-after")
 			opts.guardSet = cmd.Flags().Changed("guard")
+			opts.rebalanceEverySet = cmd.Flags().Changed("rebalance-every")
+			opts.rebalanceMovesSet = cmd.Flags().Changed("rebalance-max-moves")
 			return runInit(cmd, dockerCli, opts)
 		},
 	}
@@ -83,6 +95,10 @@ those nodes. It ends with each node's readiness for live migration.`,
 		"CONTEXT=PATH: where the engine of docker context CONTEXT has its API socket on its own host, when init cannot find it (repeatable)")
 	flags.BoolVar(&opts.guard, "guard", false,
 		"Have every node's engine refuse what would break the fleet's promises (another container on exclusive cores, a fleet container changed or removed behind it); --guard=false undoes it (unset keeps the fleet's)")
+	flags.DurationVar(&opts.rebalanceEvery, "rebalance-every", 0,
+		"How often the swarm leader's agent rebalances the fleet live (spread, as docker fleet rebalance does); 0 turns it off (unset keeps the fleet's)")
+	flags.IntVar(&opts.rebalanceMaxMoves, "rebalance-max-moves", swarmstore.DefaultRebalanceMaxMoves,
+		"How many live migrations each automatic rebalance makes at most (unset keeps the fleet's)")
 	flags.BoolVar(&opts.allowDowngrade, "allow-downgrade", false, "Replace agents that speak a newer API than this docker-fleet with its own")
 	flags.StringVar(&opts.format, "format", "", formatHelp)
 	return cmd
@@ -153,6 +169,18 @@ func (opts initOptions) validate() (bootstrap.Options, error) {
 	if opts.guardSet {
 		b.Guard = &opts.guard
 	}
+	if opts.rebalanceEverySet {
+		if opts.rebalanceEvery < 0 || opts.rebalanceEvery > 0 && opts.rebalanceEvery < minRebalanceEvery {
+			return b, fmt.Errorf("--rebalance-every %s: 0 (off) or at least %s: shorter, the fleet would be moving containers all the time", opts.rebalanceEvery, minRebalanceEvery)
+		}
+		b.RebalanceEvery = &opts.rebalanceEvery
+	}
+	if opts.rebalanceMovesSet {
+		if opts.rebalanceMaxMoves < 1 {
+			return b, fmt.Errorf("--rebalance-max-moves %d: at least 1 (--rebalance-every 0 turns the automatic rebalance off)", opts.rebalanceMaxMoves)
+		}
+		b.RebalanceMaxMoves = &opts.rebalanceMaxMoves
+	}
 	return b, nil
 }
 
@@ -194,6 +222,9 @@ func renderInit(out io.Writer, r *bootstrap.Report) error {
 		fmt.Fprintf(out, "failover: a node lost for %s has its containers made anew on the others\n", r.FailoverAfter)
 	} else {
 		fmt.Fprintln(out, "failover: off (a lost node's containers stay lost until it is back)")
+	}
+	if r.Rebalance.Every > 0 {
+		fmt.Fprintf(out, "rebalance: every %s, at most %d live migration(s) each time (--rebalance-every 0 turns it off)\n", r.Rebalance.Every, r.Rebalance.MaxMoves)
 	}
 	if r.Guard {
 		fmt.Fprintln(out, "guard: on (each engine refuses what would break the fleet's promises; --guard=false takes it off)")

@@ -49,6 +49,7 @@ type Leader struct {
 	// standbyAway counts the rounds each container's standby has been
 	// away (standbyPatience).
 	standbyAway map[string]int
+	auto        autoRebalance
 }
 
 // Agent is what the leader asks of a node's agent.
@@ -61,6 +62,10 @@ type Agent interface {
 	StandbyExpect(ctx context.Context, req api.StandbyExpect) error
 	StandbyDrop(ctx context.Context, req api.StandbyDrop) error
 	StandbyRestore(ctx context.Context, req api.StandbyRestoreRequest) (api.FleetContainer, error)
+	// The automatic rebalance's (rebalance.go).
+	Check(ctx context.Context, req api.CheckRequest) (api.CheckResult, error)
+	Expect(ctx context.Context, e api.Expectation) error
+	Migrate(ctx context.Context, req api.MigrateRequest, onEvent func(api.MigrateEvent)) (*api.MigrateResult, error)
 }
 
 // Run watches the fleet until ctx ends.
@@ -148,6 +153,7 @@ func (l *Leader) Round(ctx context.Context) error {
 		}
 	}
 	l.standbys(ctx, views, down)
+	l.rebalance(ctx, views, down)
 	return nil
 }
 

@@ -174,6 +174,14 @@ type fakeAgent struct {
 	rejoins     int
 	failRestore error
 	lostAnswer  bool
+	// The automatic rebalance's: its peers (to migrate to), the
+	// migrations it was told to expect, the containers checked, those it
+	// finds cannot be checkpointed, and a failure of every migration.
+	peers       map[string]*fakeAgent
+	expected    map[string]api.Expectation
+	checks      []string
+	uncheckable map[string]string
+	failMigrate error
 }
 
 func (a *fakeAgent) Ledger(context.Context) (api.Ledger, error) {

@@ -32,13 +32,13 @@ var (
 	operator = []pki.Role{pki.RoleOperator}
 	node     = []pki.Role{pki.RoleNode}
 	// manager: the CLI, or the agent of a swarm manager relocating a dead
-	// node's containers (pki.RoleManager).
+	// node's containers or rebalancing the fleet (pki.RoleManager).
 	manager = []pki.Role{pki.RoleOperator, pki.RoleManager}
 )
 
 // Access is every route the agent serves and the roles allowed to call it.
 // Operators (the CLI) change nodes; nodes only move a migration an operator
-// announced to the destination (PathExpect).
+// or the leader's agent announced to the destination (PathExpect).
 var Access = map[string][]pki.Role{
 	"GET " + PathInfo:                                  operator,
 	"GET " + PathMetrics:                               operator,
@@ -51,10 +51,10 @@ var Access = map[string][]pki.Role{
 	"POST " + PathContainer + "{name}" + PromoteSuffix: operator,
 	"GET " + PathContainer + "{name}" + LogsSuffix:     operator,
 	"DELETE " + PathContainer + "{name}" + LogsSuffix:  operator,
-	"POST " + PathMigrate:                              operator,
-	"POST " + PathMigrateCheck:                         operator,
+	"POST " + PathMigrate:                              manager,
+	"POST " + PathMigrateCheck:                         manager,
 	"POST " + PathFollow:                               operator,
-	"POST " + PathExpect:                               operator,
+	"POST " + PathExpect:                               manager,
 	"POST " + PathLeave:                                operator,
 	"PUT " + PathGuard:                                 operator,
 	"POST " + PathDrain:                                operator,

@@ -180,6 +180,9 @@ type MigrateResult struct {
 	Dump     *DumpStats    `json:"dump,omitempty"`
 	Restore  *RestoreStats `json:"restore,omitempty"`
 	Time     string        `json:"time"`
+	// By is what moved it when no operator did: the leader's automatic
+	// rebalance, and why (recorded in its history).
+	By string `json:"by,omitempty"`
 }
 
 // Phases is a migration's frozen window, each step's end in seconds from

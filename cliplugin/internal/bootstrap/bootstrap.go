@@ -52,6 +52,11 @@ type Options struct {
 	// Guard, when set, turns every node's guard on or off (init --guard);
 	// unset keeps the fleet's.
 	Guard *bool
+	// RebalanceEvery and RebalanceMaxMoves, when set, are the automatic
+	// rebalance's (init --rebalance-every, --rebalance-max-moves); unset
+	// keeps the fleet's.
+	RebalanceEvery    *time.Duration
+	RebalanceMaxMoves *int
 	// AllowDowngrade lets init replace agents that speak a newer API than
 	// this docker-fleet with its own.
 	AllowDowngrade bool
@@ -67,8 +72,10 @@ type Report struct {
 	// FailoverAfter is the fleet's grace period before relocation (0: off).
 	FailoverAfter time.Duration `json:"failoverAfter"`
 	// Guard: every node's engine consults its agent (init --guard).
-	Guard bool         `json:"guard"`
-	Nodes []NodeReport `json:"nodes"`
+	Guard bool `json:"guard"`
+	// Rebalance is the fleet's automatic rebalance (Every 0: off).
+	Rebalance swarmstore.AutoRebalance `json:"rebalance"`
+	Nodes     []NodeReport             `json:"nodes"`
 }
 
 // NodeReport is one node's line of init's table.
@@ -123,6 +130,9 @@ func Init(ctx context.Context, manager *engines.Engine, workers []*engines.Engin
 		}
 	}
 	if in.report.Guard, err = swarmstore.Guard(ctx, manager.Client); err != nil {
+		return nil, err
+	}
+	if in.report.Rebalance, err = in.autoRebalance(ctx); err != nil {
 		return nil, err
 	}
 	in.fleet = &fleet.Fleet{Manager: manager.Client, CA: ca, Dial: opts.Dial}
@@ -622,4 +632,23 @@ func (r *Report) Problems() []string {
 		}
 	}
 	return describe.GroupLimits(ps)
+}
+
+// autoRebalance records the automatic rebalance init was given, if any,
+// and returns the fleet's.
+func (in *initializer) autoRebalance(ctx context.Context) (swarmstore.AutoRebalance, error) {
+	auto, err := swarmstore.LoadAutoRebalance(ctx, in.manager.Client)
+	if err != nil || in.opts.RebalanceEvery == nil && in.opts.RebalanceMaxMoves == nil {
+		return auto, err
+	}
+	if in.opts.RebalanceEvery != nil {
+		auto.Every = *in.opts.RebalanceEvery
+	}
+	if in.opts.RebalanceMaxMoves != nil {
+		auto.MaxMoves = *in.opts.RebalanceMaxMoves
+	}
+	if err := swarmstore.SetAutoRebalance(ctx, in.manager.Client, auto); err != nil {
+		return auto, fmt.Errorf("recording --rebalance-every: %w", err)
+	}
+	return auto, nil
 }

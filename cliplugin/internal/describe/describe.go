@@ -23,6 +23,8 @@ type FleetView struct {
 	Services  []ServiceView      `json:"services"`
 	Totals    Totals             `json:"totals"`
 	Failover  Failover           `json:"failover"`
+	// Rebalance is the automatic rebalance (init --rebalance-every).
+	Rebalance swarmstore.AutoRebalance `json:"rebalance"`
 }
 
 // Failover is the fleet's dead-node handling: its setting, what it did,
@@ -97,7 +99,11 @@ func Fleet(ctx context.Context, f *fleet.Fleet) (*FleetView, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &FleetView{Failover: fo, Created: f.Created, Network: network, Nodes: make([]NodeView, len(nodes)), Services: []ServiceView{}}
+	auto, err := swarmstore.LoadAutoRebalance(ctx, f.Manager)
+	if err != nil {
+		return nil, err
+	}
+	v := &FleetView{Failover: fo, Rebalance: auto, Created: f.Created, Network: network, Nodes: make([]NodeView, len(nodes)), Services: []ServiceView{}}
 	for _, n := range nodes {
 		if n.Leader {
 			v.Manager = n.Hostname

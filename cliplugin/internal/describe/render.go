@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker-fleet/fleet/shared/api"
 	"github.com/docker-fleet/fleet/shared/spec"
+	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
 // RenderFleet writes the fleet view as text.
@@ -23,6 +24,7 @@ func RenderFleet(out io.Writer, v *FleetView) error {
 	fmt.Fprintf(w, "Totals:\t%d nodes (%d ready to migrate), %d CPUs, %s memory, %d containers, %d migrations\n",
 		v.Totals.Nodes, v.Totals.ReadyNodes, v.Totals.CPUs, units.BytesSize(float64(v.Totals.Memory)), v.Totals.Containers, v.Totals.Migrations)
 	renderFailover(w, v.Failover)
+	renderRebalance(w, v.Rebalance)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "NODE\tROLE\tSTATE\tADDRESS\tCPUS\tCPU %\tMEMORY\tCONTAINERS\tMIGRATION")
 	for _, n := range v.Nodes {
@@ -259,6 +261,9 @@ func RenderContainer(out io.Writer, c ContainerView) error {
 	for _, m := range c.Migrations {
 		fmt.Fprintf(w, "Migrated:\t%s from %s to %s, downtime %.2fs, total %.1fs, %s\n",
 			m.Time, m.From, m.To, m.Downtime, m.Total, units.HumanSize(float64(m.Bytes)))
+		if m.By != "" {
+			fmt.Fprintf(w, "\t  by %s\n", m.By)
+		}
 		if m.Phases != nil {
 			fmt.Fprintf(w, "\t  %s\n", m.Phases)
 		}
@@ -311,6 +316,14 @@ func renderFailover(w io.Writer, fo Failover) {
 	for _, d := range fo.Down {
 		fmt.Fprintf(w, "Down:\t%s since %s\n", d.Node, d.Since.Local().Format(time.RFC3339))
 	}
+}
+
+func renderRebalance(w io.Writer, auto swarmstore.AutoRebalance) {
+	if auto.Every <= 0 {
+		fmt.Fprintln(w, "Rebalance:\twhen asked (docker fleet rebalance; init --rebalance-every makes it automatic)")
+		return
+	}
+	fmt.Fprintf(w, "Rebalance:\tevery %s by the swarm leader's agent, at most %d live migration(s) each time\n", auto.Every, auto.MaxMoves)
 }
 
 // checkpointLine is where a container's background checkpoints stand:

@@ -36,6 +36,9 @@ type Event struct {
 	Containers int `json:"containers,omitempty"`
 	// Downtime of a migration, in seconds.
 	Downtime float64 `json:"downtimeSeconds,omitempty"`
+	// By is what moved a migrated container when no operator did (the
+	// automatic rebalance, and why).
+	By string `json:"by,omitempty"`
 }
 
 // Options bound the stream as docker events does: Since and Until are
@@ -102,7 +105,7 @@ func translate(ctx context.Context, f *fleet.Fleet, m events.Message) (Event, bo
 			return ev, false
 		}
 		last := past[len(past)-1]
-		ev.Type, ev.Action, ev.Container, ev.From, ev.To, ev.Downtime = "migration", "done", last.Container, last.From, last.To, last.Downtime
+		ev.Type, ev.Action, ev.Container, ev.From, ev.To, ev.Downtime, ev.By = "migration", "done", last.Container, last.From, last.To, last.Downtime, last.By
 	default:
 		return ev, false
 	}
@@ -124,7 +127,11 @@ func (e Event) String() string {
 	case "relocation":
 		return t + " relocation " + e.Container + " " + e.From + " -> " + e.To + " (" + e.Action + ")"
 	case "migration":
-		return t + " migration " + e.Container + " " + e.From + " -> " + e.To + " (downtime " + time.Duration(e.Downtime*float64(time.Second)).Round(time.Millisecond).String() + ")"
+		s := t + " migration " + e.Container + " " + e.From + " -> " + e.To + " (downtime " + time.Duration(e.Downtime*float64(time.Second)).Round(time.Millisecond).String() + ")"
+		if e.By != "" {
+			s += " by " + e.By
+		}
+		return s
 	}
 	return t + " " + e.Type + " " + e.Action
 }
