@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -226,4 +227,66 @@ func TestRebalanceByLoadDryRun(t *testing.T) {
 		c, ok := containerOn(t, s+".1")
 		assert.Check(t, ok && c.Host == "h2", "a dry run moved %s", s)
 	}
+}
+
+// TestAutoRebalance has init --rebalance-every turn the leader's agent
+// loose on four replicas made on h1 alone: it spreads them live, one move
+// each interval (--rebalance-max-moves 1), each replica keeping its
+// memory and each move a fleet event saying so; --rebalance-every 0 turns
+// it off.
+func TestAutoRebalance(t *testing.T) {
+	initFleet(t)
+	removeServices(t, "auto")
+	t.Cleanup(func() {
+		fleetCmd(t, "activate", "h2", "h3")
+		fleetCmd(t, "init", "--rebalance-every", "0")
+		removeServices(t, "auto")
+	})
+	mustFleet(t, "drain", "h2")
+	mustFleet(t, "drain", "h3")
+	mustFleet(t, "create", "--name", "auto", "--image", workload, "--replicas", "4", "--memory", "48m", "-e", "BALLAST_MB=4")
+	assert.Assert(t, is.DeepEqual(replicasPerHost(t, "auto"), map[string]int{"h1": 4}))
+	ips := map[string]string{}
+	before := map[string]workloadState{}
+	for _, c := range ofService(engineContainers(t), "auto") {
+		ips[c.Name] = fleetIP(t, c.Name)
+		before[c.Name] = ask(t, manager, ips[c.Name])
+	}
+	mustFleet(t, "activate", "h2", "h3")
+	// Nothing moves until asked: the fleet rebalances when told to.
+	time.Sleep(5 * time.Second)
+	assert.Check(t, is.DeepEqual(replicasPerHost(t, "auto"), map[string]int{"h1": 4}), "moved without being asked")
+
+	since := strconv.FormatInt(time.Now().Unix(), 10)
+	out := mustFleet(t, "init", "--rebalance-every", "10s", "--rebalance-max-moves", "1")
+	assert.Check(t, is.Contains(out, "rebalance: every 10s, at most 1 live migration(s) each time"))
+	assert.Check(t, is.Contains(mustFleet(t, "describe"), "every 10s by the swarm leader's agent, at most 1"))
+
+	spread := func(n map[string]int) bool { return n["h1"] <= 2 && n["h2"] >= 1 && n["h3"] >= 1 }
+	deadline := time.Now().Add(2 * time.Minute)
+	for !spread(replicasPerHost(t, "auto")) && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Second)
+	}
+	assert.Assert(t, spread(replicasPerHost(t, "auto")), "%v", replicasPerHost(t, "auto"))
+	assertKeptState(t, ips, before)
+
+	// Each move is an event, one interval apart at least.
+	var moves []time.Time
+	for _, line := range strings.Split(strings.TrimSpace(mustFleet(t, "events", "--since", since, "--until", "0s", "--format", "json")), "\n") {
+		var ev struct {
+			Type, Container, By string
+			Time                time.Time
+		}
+		assert.NilError(t, json.Unmarshal([]byte(line), &ev), line)
+		if ev.Type == "migration" && strings.HasPrefix(ev.Container, "auto.") {
+			assert.Check(t, is.Contains(ev.By, "the automatic rebalance: evens out auto"), line)
+			moves = append(moves, ev.Time)
+		}
+	}
+	assert.Assert(t, len(moves) >= 2, "%v", moves)
+	assert.Check(t, moves[1].Sub(moves[0]) > 5*time.Second, "two moves %s apart with one allowed every 10s", moves[1].Sub(moves[0]))
+
+	// Off: nothing moves any more.
+	mustFleet(t, "init", "--rebalance-every", "0")
+	assert.Check(t, is.Contains(mustFleet(t, "describe"), "when asked (docker fleet rebalance"))
 }
