@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -445,4 +446,47 @@ func TestFaultsGuardDuringMigration(t *testing.T) {
 	assert.Check(t, is.Equal(r.Code, 0), r.String())
 	assert.Check(t, is.Equal(settled(t, name, ip, st0), "h3"))
 	removeServices(t, svc)
+}
+
+// TestFaultsAutoRebalance strikes at a move the leader's agent started on
+// its own (init --rebalance-every): the source agent killed while it
+// streams the replica. The replica stays whole on its node, and a later
+// interval moves what the plan still wants moved; in the end every
+// replica runs once, with its state, spread.
+func TestFaultsAutoRebalance(t *testing.T) {
+	initFleet(t)
+	svc := "fltauto"
+	removeServices(t, svc)
+	t.Cleanup(func() {
+		fleetCmd(t, "activate", "h1", "h3")
+		fleetCmd(t, "init", "--rebalance-every", "0")
+		removeServices(t, svc)
+	})
+	mustFleet(t, "drain", "h1")
+	mustFleet(t, "drain", "h3")
+	mustFleet(t, "create", "--name", svc, "--image", workload, "--replicas", "3", "--memory", "64m", "-e", "BALLAST_MB=8")
+	assert.Assert(t, is.DeepEqual(replicasPerHost(t, svc), map[string]int{"h2": 3}))
+	ips := map[string]string{}
+	before := map[string]workloadState{}
+	for _, c := range ofService(engineContainers(t), svc) {
+		ips[c.Name] = fleetIP(t, c.Name)
+		before[c.Name] = ask(t, "h2", ips[c.Name]) // a drained node attaches nothing to the overlay
+	}
+	mustFleet(t, "activate", "h1", "h3")
+
+	setFaults(t, "h2", "source:transfer hold")
+	mustFleet(t, "init", "--rebalance-every", "10s", "--rebalance-max-moves", "1")
+	waitHeld(t, "h2", "source:transfer")
+	assert.NilError(t, syscall.Kill(agentPid(t, "h2"), syscall.SIGKILL))
+	clearFaults("h2")
+
+	spread := func(n map[string]int) bool { return n["h1"] == 1 && n["h2"] == 1 && n["h3"] == 1 }
+	deadline := time.Now().Add(3 * time.Minute)
+	for !spread(replicasPerHost(t, svc)) && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Second)
+	}
+	assert.Check(t, spread(replicasPerHost(t, svc)), "%v", replicasPerHost(t, svc))
+	for name, ip := range ips {
+		settled(t, name, ip, before[name])
+	}
 }
