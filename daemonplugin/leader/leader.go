@@ -1,7 +1,8 @@
 // Package leader is the agent's work on the swarm's leader: it watches the
 // fleet's nodes, declares a node dead once it has been silent for the
 // fleet's grace period, makes its containers anew on the survivors, and
-// fences the node when it comes back. Leadership follows the swarm's: the
+// fences the node when it comes back; and, when asked, it rebalances the
+// fleet live on its own (rebalance.go). Leadership follows the swarm's: the
 // agent whose engine leads the swarm does this work, and the swarm's raft
 // store (records created once) keeps two leaders from doing it twice.
 package leader
@@ -41,8 +42,10 @@ type Leader struct {
 
 	leading bool
 	lastUp  map[string]time.Time // when each node was last not dead
-	ledgers map[string]api.Ledger
-	clients map[string]Agent
+	// clientsMu guards clients: observe asks every node at once.
+	clientsMu sync.Mutex
+	ledgers   map[string]api.Ledger
+	clients   map[string]Agent
 	// warmFailed are the containers whose warm copy (taken at that time)
 	// was refused: they are relocated cold unless a newer copy comes.
 	warmFailed map[string]time.Time
@@ -103,6 +106,7 @@ func (l *Leader) Round(ctx context.Context) error {
 	if err != nil || !lead {
 		if l.leading {
 			log.Printf("leader: no longer the swarm's leader; another manager's agent watches the fleet")
+			l.auto.stop("this engine no longer leads the swarm")
 		}
 		l.leading = false
 		return err
@@ -218,6 +222,8 @@ func (l *Leader) agent(n swarmstore.Node) (Agent, error) {
 		return l.Agents(n)
 	}
 	key := n.Hostname + "@" + net.JoinHostPort(n.Addr, strconv.Itoa(n.AgentPort))
+	l.clientsMu.Lock()
+	defer l.clientsMu.Unlock()
 	if c, ok := l.clients[key]; ok {
 		return c, nil
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,6 +183,8 @@ type fakeAgent struct {
 	checks      []string
 	uncheckable map[string]string
 	failMigrate error
+	block       chan struct{} // each migration waits for it to close
+	blocked     atomic.Int32  // migrations that waited
 }
 
 func (a *fakeAgent) Ledger(context.Context) (api.Ledger, error) {

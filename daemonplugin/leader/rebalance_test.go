@@ -41,6 +41,10 @@ func (a *fakeAgent) Expect(_ context.Context, e api.Expectation) error {
 // Migrate moves the container to the destination's fake, if that expects
 // it from here.
 func (a *fakeAgent) Migrate(_ context.Context, req api.MigrateRequest, _ func(api.MigrateEvent)) (*api.MigrateResult, error) {
+	if a.block != nil {
+		a.blocked.Add(1)
+		<-a.block
+	}
 	dst := a.peers[req.To]
 	dst.mu.Lock()
 	exp, ok := dst.expected[req.ID]
@@ -108,10 +112,7 @@ func (fx *fleetFixture) count(service string) map[string]int {
 func settled(t *testing.T, l *Leader) {
 	t.Helper()
 	for range 200 {
-		l.auto.mu.Lock()
-		moving := l.auto.moving
-		l.auto.mu.Unlock()
-		if !moving {
+		if !l.auto.running() {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -181,4 +182,55 @@ func TestAutoRebalanceFailedMoveLeavesItsContainer(t *testing.T) {
 	hist, err := swarmstore.History(ctx, fx.sw, "api.4")
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(hist, 0), "nothing recorded")
+}
+
+func TestAutoRebalanceLetsAMovedContainerSettle(t *testing.T) {
+	ctx := context.Background()
+	fx := newCrowdedFleet(t, "20ms")
+	l := fx.leader()
+	l.auto.justMoved("api.4")
+	l.auto.justMoved("api.3")
+	assert.NilError(t, l.Round(ctx))
+	settled(t, l)
+	assert.Check(t, is.DeepEqual(fx.count("api"), map[string]int{"h1": 2, "h2": 1, "h3": 1}))
+	assert.Check(t, is.DeepEqual(fx.where("api.4"), []string{"h1"}), "moved lately, it settles")
+	assert.Check(t, is.DeepEqual(fx.where("api.3"), []string{"h1"}), "moved lately, it settles")
+}
+
+func TestAutoRebalanceStopsWhenNoLongerLeading(t *testing.T) {
+	ctx := context.Background()
+	fx := newCrowdedFleet(t, "20ms")
+	block := make(chan struct{})
+	fx.agents["h1"].block = block
+	l := fx.leader()
+	assert.NilError(t, l.Round(ctx))
+	for fx.agents["h1"].blocked.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	// Leadership passes on while the first move runs: that move ends, no
+	// other starts.
+	fx.sw.mu.Lock()
+	fx.sw.nodes[0].ManagerStatus.Leader = false
+	fx.sw.mu.Unlock()
+	assert.NilError(t, l.Round(ctx))
+	close(block)
+	settled(t, l)
+	assert.Check(t, is.DeepEqual(fx.count("api"), map[string]int{"h1": 3, "h2": 1}), "one move of the two planned")
+	hist, err := swarmstore.History(ctx, fx.sw, "api.4")
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(hist, 1), "the move started was followed to its end and recorded")
+}
+
+func TestAutoRebalanceStartsNoBatchBesideOne(t *testing.T) {
+	ctx := context.Background()
+	fx := newCrowdedFleet(t, "1ms")
+	block := make(chan struct{})
+	fx.agents["h1"].block = block
+	l := fx.leader()
+	assert.NilError(t, l.Round(ctx))
+	time.Sleep(5 * time.Millisecond)
+	assert.NilError(t, l.Round(ctx)) // due again, but a batch runs
+	close(block)
+	settled(t, l)
+	assert.Check(t, is.DeepEqual(fx.count("api"), map[string]int{"h1": 2, "h2": 1, "h3": 1}), "two moves, one batch")
 }

@@ -29,11 +29,17 @@ const faultDir = "/run/fleet-faults"
 func setFaults(t *testing.T, node string, lines ...string) {
 	t.Helper()
 	assert.NilError(t, os.MkdirAll(faultDir, 0o755))
+	_ = os.Remove(filepath.Join(faultDir, node+".at"))
 	assert.NilError(t, os.WriteFile(filepath.Join(faultDir, node), []byte(strings.Join(lines, "\n")+"\n"), 0o644))
 	t.Cleanup(func() { clearFaults(node) })
 }
 
-func clearFaults(node string) { _ = os.Remove(filepath.Join(faultDir, node)) }
+// clearFaults disarms node's fault points, and forgets where it held: an
+// agent killed while holding leaves its NODE.at behind.
+func clearFaults(node string) {
+	_ = os.Remove(filepath.Join(faultDir, node))
+	_ = os.Remove(filepath.Join(faultDir, node+".at"))
+}
 
 // waitHeld waits until node's agent holds at point.
 func waitHeld(t *testing.T, node, point string) {
