@@ -12,6 +12,7 @@ require (
 	github.com/docker/go-plugins-helpers v0.0.0-20240701071450-45e2431495c8
 	github.com/docker/go-units v0.5.0
 	github.com/google/go-cmp v0.7.0
+	github.com/hashicorp/yamux v0.1.2
 	github.com/mattn/go-shellwords v1.0.12
 	github.com/moby/moby/api v1.56.0
 	github.com/moby/moby/client v0.6.0

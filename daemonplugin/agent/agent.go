@@ -83,6 +83,8 @@ type Agent struct {
 	criuAt      time.Time
 	// criuChecking: a check of a stale CRIU runs in the background.
 	criuChecking bool
+
+	facts factsCache
 }
 
 // New connects the agent to its engine and loads the node's identity.
@@ -258,7 +260,7 @@ func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	wl := a.workloads
 	routes := map[string]http.HandlerFunc{
-		"GET " + api.PathInfo:        getJSON(a.Info),
+		"GET " + api.PathInfo:        withMaxAge(getJSON(a.Info)),
 		"GET " + api.PathMetrics:     getJSON(a.Metrics),
 		"GET " + api.PathLedger:      getJSON(wl.Ledger),
 		"POST " + api.PathContainers: postJSONUpTo(maxCreateBody, wl.Create),
@@ -406,15 +408,11 @@ func reply(w http.ResponseWriter, v any, err error) {
 
 // Info reports the node's engine, CRIU and migration readiness.
 func (a *Agent) Info(ctx context.Context) (api.Info, error) {
-	sys, err := a.engine.Info(ctx, client.InfoOptions{})
+	facts, err := a.engineFacts(ctx)
 	if err != nil {
-		return api.Info{}, fmt.Errorf("engine: %w", err)
+		return api.Info{}, err
 	}
-	ver, err := a.engine.ServerVersion(ctx, client.ServerVersionOptions{})
-	if err != nil {
-		return api.Info{}, fmt.Errorf("engine: %w", err)
-	}
-	in := sys.Info
+	in, ver := facts.info, facts.version
 	engine := api.EngineInfo{
 		Version:       in.ServerVersion,
 		APIVersion:    ver.APIVersion,

@@ -1,9 +1,10 @@
 // Package relay is the agent binary's relay mode, the process of the fleet's
 // relay container on the manager engine (see api.RelayContainer). The
-// container's own process idles; the CLI execs `relay dial HOST:PORT` once
-// per connection to an agent, and that exec's stdin and stdout are the
-// connection. TLS runs end to end through it: the relay holds no credentials
-// and sees only ciphertext.
+// container's own process idles; the CLI execs `relay mux` once per command
+// and opens a stream in it per connection to an agent (an older CLI execs
+// `relay dial HOST:PORT` per connection, whose stdin and stdout are the
+// connection). TLS runs end to end through it: the relay holds no
+// credentials and sees only ciphertext.
 package relay
 
 import (
@@ -19,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hashicorp/yamux"
 
 	"github.com/docker-fleet/fleet/shared/api"
 )
@@ -50,8 +53,18 @@ func Main(args []string) int {
 			return 1
 		}
 		return 0
+	case len(args) == 1 && args[0] == api.RelayMux:
+		ports, err := Ports(os.Getenv(api.EnvRelayPorts))
+		if err == nil {
+			err = Mux(ctx, ports, os.Stdin, os.Stdout)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
 	default:
-		fmt.Fprintf(os.Stderr, "usage: fleet-agent %s %s | %s HOST:PORT\n", api.RelayArg, api.RelayIdle, api.RelayDial)
+		fmt.Fprintf(os.Stderr, "usage: fleet-agent %s %s | %s HOST:PORT | %s\n", api.RelayArg, api.RelayIdle, api.RelayDial, api.RelayMux)
 		return 2
 	}
 }
@@ -76,25 +89,105 @@ func Ports(s string) ([]int, error) {
 // connection with api.RelayReady on out, then copies in to the connection
 // and the connection to out until the agent's side ends.
 func Dial(ctx context.Context, addr string, ports []int, in io.Reader, out io.Writer) error {
-	_, port, err := net.SplitHostPort(addr)
+	conn, err := dialAgent(ctx, addr, ports)
 	if err != nil {
-		return fmt.Errorf("relay: %q: %w", addr, err)
+		return err
 	}
-	if p, err := strconv.Atoi(port); err != nil || !slices.Contains(ports, p) {
-		return fmt.Errorf("relay: refusing %s: port %s is not an agent port of this fleet (the relay dials only %s)", addr, port, joinPorts(ports))
-	}
-	d := net.Dialer{Timeout: DialTimeout}
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return fmt.Errorf("relay: %w", err)
-	}
-	conn := c.(*net.TCPConn)
 	defer conn.Close()
 	if _, err := out.Write([]byte{api.RelayReady}); err != nil {
 		return err
 	}
 	return pipe(ctx, conn, in, out)
 }
+
+// dialAgent connects to addr, which must use one of ports.
+func dialAgent(ctx context.Context, addr string, ports []int) (*net.TCPConn, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("relay: %q: %w", addr, err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || !slices.Contains(ports, p) {
+		return nil, fmt.Errorf("relay: refusing %s: port %s is not an agent port of this fleet (the relay dials only %s)", addr, port, joinPorts(ports))
+	}
+	d := net.Dialer{Timeout: DialTimeout}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("relay: %w", err)
+	}
+	return c.(*net.TCPConn), nil
+}
+
+// maxAddr bounds the address line that starts a mux stream.
+const maxAddr = 300
+
+// Mux serves the yamux session the CLI runs over in and out (api.RelayMux)
+// until the CLI ends it: each stream it opens is one connection to the
+// agent its first line names, on one of ports.
+func Mux(ctx context.Context, ports []int, in io.Reader, out io.Writer) error {
+	cfg := yamux.DefaultConfig()
+	cfg.MaxStreamWindowSize = api.RelayMuxWindow
+	cfg.LogOutput = io.Discard
+	sess, err := yamux.Server(stdio{in, out}, cfg)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	go func() {
+		<-ctx.Done()
+		sess.Close()
+	}()
+	for {
+		st, err := sess.Accept()
+		if err != nil {
+			return nil // the CLI is done, or gone
+		}
+		go serveStream(ctx, st, ports)
+	}
+}
+
+// serveStream connects one mux stream to the agent it names.
+func serveStream(ctx context.Context, st net.Conn, ports []int) {
+	defer st.Close()
+	addr, err := readAddr(st)
+	var conn *net.TCPConn
+	if err == nil {
+		conn, err = dialAgent(ctx, addr, ports)
+	}
+	if err != nil {
+		_, _ = st.Write(append([]byte{api.RelayRefused}, err.Error()...))
+		return
+	}
+	defer conn.Close()
+	if _, err := st.Write([]byte{api.RelayReady}); err != nil {
+		return
+	}
+	_ = pipe(ctx, conn, st, st)
+}
+
+// readAddr reads a stream's first line, byte by byte: what follows it is
+// the agent's.
+func readAddr(r io.Reader) (string, error) {
+	var line []byte
+	var b [1]byte
+	for len(line) < maxAddr {
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return "", fmt.Errorf("relay: reading the address: %w", err)
+		}
+		if b[0] == '\n' {
+			return string(line), nil
+		}
+		line = append(line, b[0])
+	}
+	return "", fmt.Errorf("relay: an address line longer than %d bytes", maxAddr)
+}
+
+// stdio is the relay process's stdin and stdout as one connection.
+type stdio struct {
+	io.Reader
+	io.Writer
+}
+
+func (stdio) Close() error { return nil }
 
 func pipe(ctx context.Context, conn *net.TCPConn, in io.Reader, out io.Writer) error {
 	down := make(chan error, 1)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/yamux"
+
 	"github.com/docker-fleet/fleet/shared/api"
 )
 
@@ -117,5 +119,64 @@ func TestPorts(t *testing.T) {
 		if (err == nil) != tc.ok || strconv.Quote(joinPorts(got)) != strconv.Quote(joinPorts(tc.want)) {
 			t.Errorf("Ports(%q) = %v, %v", tc.in, got, err)
 		}
+	}
+}
+
+// muxClient runs Mux on one end of a pipe and returns a yamux client on
+// the other: the CLI's side of `relay mux`.
+func muxClient(t *testing.T, ports []int) *yamux.Session {
+	t.Helper()
+	cli, relay := net.Pipe()
+	go func() { _ = Mux(context.Background(), ports, relay, relay) }()
+	cfg := yamux.DefaultConfig()
+	cfg.LogOutput = io.Discard
+	sess, err := yamux.Client(cli, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sess.Close() })
+	return sess
+}
+
+func TestMuxCarriesStreamsAtOnceAndHalfCloses(t *testing.T) {
+	addr, port := agent(t, func(c *net.TCPConn) {
+		b, _ := io.ReadAll(c)
+		c.Write([]byte("got: " + string(b)))
+	})
+	sess := muxClient(t, []int{port})
+	// Two streams open at once, each its own connection.
+	var streams []*yamux.Stream
+	for range 2 {
+		st, err := sess.OpenStream()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Write([]byte(addr + "\n"))
+		streams = append(streams, st)
+	}
+	for i, st := range streams {
+		st.Write([]byte("hello " + strconv.Itoa(i)))
+		st.Close() // half: the answer still comes
+		b, err := io.ReadAll(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := string(api.RelayReady) + "got: hello " + strconv.Itoa(i); string(b) != want {
+			t.Fatalf("stream %d: %q, want %q", i, b, want)
+		}
+	}
+}
+
+func TestMuxRefusesOtherPortsWithTheReason(t *testing.T) {
+	addr, port := agent(t, func(c *net.TCPConn) {})
+	sess := muxClient(t, []int{port + 1})
+	st, err := sess.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Write([]byte(addr + "\n"))
+	b, _ := io.ReadAll(st)
+	if len(b) == 0 || b[0] != api.RelayRefused || !strings.Contains(string(b[1:]), "is not an agent port of this fleet") {
+		t.Fatalf("answer %q", b)
 	}
 }

@@ -29,15 +29,18 @@ func (m *Manager) read(ctx context.Context) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	info, err := m.Engine.Info(ctx, client.InfoOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("engine: %w", err)
+	if m.memTotal == 0 {
+		info, err := m.Engine.Info(ctx, client.InfoOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("engine: %w", err)
+		}
+		m.memTotal = info.Info.MemTotal
 	}
 	list, err := m.Engine.ContainerList(ctx, client.ContainerListOptions{All: true})
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	st := &state{memTotal: info.Info.MemTotal}
+	st := &state{memTotal: m.memTotal}
 	var pinned []ledger.Pinned
 	for _, c := range list.Items {
 		res, err := m.Engine.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})

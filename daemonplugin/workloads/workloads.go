@@ -51,6 +51,10 @@ type Manager struct {
 
 	// mu is the ledger lock: every change of cores or memory happens under it.
 	mu sync.Mutex
+	// memTotal is the engine's memory, read once (under mu): a host's
+	// memory does not change under a running engine, and reading the
+	// engine's info for it on every ledger is costly.
+	memTotal int64
 }
 
 // notMigrating refuses a change to a container a migration holds.

@@ -86,6 +86,15 @@ func (c *Client) Info(ctx context.Context) (api.Info, error) {
 	return call[api.Info](ctx, c, http.MethodGet, api.PathInfo, nil)
 }
 
+// RecentInfo is Info with the engine's own facts (its info and version)
+// as the agent last read them, if that was no longer than maxAge ago
+// (Cache-Control: max-age): what shows the fleet, not what decides. An
+// older agent answers afresh.
+func (c *Client) RecentInfo(ctx context.Context, maxAge time.Duration) (api.Info, error) {
+	h := http.Header{"Cache-Control": {"max-age=" + strconv.Itoa(int(maxAge.Seconds()))}}
+	return callWith[api.Info](ctx, c, h, http.MethodGet, api.PathInfo, nil)
+}
+
 // Metrics returns the node's current figures.
 func (c *Client) Metrics(ctx context.Context) (api.Metrics, error) {
 	return call[api.Metrics](ctx, c, http.MethodGet, api.PathMetrics, nil)
@@ -183,6 +192,15 @@ func call[T any](ctx context.Context, c *Client, method, path string, in any) (T
 
 // callMigration is call on behalf of an announced migration (node to node).
 func callMigration[T any](ctx context.Context, c *Client, migration, method, path string, in any) (T, error) {
+	var h http.Header
+	if migration != "" {
+		h = http.Header{api.HeaderMigration: {migration}}
+	}
+	return callWith[T](ctx, c, h, method, path, in)
+}
+
+// callWith is call with headers.
+func callWith[T any](ctx context.Context, c *Client, header http.Header, method, path string, in any) (T, error) {
 	var out T
 	var body io.Reader
 	if in != nil {
@@ -198,8 +216,10 @@ func callMigration[T any](ctx context.Context, c *Client, migration, method, pat
 	if err != nil {
 		return out, err
 	}
-	if migration != "" {
-		req.Header.Set(api.HeaderMigration, migration)
+	for k, vs := range header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
 	}
 	resp, err := c.do(req)
 	if err != nil {

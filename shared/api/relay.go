@@ -16,10 +16,19 @@ const (
 	RelayBinary = "/fleet-agent"
 
 	// RelayArg puts the agent binary in relay mode; RelayIdle (the
-	// container's own process) and RelayDial HOST:PORT are its commands.
+	// container's own process), RelayDial HOST:PORT and RelayMux are its
+	// commands.
 	RelayArg  = "relay"
 	RelayIdle = "idle"
 	RelayDial = "dial"
+	// RelayMux carries every connection of one CLI command over one exec,
+	// as yamux streams: each stream starts with "HOST:PORT\n" and is
+	// answered RelayReady, or RelayRefused and the reason. An exec costs
+	// the manager's engine tens of milliseconds, a stream nothing.
+	RelayMux = "mux"
+	// RelayMuxWindow is each side's receive window of a stream: big
+	// enough that an image sent through the relay is not held back.
+	RelayMuxWindow = 16 << 20
 
 	// EnvRelayPorts lists the only TCP ports (comma-separated) the relay
 	// dials: the fleet's agent ports. It is no general proxy.
@@ -29,6 +38,9 @@ const (
 	// TCP connection is open; every byte after it is the agent's. Before
 	// it, a failed dial ends the exec with the reason on stderr.
 	RelayReady byte = 0x06
+	// RelayRefused starts a mux stream the relay could not connect; the
+	// reason follows, to the stream's end.
+	RelayRefused byte = 0x15
 )
 
 // The socket probe: init runs the agent's binary (in the relay's image) as

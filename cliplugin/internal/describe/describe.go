@@ -150,6 +150,11 @@ func failover(ctx context.Context, f *fleet.Fleet) (Failover, error) {
 	return fo, err
 }
 
+// infoMaxAge is how old the engine's own facts in a node's view may be:
+// describe shows them, nothing decides on them, and reading them afresh
+// on every node costs the fleet's engines more than the rest of describe.
+const infoMaxAge = time.Minute
+
 // Node gathers one node's view.
 func Node(ctx context.Context, f *fleet.Fleet, n swarmstore.Node) NodeView {
 	return gatherNode(ctx, f, n)
@@ -173,7 +178,7 @@ func gatherNode(ctx context.Context, f *fleet.Fleet, n swarmstore.Node) NodeView
 		lerr    error
 		wg      sync.WaitGroup
 	)
-	wg.Go(func() { info, ierr = agent.Info(ctx) })
+	wg.Go(func() { info, ierr = agent.RecentInfo(ctx, infoMaxAge) })
 	wg.Go(func() { metrics, merr = agent.Metrics(ctx) })
 	wg.Go(func() { ledger, lerr = agent.Ledger(ctx) })
 	wg.Wait()
