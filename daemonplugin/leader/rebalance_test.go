@@ -93,6 +93,14 @@ func newCrowdedFleet(t *testing.T, every string) *fleetFixture {
 	return fx
 }
 
+// history is a container's recorded migrations.
+func (fx *fleetFixture) history(t *testing.T, container string) []api.Migration {
+	t.Helper()
+	h, err := swarmstore.History(context.Background(), fx.sw, container)
+	assert.NilError(t, err)
+	return h
+}
+
 // count is how many replicas of service each node runs.
 func (fx *fleetFixture) count(service string) map[string]int {
 	out := map[string]int{}
@@ -127,8 +135,7 @@ func TestAutoRebalanceSpreadsAFewMovesAtATime(t *testing.T) {
 	assert.NilError(t, l.Round(ctx))
 	settled(t, l)
 	assert.Check(t, is.DeepEqual(fx.count("api"), map[string]int{"h1": 2, "h2": 1, "h3": 1}), "two moves, the most allowed")
-	hist, err := swarmstore.History(ctx, fx.sw, "api.4")
-	assert.NilError(t, err)
+	hist := fx.history(t, "api.4")
 	assert.Assert(t, is.Len(hist, 1), "each move is recorded (a fleet event)")
 	assert.Check(t, is.Contains(hist[0].By, "the automatic rebalance: evens out api"))
 
@@ -179,9 +186,7 @@ func TestAutoRebalanceFailedMoveLeavesItsContainer(t *testing.T) {
 	assert.NilError(t, l.Round(ctx))
 	settled(t, l)
 	assert.Check(t, is.DeepEqual(fx.count("api"), map[string]int{"h1": 4}))
-	hist, err := swarmstore.History(ctx, fx.sw, "api.4")
-	assert.NilError(t, err)
-	assert.Check(t, is.Len(hist, 0), "nothing recorded")
+	assert.Check(t, is.Len(fx.history(t, "api.4"), 0), "nothing recorded")
 }
 
 func TestAutoRebalanceLetsAMovedContainerSettle(t *testing.T) {
@@ -197,13 +202,21 @@ func TestAutoRebalanceLetsAMovedContainerSettle(t *testing.T) {
 	assert.Check(t, is.DeepEqual(fx.where("api.3"), []string{"h1"}), "moved lately, it settles")
 }
 
-func TestAutoRebalanceStopsWhenNoLongerLeading(t *testing.T) {
-	ctx := context.Background()
-	fx := newCrowdedFleet(t, "20ms")
+// startBlocked is a crowded fleet whose leader has started a batch, its
+// migrations held until block is closed.
+func startBlocked(t *testing.T, every string) (*fleetFixture, *Leader, chan struct{}) {
+	t.Helper()
+	fx := newCrowdedFleet(t, every)
 	block := make(chan struct{})
 	fx.agents["h1"].block = block
 	l := fx.leader()
-	assert.NilError(t, l.Round(ctx))
+	assert.NilError(t, l.Round(context.Background()))
+	return fx, l, block
+}
+
+func TestAutoRebalanceStopsWhenNoLongerLeading(t *testing.T) {
+	ctx := context.Background()
+	fx, l, block := startBlocked(t, "20ms")
 	for fx.agents["h1"].blocked.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
@@ -216,18 +229,12 @@ func TestAutoRebalanceStopsWhenNoLongerLeading(t *testing.T) {
 	close(block)
 	settled(t, l)
 	assert.Check(t, is.DeepEqual(fx.count("api"), map[string]int{"h1": 3, "h2": 1}), "one move of the two planned")
-	hist, err := swarmstore.History(ctx, fx.sw, "api.4")
-	assert.NilError(t, err)
-	assert.Check(t, is.Len(hist, 1), "the move started was followed to its end and recorded")
+	assert.Check(t, is.Len(fx.history(t, "api.4"), 1), "the move started was followed to its end and recorded")
 }
 
 func TestAutoRebalanceStartsNoBatchBesideOne(t *testing.T) {
 	ctx := context.Background()
-	fx := newCrowdedFleet(t, "1ms")
-	block := make(chan struct{})
-	fx.agents["h1"].block = block
-	l := fx.leader()
-	assert.NilError(t, l.Round(ctx))
+	fx, l, block := startBlocked(t, "1ms")
 	time.Sleep(5 * time.Millisecond)
 	assert.NilError(t, l.Round(ctx)) // due again, but a batch runs
 	close(block)
