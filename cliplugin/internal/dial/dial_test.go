@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/hashicorp/yamux"
 
 	"github.com/docker-fleet/fleet/packaging"
 	"github.com/docker-fleet/fleet/shared/api"
@@ -190,5 +191,50 @@ func TestAgentBinaryFromPackage(t *testing.T) {
 	}
 	if len(bin) < 4 || string(bin[1:4]) != "ELF" {
 		t.Fatal("not an executable")
+	}
+}
+
+func TestClosingARelayStreamEndsItsRead(t *testing.T) {
+	cli, relay := net.Pipe()
+	cfg := yamux.DefaultConfig()
+	cfg.LogOutput = io.Discard
+	server, err := yamux.Server(relay, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	go func() {
+		st, err := server.AcceptStream()
+		if err == nil {
+			defer st.Close()
+			time.Sleep(time.Minute) // an agent that sends nothing more
+		}
+	}()
+	client, err := yamux.Client(cli, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	st, err := client.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := relayStream{st}
+	read := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 1))
+		read <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-read:
+		if err == nil {
+			t.Fatal("a read of a closed stream succeeded")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a read went on waiting after Close")
 	}
 }

@@ -127,7 +127,7 @@ func (r *Relay) dialStream(ctx context.Context, sess *yamux.Session, ex *execCon
 		st.Close()
 		return nil, r.muxError(ex, err)
 	case b == api.RelayReady:
-		return st, nil
+		return relayStream{st}, nil
 	case b == api.RelayRefused:
 		msg, _ := io.ReadAll(io.LimitReader(st, 4096))
 		st.Close()
@@ -137,6 +137,17 @@ func (r *Relay) dialStream(ctx context.Context, sess *yamux.Session, ex *execCon
 		return nil, &Error{Hop: HopRelay, Context: r.Context,
 			Err: errors.New("answered with something other than the relay protocol (is it from another build?)")}
 	}
+}
+
+// relayStream is a mux stream as a connection: closed, it is closed both
+// ways. A yamux stream's Close only ends its writing, so a read waiting on
+// it (a migration's progress when Ctrl-C cancels its request) would wait
+// on until the agent ends the stream.
+type relayStream struct{ *yamux.Stream }
+
+func (s relayStream) Close() error {
+	_ = s.SetReadDeadline(time.Unix(1, 0))
+	return s.Stream.Close()
 }
 
 // muxError says why the mux session broke: a relay without mux (its usage
