@@ -1,9 +1,10 @@
 // Package dial reaches the fleet's agents from the CLI: through the relay
 // container on the manager's engine, over nothing but the docker context's
 // own connection (unix socket, TCP+TLS or ssh alike), the way buildx reaches
-// buildkitd in a container (one exec per command, a stream per connection); or directly over TCP to each agent's port. It
-// also builds and keeps the relay (EnsureRelay) and remembers, per docker
-// context, which of the two the user chose.
+// buildkitd in a container (one exec per command, a stream per
+// connection); or directly over TCP to each agent's port. It also builds
+// and keeps the relay (EnsureRelay) and remembers, per docker context,
+// which of the two the user chose.
 package dial
 
 import (
@@ -110,7 +111,6 @@ func (r *Relay) dialStream(ctx context.Context, sess *yamux.Session, ex *execCon
 		return nil, r.muxError(ex, err)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = st.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
 	b, err := func() (byte, error) {
 		if _, err := st.Write([]byte(addr + "\n")); err != nil {
 			return 0, err
@@ -120,7 +120,7 @@ func (r *Relay) dialStream(ctx context.Context, sess *yamux.Session, ex *execCon
 		return b[0], err
 	}()
 	switch {
-	case err != nil && ctx.Err() != nil:
+	case !stop(): // ended meanwhile: the stream's deadline is past
 		st.Close()
 		return nil, ctx.Err()
 	case err != nil:
