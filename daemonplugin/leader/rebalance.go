@@ -51,9 +51,10 @@ type autoRebalance struct {
 	last       time.Time // when it last looked
 	settingErr string    // the setting's last error, logged once
 
-	mu     sync.Mutex
-	cancel context.CancelFunc   // the batch running, if any
-	moved  map[string]time.Time // container → when it moved it
+	mu       sync.Mutex
+	cancel   context.CancelFunc   // the batch running, if any
+	stopping bool                 // it was told to start no more moves
+	moved    map[string]time.Time // container → when it moved it
 }
 
 // running says whether a batch runs.
@@ -67,8 +68,9 @@ func (a *autoRebalance) running() bool {
 func (a *autoRebalance) stop(why string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.cancel != nil {
+	if a.cancel != nil && !a.stopping {
 		log.Printf("leader: automatic rebalance: no more moves in this batch: %s", why)
+		a.stopping = true
 		a.cancel()
 	}
 }
@@ -155,7 +157,7 @@ func (l *Leader) rebalance(ctx context.Context, views []view, down map[string]sw
 	go func() {
 		defer func() {
 			l.auto.mu.Lock()
-			l.auto.cancel = nil
+			l.auto.cancel, l.auto.stopping = nil, false
 			l.auto.mu.Unlock()
 			cancel()
 		}()
