@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -267,22 +265,14 @@ func (l *Leader) move(ctx context.Context, m scheduler.Move, byName map[string]v
 	if st, err := swarmstore.LoadServiceState(ctx, l.Engine, c.Service); err == nil && st.Update.Running() {
 		return nil, fmt.Errorf("an update of %s began since the plan", c.Service)
 	}
-	id, err := moves.NewID()
+	req, err := moves.Announce(ctx, l.Engine, c, src.Node, dst.Node, agents[m.To])
 	if err != nil {
 		return nil, err
-	}
-	exp, err := moves.Expectation(ctx, l.Engine, id, c, src.Node)
-	if err != nil {
-		return nil, err
-	}
-	if err := agents[m.To].Expect(ctx, exp); err != nil {
-		return nil, fmt.Errorf("destination %s: %w", m.To, err)
 	}
 	// Started, it is followed to its end: its source agent drives it.
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), moveTimeout)
 	defer cancel()
-	res, err := agents[m.From].Migrate(mctx, api.MigrateRequest{ID: id, Container: m.Container, To: m.To,
-		ToAddr: net.JoinHostPort(dst.Addr, strconv.Itoa(dst.AgentPort))}, func(api.MigrateEvent) {})
+	res, err := agents[m.From].Migrate(mctx, req, func(api.MigrateEvent) {})
 	if err != nil {
 		return nil, err
 	}

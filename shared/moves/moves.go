@@ -1,6 +1,6 @@
 // Package moves holds what the CLI and the swarm leader's agent both do
 // to move running containers live: announce a migration to its
-// destination (Expectation), see which containers a plan may move
+// destination (Announce), see which containers a plan may move
 // (Residents), and carry a plan's moves out (CarryOut). The source agent
 // drives each migration itself; whoever carries out a plan only starts
 // them.
@@ -28,8 +28,8 @@ import (
 	"github.com/docker-fleet/fleet/shared/swarmstore"
 )
 
-// NewID names a migration for its two agents.
-func NewID() (string, error) {
+// newID names a migration for its two agents.
+func newID() (string, error) {
 	b := make([]byte, 10)
 	if _, err := rand.Read(b); err != nil {
 		return "", err
@@ -37,18 +37,45 @@ func NewID() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// Expectation is what the destination of migration id is told to
+// Expecter is a destination's agent, as Announce tells it what to expect.
+type Expecter interface {
+	Expect(ctx context.Context, e api.Expectation) error
+}
+
+// Announce names a migration of c from the node src to the node dst and
+// tells dst's agent to accept it (the destination accepts from the source
+// only what is announced); the request it returns starts it at src's
+// agent, which drives it.
+func Announce(ctx context.Context, store client.APIClient, c api.FleetContainer, src, dst swarmstore.Node, dstAgent Expecter) (api.MigrateRequest, error) {
+	id, err := newID()
+	if err != nil {
+		return api.MigrateRequest{}, err
+	}
+	exp, err := expectation(ctx, store, id, c, src)
+	if err != nil {
+		return api.MigrateRequest{}, err
+	}
+	if err := dstAgent.Expect(ctx, exp); err != nil {
+		return api.MigrateRequest{}, fmt.Errorf("destination %s: %w", dst.Hostname, err)
+	}
+	return api.MigrateRequest{ID: id, Container: c.Name, To: dst.Hostname, ToAddr: agentAddr(dst)}, nil
+}
+
+// agentAddr is where a node's agent listens.
+func agentAddr(n swarmstore.Node) string { return net.JoinHostPort(n.Addr, strconv.Itoa(n.AgentPort)) }
+
+// expectation is what the destination of migration id is told to
 // accept from the source node src: the container c, on the fleet's
 // network, with its cores, memory and what its service's stored
 // definition lets its twin have beyond a plain container (without one:
 // nothing more).
-func Expectation(ctx context.Context, store client.APIClient, id string, c api.FleetContainer, src swarmstore.Node) (api.Expectation, error) {
+func expectation(ctx context.Context, store client.APIClient, id string, c api.FleetContainer, src swarmstore.Node) (api.Expectation, error) {
 	network, err := swarmstore.FindNetwork(ctx, store)
 	if err != nil {
 		return api.Expectation{}, err
 	}
 	exp := api.Expectation{ID: id, From: src.Hostname, Container: c.Name, Network: network.Name, Memory: c.Memory,
-		FromAddr: net.JoinHostPort(src.Addr, strconv.Itoa(src.AgentPort))}
+		FromAddr: agentAddr(src)}
 	if c.Exclusive {
 		set, _ := cpuset.Parse(c.Cpuset)
 		exp.Cores = len(set)

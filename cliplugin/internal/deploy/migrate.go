@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -71,23 +69,13 @@ func (d *Deployer) migrateOnce(ctx context.Context, name, from, to string, onEve
 	if err != nil {
 		return nil, false, err
 	}
-	id, err := moves.NewID()
+	req, err := moves.Announce(ctx, d.Fleet.Manager, c, src.Node, dst.Node, dst.Agent)
 	if err != nil {
 		return nil, false, err
 	}
-	// The destination accepts from the source only what is announced here.
-	exp, err := moves.Expectation(ctx, d.Fleet.Manager, id, c, src.Node)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := dst.Agent.Expect(ctx, exp); err != nil {
-		return nil, false, fmt.Errorf("destination %s: %w", dst.Hostname, err)
-	}
+	id := req.ID
 	start := api.MigrateEvent{Phase: api.PhaseStart, Message: "migration " + id + " of " + c.Name + " from " + src.Hostname + " to " + dst.Hostname}
-	res, err := src.Agent.Migrate(ctx, api.MigrateRequest{
-		ID: id, Container: c.Name, To: dst.Hostname,
-		ToAddr: net.JoinHostPort(dst.Addr, strconv.Itoa(dst.AgentPort)),
-	}, func(ev api.MigrateEvent) {
+	res, err := src.Agent.Migrate(ctx, req, func(ev api.MigrateEvent) {
 		if !started {
 			started = true
 			onEvent(start)
